@@ -1,0 +1,242 @@
+//! The root module a plugin exports, and the [`export_plugin!`](crate::export_plugin) macro.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use abi_stable::{
+    std_types::{RResult, RStr},
+    type_layout::TypeLayout,
+    StableAbi,
+};
+
+use crate::{Context, PluginError};
+
+/// The version of the plg binary interface. A host refuses a plugin whose declaration carries
+/// another number. It changes only when a change cannot be expressed by appending fields to
+/// [`PluginModule`] (see the crate docs, "ABI and compatibility").
+pub const ABI_VERSION: u32 = 1;
+
+/// The bytes every [`PluginDeclaration`] starts with.
+pub const MAGIC: [u8; 8] = *b"plg\0decl";
+
+/// The name of the symbol every plugin exports.
+pub const DECLARATION_SYMBOL: &str = "PLG_PLUGIN_DECLARATION";
+
+/// `execute` and `on_load` as seen across the boundary.
+pub type ExecuteFn = extern "C" fn(&mut Context) -> RResult<(), PluginError>;
+
+/// `on_unload` as seen across the boundary.
+pub type HookFn = extern "C" fn(&mut Context) -> RResult<(), PluginError>;
+
+/// The plugin's entry points.
+///
+/// It is an abi_stable *prefix type*: a host built against a later plg-api, which may append
+/// fields, can still load a plugin built today, and reads a missing appended field as absent.
+///
+/// **Rule: never reorder, remove or change a field. Append new fields only after the one
+/// marked `last_prefix_field`, and make them optional for the host.**
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+#[sabi(missing_field(option))]
+pub struct PluginModule {
+    /// The plugin's one entry point.
+    pub execute: extern "C" fn(&mut Context) -> RResult<(), PluginError>,
+    /// Runs once after the host loaded and checked the library, before the first `execute`.
+    pub on_load: Option<extern "C" fn(&mut Context) -> RResult<(), PluginError>>,
+    /// Runs once before the host unloads the library, after calls in flight returned.
+    pub on_unload: Option<extern "C" fn(&mut Context) -> RResult<(), PluginError>>,
+    /// Sets the library-wide stop flag that [`Context::is_cancelled`] reports. The host sets it
+    /// when unloading begins, and clears it on load.
+    ///
+    /// ABI rule: this is the last field of ABI version 1. Append new fields after it only.
+    #[sabi(last_prefix_field)]
+    pub set_stop: extern "C" fn(bool),
+}
+
+/// What the `PLG_PLUGIN_DECLARATION` symbol points at.
+///
+/// Its first two fields (`magic`, `abi_version`) never move, so a host can read them from any
+/// plugin and refuse one built for another ABI before touching anything else.
+#[repr(C)]
+pub struct PluginDeclaration {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 8],
+    /// The [`ABI_VERSION`] the plugin was built with.
+    pub abi_version: u32,
+    /// The plugin crate's name (`CARGO_PKG_NAME`).
+    pub name: RStr<'static>,
+    /// The plugin crate's version (`CARGO_PKG_VERSION`).
+    pub version: RStr<'static>,
+    /// The version of plg-api the plugin was built with.
+    pub api_version: RStr<'static>,
+    /// The layout of [`PluginModuleRef`] as the plugin saw it; the host checks it against its
+    /// own with abi_stable before using `module`.
+    pub module_layout: &'static TypeLayout,
+    /// The entry points.
+    pub module: PluginModuleRef,
+}
+
+impl PluginDeclaration {
+    /// A declaration for `module`, stamped with this plg-api's ABI version and layout.
+    pub const fn new(
+        name: &'static str,
+        version: &'static str,
+        module: PluginModuleRef,
+    ) -> Self {
+        Self {
+            magic: MAGIC,
+            abi_version: ABI_VERSION,
+            name: RStr::from_str(name),
+            version: RStr::from_str(version),
+            api_version: RStr::from_str(env!("CARGO_PKG_VERSION")),
+            module_layout: <PluginModuleRef as StableAbi>::LAYOUT,
+            module,
+        }
+    }
+}
+
+/// The library-wide stop flag. Each plugin library links its own copy of plg-api, so each
+/// has its own flag; the host's copy is never set.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Items the [`export_plugin!`](crate::export_plugin) expansion uses. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use abi_stable::{
+        prefix_type::{PrefixTypeTrait, WithMetadata},
+        std_types::RResult,
+    };
+
+    use std::{
+        any::Any,
+        panic::{catch_unwind, AssertUnwindSafe},
+        sync::atomic::Ordering,
+    };
+
+    use crate::{Context, PluginError};
+
+    /// Sets the stop flag of this copy of plg-api.
+    pub extern "C" fn set_stop(stop: bool) {
+        super::STOP.store(stop, Ordering::Relaxed);
+    }
+
+    fn panic_message(payload: &(dyn Any + Send)) -> String {
+        if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "panic with a non-string payload".to_owned()
+        }
+    }
+
+    /// Runs `f` so that nothing unwinds out of the `extern "C"` function that calls it: a panic
+    /// becomes a [`PluginErrorKind::Panicked`](crate::PluginErrorKind::Panicked) error.
+    pub fn guard(
+        origin: &'static str,
+        ctx: &mut Context,
+        f: fn(&mut Context) -> Result<(), PluginError>,
+    ) -> RResult<(), PluginError> {
+        ctx.__set_origin(origin);
+        match catch_unwind(AssertUnwindSafe(|| f(ctx))) {
+            Ok(Ok(())) => RResult::ROk(()),
+            Ok(Err(e)) => RResult::RErr(e),
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                // Dropping the payload can itself panic; that must not unwind either.
+                if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                    std::mem::forget(second);
+                }
+                RResult::RErr(PluginError::panicked(message))
+            }
+        }
+    }
+}
+
+/// Exports a plugin's entry points. Invoke it once, at the crate root of a `cdylib`.
+///
+/// ```ignore
+/// use plg_api::{export_plugin, Context, PluginError};
+///
+/// fn execute(ctx: &mut Context) -> Result<(), PluginError> {
+///     let name = ctx.get_str("name").unwrap_or("world").to_owned();
+///     ctx.set("greeting", format!("Hello, {name}!"));
+///     Ok(())
+/// }
+/// fn on_load(ctx: &mut Context) -> Result<(), PluginError> { ctx.info("ready"); Ok(()) }
+/// fn on_unload(_ctx: &mut Context) -> Result<(), PluginError> { Ok(()) }
+///
+/// export_plugin!(execute: execute, on_load: on_load, on_unload: on_unload);
+/// ```
+///
+/// `on_load` and `on_unload` are optional, in that order. The macro embeds the crate's name and
+/// version and plg-api's ABI version, and wraps every entry point so that a panic reaches the
+/// host as an error instead of unwinding across `extern "C"` (which would abort the host).
+#[macro_export]
+macro_rules! export_plugin {
+    (execute: $execute:path $(, on_load: $on_load:path)? $(, on_unload: $on_unload:path)? $(,)?) => {
+        const _: () = {
+            use $crate::__private as __plg;
+
+            extern "C" fn __plg_execute(
+                ctx: &mut $crate::Context,
+            ) -> __plg::RResult<(), $crate::PluginError> {
+                __plg::guard(env!("CARGO_PKG_NAME"), ctx, $execute)
+            }
+
+            const __PLG_MODULE: &__plg::WithMetadata<$crate::PluginModule> =
+                &__plg::WithMetadata::new($crate::PluginModule {
+                    execute: __plg_execute,
+                    on_load: $crate::__plg_hook!($($on_load)?),
+                    on_unload: $crate::__plg_hook!($($on_unload)?),
+                    set_stop: __plg::set_stop,
+                });
+
+            #[unsafe(no_mangle)]
+            pub static PLG_PLUGIN_DECLARATION: $crate::PluginDeclaration =
+                $crate::PluginDeclaration::new(
+                    env!("CARGO_PKG_NAME"),
+                    env!("CARGO_PKG_VERSION"),
+                    $crate::PluginModuleRef(__PLG_MODULE.static_as_prefix()),
+                );
+        };
+    };
+}
+
+/// Builds the optional hook field of [`export_plugin!`]. Not a public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __plg_hook {
+    () => {
+        ::core::option::Option::None
+    };
+    ($hook:path) => {{
+        extern "C" fn __plg_hook_fn(
+            ctx: &mut $crate::Context,
+        ) -> $crate::__private::RResult<(), $crate::PluginError> {
+            $crate::__private::guard(env!("CARGO_PKG_NAME"), ctx, $hook)
+        }
+        ::core::option::Option::Some(__plg_hook_fn as $crate::HookFn)
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::__private::guard;
+    use crate::{Context, PluginError, PluginErrorKind};
+
+    fn boom(_: &mut Context) -> Result<(), PluginError> {
+        panic!("boom {}", 42)
+    }
+
+    #[test]
+    fn guard_turns_a_panic_into_an_error() {
+        let err = guard("t", &mut Context::new(), boom).unwrap_err();
+        assert_eq!(err.kind(), PluginErrorKind::Panicked);
+        assert_eq!(err.message(), "boom 42");
+    }
+}

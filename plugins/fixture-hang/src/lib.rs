@@ -1,0 +1,30 @@
+//! Fixture: loops until `Context::is_cancelled` turns true, then returns `Cancelled`.
+//! It sets `started` so a test can see it began; `iterations` counts the polls.
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use plg_api::{export_plugin, Context, PluginError};
+
+/// Set while a call is inside the loop; tests read it through `get`-labelled calls.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+fn execute(ctx: &mut Context) -> Result<(), PluginError> {
+    if ctx.label() == "running" {
+        ctx.set("running", RUNNING.load(Ordering::SeqCst));
+        return Ok(());
+    }
+    RUNNING.store(true, Ordering::SeqCst);
+    let mut iterations = 0i64;
+    while !ctx.is_cancelled() {
+        iterations += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    RUNNING.store(false, Ordering::SeqCst);
+    ctx.set("iterations", iterations);
+    Err(PluginError::cancelled())
+}
+
+export_plugin!(execute: execute);
