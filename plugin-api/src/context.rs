@@ -34,6 +34,17 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
+
+    /// `true` if both tokens share one flag.
+    pub fn same_as(&self, other: &CancelToken) -> bool {
+        std::ptr::eq(&*self.0, &*other.0)
+    }
+
+    /// The address of the shared flag, for identity checks by hosts.
+    #[doc(hidden)]
+    pub fn __flag_addr(&self) -> usize {
+        &*self.0 as *const AtomicBool as usize
+    }
 }
 
 impl fmt::Debug for CancelToken {
@@ -394,6 +405,11 @@ impl Context {
     }
 
     // --- logging -------------------------------------------------------------------------------
+
+    /// The function log lines are sent to.
+    pub fn log_sink(&self) -> LogSink {
+        self.log
+    }
 
     /// Installs the function log lines are sent to.
     pub fn set_log_sink(&mut self, sink: LogSink) {

@@ -1,0 +1,248 @@
+//! Build a plugin crate with cargo and stage it as a loadable plugin directory.
+//!
+//! ```no_run
+//! use plg_loader::build::{build_crate, stage, BuildOptions};
+//!
+//! let built = build_crate("plugins/hello".as_ref(), &BuildOptions::default())?;
+//! let dir = stage(&built, "/tmp/plugins".as_ref())?;
+//! println!("staged {} in {}", built.manifest.id(), dir.display());
+//! # Ok::<(), plg_loader::build::BuildError>(())
+//! ```
+
+use std::{
+    io::BufReader,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use cargo_metadata::Message;
+use thiserror::Error;
+
+use crate::{
+    error::{LoadError, ManifestError},
+    manager::open_checked,
+    manifest::{Manifest, Source, MANIFEST_FILE},
+};
+
+/// Why a build or stage failed.
+#[derive(Debug, Error)]
+pub enum BuildError {
+    /// The directory has no `plugin.json`.
+    #[error("{} has no plugin.json; run `plg new` to create a plugin crate, or add a manifest", dir.display())]
+    NoManifest {
+        /// The crate directory.
+        dir: PathBuf,
+    },
+    /// The directory has no `Cargo.toml`.
+    #[error("{} has no Cargo.toml; `plg build` builds a plugin crate", dir.display())]
+    NoCargoToml {
+        /// The crate directory.
+        dir: PathBuf,
+    },
+    /// The manifest is invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// cargo could not be started.
+    #[error("cannot run `{cargo}`: {source}; is Rust installed and on PATH?")]
+    CargoSpawn {
+        /// The cargo command.
+        cargo: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// cargo failed.
+    #[error("cargo build failed in {} ({status}); its errors are printed above", dir.display())]
+    CargoFailed {
+        /// The crate directory.
+        dir: PathBuf,
+        /// cargo's exit status.
+        status: String,
+    },
+    /// The build produced no cdylib.
+    #[error("building {} produced no cdylib; add `[lib] crate-type = [\"cdylib\"]` to its Cargo.toml", dir.display())]
+    NoCdylib {
+        /// The crate directory.
+        dir: PathBuf,
+    },
+    /// The build produced several cdylibs.
+    #[error("building {} produced several cdylibs ({}); a plugin crate must produce exactly one", dir.display(), files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))]
+    SeveralCdylibs {
+        /// The crate directory.
+        dir: PathBuf,
+        /// The libraries.
+        files: Vec<PathBuf>,
+    },
+    /// Writing the staged plugin failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The built library does not load as the manifest describes.
+    #[error("the built library does not load: {0}")]
+    Verify(#[from] LoadError),
+}
+
+/// How to run cargo.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Build with `--release` (the default).
+    pub release: bool,
+    /// The cargo program: `$CARGO` if set, else `cargo`.
+    pub cargo: String,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            release: true,
+            cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        }
+    }
+}
+
+/// A built plugin: its manifest and the library cargo produced.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The crate's manifest.
+    pub manifest: Manifest,
+    /// The cdylib, as cargo reported it.
+    pub library: PathBuf,
+}
+
+/// Builds the plugin crate in `dir` and finds its cdylib from cargo's JSON messages.
+/// cargo's human-readable output goes to this process's stderr.
+pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    if !manifest_path.is_file() {
+        return Err(BuildError::NoManifest {
+            dir: dir.to_owned(),
+        });
+    }
+    let manifest = Manifest::from_path(&manifest_path)?;
+    let cargo_toml = dir.join("Cargo.toml");
+    if !cargo_toml.is_file() {
+        return Err(BuildError::NoCargoToml {
+            dir: dir.to_owned(),
+        });
+    }
+    let cargo_toml = cargo_toml.canonicalize().map_err(|source| BuildError::Io {
+        path: cargo_toml.clone(),
+        source,
+    })?;
+    let mut cmd = Command::new(&opts.cargo);
+    cmd.arg("build")
+        .arg("--message-format=json-render-diagnostics")
+        .arg("--manifest-path")
+        .arg(&cargo_toml);
+    if opts.release {
+        cmd.arg("--release");
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|source| BuildError::CargoSpawn {
+            cargo: opts.cargo.clone(),
+            source,
+        })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut libs = Vec::new();
+    for message in Message::parse_stream(BufReader::new(stdout)).flatten() {
+        if let Message::CompilerArtifact(a) = message {
+            let ours = a.manifest_path.as_std_path() == cargo_toml;
+            if ours && a.target.kind.iter().any(|k| k.to_string() == "cdylib") {
+                libs.extend(
+                    a.filenames
+                        .into_iter()
+                        .map(|f| f.into_std_path_buf())
+                        .filter(|f| {
+                            f.extension().and_then(|e| e.to_str())
+                                == Some(std::env::consts::DLL_EXTENSION)
+                        }),
+                );
+            }
+        }
+    }
+    let status = child.wait().map_err(|source| BuildError::CargoSpawn {
+        cargo: opts.cargo.clone(),
+        source,
+    })?;
+    if !status.success() {
+        return Err(BuildError::CargoFailed {
+            dir: dir.to_owned(),
+            status: status.to_string(),
+        });
+    }
+    libs.dedup();
+    match libs.len() {
+        0 => Err(BuildError::NoCdylib {
+            dir: dir.to_owned(),
+        }),
+        1 => Ok(Built {
+            manifest,
+            library: libs.remove(0),
+        }),
+        _ => Err(BuildError::SeveralCdylibs {
+            dir: dir.to_owned(),
+            files: libs,
+        }),
+    }
+}
+
+/// Stages `built` as `PLUGINS_DIR/NAME/VERSION/` (manifest plus library) and checks that it
+/// loads. The directory is assembled beside its final place and renamed in, so a failure
+/// leaves the previous state; an existing staged copy of the same version is replaced.
+pub fn stage(built: &Built, plugins_dir: &Path) -> Result<PathBuf, BuildError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BuildError::Io { path, source }
+    };
+    let m = &built.manifest;
+    let parent = plugins_dir.join(&m.name);
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let dest = parent.join(m.version.to_string());
+    let tmp = parent.join(format!(
+        ".staging-{}-{}",
+        std::process::id(),
+        unique_suffix()
+    ));
+    let result = (|| {
+        std::fs::create_dir(&tmp).map_err(io(&tmp))?;
+        let file_name = built
+            .library
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("plugin"));
+        std::fs::copy(&built.library, tmp.join(&file_name)).map_err(io(&tmp))?;
+        let mut staged = m.clone();
+        staged.source = Source::LocalSo { path: file_name };
+        let manifest_path = tmp.join(MANIFEST_FILE);
+        std::fs::write(&manifest_path, staged.to_json() + "\n").map_err(io(&manifest_path))?;
+        drop(open_checked(&staged, &manifest_path)?);
+        if dest.exists() {
+            let old = parent.join(format!(".replaced-{}-{}", std::process::id(), unique_suffix()));
+            std::fs::rename(&dest, &old).map_err(io(&dest))?;
+            std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+            let _ = std::fs::remove_dir_all(&old);
+        } else {
+            std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+        }
+        Ok(dest.clone())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}

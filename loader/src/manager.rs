@@ -1,0 +1,425 @@
+//! [`PluginManager`]: discovery, loading, lookup by name and semver, and unloading.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::RwLock,
+    time::Duration,
+};
+
+use plg_api::Context;
+use semver::{Version, VersionReq};
+
+use crate::{
+    error::{LoadError, LookupError, UnloadError},
+    ffi::Library,
+    manifest::{Manifest, Source, MANIFEST_FILE},
+    plugin::{map_call_error, Plugin, UnloadReport, HOST_SINK},
+};
+
+/// The default bound on how long [`PluginManager::unload`] waits for calls in flight.
+pub const DEFAULT_UNLOAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One plugin that failed to load, and why.
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// The manifest (or directory) involved.
+    pub path: PathBuf,
+    /// Why it failed.
+    pub error: LoadError,
+}
+
+/// What [`PluginManager::load_all`] did: every plugin loaded, and every failure.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// The plugins now loaded from the base directory (including ones loaded before).
+    pub loaded: Vec<Plugin>,
+    /// The plugins that failed, each with its error. One failure never stops the others.
+    pub failed: Vec<LoadFailure>,
+}
+
+/// One plugin found by [`PluginManager::scan`], checked but not loaded.
+#[derive(Debug)]
+pub struct ScanEntry {
+    /// The manifest file.
+    pub manifest_path: PathBuf,
+    /// The manifest, if it is valid.
+    pub manifest: Option<Manifest>,
+    /// `Ok` if the plugin would load; otherwise why not.
+    pub status: Result<(), LoadError>,
+}
+
+/// Loads plugins from a base directory and hands out [`Plugin`] handles.
+///
+/// # Layout
+/// A plugin is a directory holding `plugin.json` and its library. The manager finds them at
+/// `BASE/NAME/VERSION/plugin.json` (the layout `plg build` and `plg install` write, which keeps
+/// several versions side by side) and at `BASE/DIR/plugin.json`. Directories whose names
+/// start with `.` are skipped.
+///
+/// All methods take `&self`; share a manager between threads in an `Arc`.
+#[derive(Debug)]
+pub struct PluginManager {
+    base_dir: PathBuf,
+    unload_timeout: Duration,
+    plugins: RwLock<BTreeMap<String, BTreeMap<Version, Plugin>>>,
+}
+
+impl PluginManager {
+    /// A manager for plugins under `base_dir`. Nothing is read until you load.
+    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            base_dir: base_dir.into(),
+            unload_timeout: DEFAULT_UNLOAD_TIMEOUT,
+            plugins: RwLock::default(),
+        }
+    }
+
+    /// Sets how long [`unload`](Self::unload) waits for calls in flight.
+    pub fn with_unload_timeout(mut self, timeout: Duration) -> Self {
+        self.unload_timeout = timeout;
+        self
+    }
+
+    /// The base directory.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    /// Every `plugin.json` under the base directory, in a stable order. A missing base
+    /// directory holds no plugins.
+    pub fn discover(&self) -> Result<Vec<PathBuf>, LoadError> {
+        let mut found = Vec::new();
+        for dir in subdirs(&self.base_dir)? {
+            let manifest = dir.join(MANIFEST_FILE);
+            if manifest.is_file() {
+                found.push(manifest);
+                continue;
+            }
+            for sub in subdirs(&dir)? {
+                let manifest = sub.join(MANIFEST_FILE);
+                if manifest.is_file() {
+                    found.push(manifest);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Loads every plugin under the base directory. Returns every failure; one broken plugin
+    /// never stops the others. Plugins already loaded stay loaded and are listed as loaded.
+    pub fn load_all(&self) -> LoadReport {
+        let mut report = LoadReport::default();
+        let manifests = match self.discover() {
+            Ok(m) => m,
+            Err(error) => {
+                report.failed.push(LoadFailure {
+                    path: self.base_dir.clone(),
+                    error,
+                });
+                return report;
+            }
+        };
+        for path in manifests {
+            match self.load_manifest(&path) {
+                Ok(p) => report.loaded.push(p),
+                Err(LoadError::AlreadyLoaded { plugin, existing }) if existing == path => {
+                    if let Some(p) = self.lookup_id(&plugin) {
+                        report.loaded.push(p);
+                    }
+                }
+                Err(error) => report.failed.push(LoadFailure { path, error }),
+            }
+        }
+        report
+    }
+
+    /// Loads the plugin described by the manifest at `manifest_path`: checks the library,
+    /// runs its `on_load` hook and registers it.
+    pub fn load_manifest(&self, manifest_path: impl AsRef<Path>) -> Result<Plugin, LoadError> {
+        let manifest_path = manifest_path.as_ref();
+        let manifest = Manifest::from_path(manifest_path)?;
+        if let Some(existing) = self.lookup(&manifest.name, &manifest.version) {
+            return Err(LoadError::AlreadyLoaded {
+                plugin: manifest.id(),
+                existing: existing.manifest_path().to_owned(),
+            });
+        }
+        let lib = open_checked(&manifest, manifest_path)?;
+        let mut ctx = Context::new().with_label("load");
+        lib.on_load(&mut ctx, HOST_SINK).map_err(|e| {
+            let err = map_call_error(&manifest.id(), &ctx, e);
+            LoadError::OnLoad {
+                plugin: manifest.id(),
+                message: err.to_string(),
+            }
+        })?;
+        lib.arm_hooks();
+        let plugin = Plugin::in_process(manifest, manifest_path.to_owned(), lib);
+        let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
+        let versions = map.entry(plugin.name().to_owned()).or_default();
+        if let Some(existing) = versions.get(plugin.version()) {
+            return Err(LoadError::AlreadyLoaded {
+                plugin: plugin.id().to_owned(),
+                existing: existing.manifest_path().to_owned(),
+            });
+        }
+        versions.insert(plugin.version().clone(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Finds the highest version of `name` under the base directory that matches
+    /// `requirement` (any version if `None`) and loads it, or returns it if already loaded.
+    /// Other plugins are not touched, so a broken neighbour does not matter.
+    pub fn load_matching(&self, name: &str, requirement: Option<&str>) -> Result<Plugin, LoadError> {
+        let req = parse_req(requirement.unwrap_or("*"))?;
+        let mut candidates: Vec<(Version, PathBuf)> = Vec::new();
+        let mut broken: Vec<LoadFailure> = Vec::new();
+        for path in self.discover()? {
+            match Manifest::from_path(&path) {
+                Ok(m) if m.name == name => candidates.push((m.version, path)),
+                Ok(_) => {}
+                Err(e) => broken.push(LoadFailure {
+                    path,
+                    error: e.into(),
+                }),
+            }
+        }
+        let versions: Vec<String> = candidates.iter().map(|(v, _)| v.to_string()).collect();
+        let best = candidates
+            .into_iter()
+            .filter(|(v, _)| req.matches(v))
+            .max_by(|a, b| a.0.cmp(&b.0));
+        let Some((version, path)) = best else {
+            return Err(LoadError::NotInstalled {
+                name: name.to_owned(),
+                requirement: requirement.map(str::to_owned),
+                base_dir: self.base_dir.clone(),
+                versions,
+                broken: broken.len(),
+            });
+        };
+        if let Some(p) = self.lookup(name, &version) {
+            return Ok(p);
+        }
+        self.load_manifest(&path)
+    }
+
+    /// Checks every plugin under the base directory (manifest, library, ABI, name and
+    /// version) without running any plugin code or registering anything.
+    pub fn scan(&self) -> Result<Vec<ScanEntry>, LoadError> {
+        Ok(self
+            .discover()?
+            .into_iter()
+            .map(|path| match Manifest::from_path(&path) {
+                Err(e) => ScanEntry {
+                    manifest_path: path,
+                    manifest: None,
+                    status: Err(e.into()),
+                },
+                Ok(m) => {
+                    let status = open_checked(&m, &path).map(drop);
+                    ScanEntry {
+                        manifest_path: path,
+                        manifest: Some(m),
+                        status,
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// The highest loaded version of `name`.
+    pub fn get(&self, name: &str) -> Result<Plugin, LookupError> {
+        self.get_matching(name, "*")
+    }
+
+    /// The highest loaded version of `name` matching a semver requirement such as `^1.2`.
+    pub fn get_matching(&self, name: &str, requirement: &str) -> Result<Plugin, LookupError> {
+        let req = parse_req(requirement)?;
+        let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+        let Some(versions) = map.get(name).filter(|v| !v.is_empty()) else {
+            return Err(LookupError::NotLoaded {
+                name: name.to_owned(),
+                available: map
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+            });
+        };
+        versions
+            .iter()
+            .rev()
+            .find(|(v, _)| req.matches(v))
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| LookupError::NoMatch {
+                name: name.to_owned(),
+                requirement: requirement.to_owned(),
+                versions: versions.keys().map(Version::to_string).collect(),
+            })
+    }
+
+    /// Every loaded plugin, by name then version.
+    pub fn plugins(&self) -> Vec<Plugin> {
+        let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+        map.values().flat_map(|v| v.values().cloned()).collect()
+    }
+
+    /// Unloads `name` (one version, or every loaded version when `version` is `None`).
+    ///
+    /// For each: refuses new calls and signals cancellation (`Context::is_cancelled` turns
+    /// true inside the plugin), waits up to the unload timeout for calls in flight, runs
+    /// `on_unload`, closes the library and reports whether it is really unmapped. If calls are
+    /// still running at the timeout, the plugin stays registered (refusing new calls) and
+    /// [`UnloadError::Busy`] is returned; call `unload` again to wait longer.
+    pub fn unload(
+        &self,
+        name: &str,
+        version: Option<&Version>,
+    ) -> Result<Vec<UnloadReport>, UnloadError> {
+        let targets: Vec<Plugin> = {
+            let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+            let versions = map.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+                LookupError::NotLoaded {
+                    name: name.to_owned(),
+                    available: map.keys().cloned().collect(),
+                }
+            })?;
+            match version {
+                Some(v) => vec![versions.get(v).cloned().ok_or_else(|| LookupError::NoMatch {
+                    name: name.to_owned(),
+                    requirement: format!("={v}"),
+                    versions: versions.keys().map(Version::to_string).collect(),
+                })?],
+                None => versions.values().cloned().collect(),
+            }
+        };
+        let mut reports = Vec::with_capacity(targets.len());
+        for plugin in targets {
+            let report = plugin.unload(self.unload_timeout)?;
+            let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(versions) = map.get_mut(name) {
+                versions.remove(plugin.version());
+                if versions.is_empty() {
+                    map.remove(name);
+                }
+            }
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// Unloads every plugin; returns the reports and the failures.
+    pub fn unload_all(&self) -> (Vec<UnloadReport>, Vec<UnloadError>) {
+        let names: Vec<String> = {
+            let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+            map.keys().cloned().collect()
+        };
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for name in names {
+            match self.unload(&name, None) {
+                Ok(r) => ok.extend(r),
+                Err(e) => failed.push(e),
+            }
+        }
+        (ok, failed)
+    }
+
+    fn lookup(&self, name: &str, version: &Version) -> Option<Plugin> {
+        let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+        map.get(name)?.get(version).cloned()
+    }
+
+    fn lookup_id(&self, id: &str) -> Option<Plugin> {
+        let (name, version) = id.split_once('@')?;
+        self.lookup(name, &Version::parse(version).ok()?)
+    }
+}
+
+impl Drop for PluginManager {
+    fn drop(&mut self) {
+        let _ = self.unload_all();
+    }
+}
+
+fn parse_req(requirement: &str) -> Result<VersionReq, LookupError> {
+    VersionReq::parse(requirement).map_err(|e| LookupError::BadRequirement {
+        requirement: requirement.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Subdirectories of `dir`, sorted, skipping names that start with `.`.
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(LoadError::Dir {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Resolves the manifest's library, opens it and checks it against the manifest. Runs no
+/// plugin hook.
+pub(crate) fn open_checked(manifest: &Manifest, manifest_path: &Path) -> Result<Library, LoadError> {
+    let Source::LocalSo { path: rel } = &manifest.source else {
+        return Err(LoadError::UnsupportedSource {
+            manifest: manifest_path.to_owned(),
+            mode: manifest.source.mode(),
+        });
+    };
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let lib_path = dir.join(rel);
+    if !lib_path.is_file() {
+        return Err(LoadError::NotFound {
+            path: lib_path,
+            manifest: manifest_path.to_owned(),
+        });
+    }
+    let (real_dir, real_lib) = match (dir.canonicalize(), lib_path.canonicalize()) {
+        (Ok(d), Ok(l)) => (d, l),
+        _ => {
+            return Err(LoadError::NotFound {
+                path: lib_path,
+                manifest: manifest_path.to_owned(),
+            })
+        }
+    };
+    if !real_lib.starts_with(&real_dir) {
+        return Err(LoadError::OutsideDir {
+            path: lib_path,
+            dir: dir.to_owned(),
+        });
+    }
+    let lib = Library::open(&real_lib)?;
+    if lib.name() != manifest.name {
+        return Err(LoadError::Mismatch {
+            path: real_lib,
+            field: "name",
+            manifest: manifest.name.clone(),
+            library: lib.name().to_owned(),
+        });
+    }
+    if Version::parse(lib.version()).ok().as_ref() != Some(&manifest.version) {
+        return Err(LoadError::Mismatch {
+            path: real_lib,
+            field: "version",
+            manifest: manifest.version.to_string(),
+            library: lib.version().to_owned(),
+        });
+    }
+    Ok(lib)
+}
