@@ -225,7 +225,11 @@ pub fn stage(built: &Built, plugins_dir: &Path) -> Result<PathBuf, BuildError> {
         std::fs::write(&manifest_path, staged.to_json() + "\n").map_err(io(&manifest_path))?;
         drop(open_checked(&staged, &manifest_path)?);
         if dest.exists() {
-            let old = parent.join(format!(".replaced-{}-{}", std::process::id(), unique_suffix()));
+            let old = parent.join(format!(
+                ".replaced-{}-{}",
+                std::process::id(),
+                unique_suffix()
+            ));
             std::fs::rename(&dest, &old).map_err(io(&dest))?;
             std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
             let _ = std::fs::remove_dir_all(&old);

@@ -394,10 +394,15 @@ fn not_a_shared_object(path: &Path) -> Option<String> {
         None
     } else if n == 0 {
         Some("the file is empty".into())
-    } else if head.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+    } else if head
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
         Some("it is a text file".into())
     } else {
-        Some(format!("it starts with bytes {head:02x?}, not an ELF, Mach-O or PE header"))
+        Some(format!(
+            "it starts with bytes {head:02x?}, not an ELF, Mach-O or PE header"
+        ))
     }
 }
 

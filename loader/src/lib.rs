@@ -56,9 +56,7 @@ mod plugin;
 pub mod scaffold;
 
 pub use error::{ExecError, LoadError, LookupError, ManifestError, UnloadError};
-pub use manager::{
-    LoadFailure, LoadReport, PluginManager, ScanEntry, DEFAULT_UNLOAD_TIMEOUT,
-};
+pub use manager::{LoadFailure, LoadReport, PluginManager, ScanEntry, DEFAULT_UNLOAD_TIMEOUT};
 pub use manifest::{HttpServices, Manifest, Route, Source, MANIFEST_FILE};
 pub use plugin::{Plugin, UnloadReport};
 

@@ -171,7 +171,11 @@ impl PluginManager {
     /// Finds the highest version of `name` under the base directory that matches
     /// `requirement` (any version if `None`) and loads it, or returns it if already loaded.
     /// Other plugins are not touched, so a broken neighbour does not matter.
-    pub fn load_matching(&self, name: &str, requirement: Option<&str>) -> Result<Plugin, LoadError> {
+    pub fn load_matching(
+        &self,
+        name: &str,
+        requirement: Option<&str>,
+    ) -> Result<Plugin, LoadError> {
         let req = parse_req(requirement.unwrap_or("*"))?;
         let mut candidates: Vec<(Version, PathBuf)> = Vec::new();
         let mut broken: Vec<LoadFailure> = Vec::new();
@@ -280,18 +284,22 @@ impl PluginManager {
     ) -> Result<Vec<UnloadReport>, UnloadError> {
         let targets: Vec<Plugin> = {
             let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
-            let versions = map.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-                LookupError::NotLoaded {
-                    name: name.to_owned(),
-                    available: map.keys().cloned().collect(),
-                }
-            })?;
+            let versions =
+                map.get(name)
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| LookupError::NotLoaded {
+                        name: name.to_owned(),
+                        available: map.keys().cloned().collect(),
+                    })?;
             match version {
-                Some(v) => vec![versions.get(v).cloned().ok_or_else(|| LookupError::NoMatch {
-                    name: name.to_owned(),
-                    requirement: format!("={v}"),
-                    versions: versions.keys().map(Version::to_string).collect(),
-                })?],
+                Some(v) => vec![versions
+                    .get(v)
+                    .cloned()
+                    .ok_or_else(|| LookupError::NoMatch {
+                        name: name.to_owned(),
+                        requirement: format!("={v}"),
+                        versions: versions.keys().map(Version::to_string).collect(),
+                    })?],
                 None => versions.values().cloned().collect(),
             }
         };
@@ -374,7 +382,10 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 
 /// Resolves the manifest's library, opens it and checks it against the manifest. Runs no
 /// plugin hook.
-pub(crate) fn open_checked(manifest: &Manifest, manifest_path: &Path) -> Result<Library, LoadError> {
+pub(crate) fn open_checked(
+    manifest: &Manifest,
+    manifest_path: &Path,
+) -> Result<Library, LoadError> {
     let Source::LocalSo { path: rel } = &manifest.source else {
         return Err(LoadError::UnsupportedSource {
             manifest: manifest_path.to_owned(),

@@ -151,7 +151,11 @@ impl Manifest {
             if inner.is_data() {
                 ManifestError::Invalid {
                     path: path.to_owned(),
-                    field: if field == "." { "(top level)".into() } else { field },
+                    field: if field == "." {
+                        "(top level)".into()
+                    } else {
+                        field
+                    },
                     problem: strip_position(&inner.to_string()),
                 }
             } else {
@@ -226,7 +230,10 @@ impl RawManifest {
         let version = Version::parse(&self.version).map_err(|e| {
             bad.err(
                 "version",
-                format!("`{}` is not a semver version ({e}); write e.g. 1.0.0", self.version),
+                format!(
+                    "`{}` is not a semver version ({e}); write e.g. 1.0.0",
+                    self.version
+                ),
             )
         })?;
         for (i, m) in self.maintainers.iter().enumerate() {
@@ -243,8 +250,8 @@ impl RawManifest {
                         "`rev` and `subdir` only apply to mode `remote_git`",
                     ));
                 }
-                let rel = validate_relative(&self.source.path)
-                    .map_err(|p| bad.err("source.path", p))?;
+                let rel =
+                    validate_relative(&self.source.path).map_err(|p| bad.err("source.path", p))?;
                 Source::LocalSo {
                     path: with_platform_extension(rel),
                 }
@@ -257,9 +264,7 @@ impl RawManifest {
                     }
                 }
                 let subdir = match &self.source.subdir {
-                    Some(s) => {
-                        Some(validate_relative(s).map_err(|p| bad.err("source.subdir", p))?)
-                    }
+                    Some(s) => Some(validate_relative(s).map_err(|p| bad.err("source.subdir", p))?),
                     None => None,
                 };
                 Source::RemoteGit {
@@ -454,19 +459,58 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases = [
-            (r#"{"name":"A","version":"1.0.0","source":{"mode":"local_so","path":"x"}}"#, "name"),
-            (r#"{"name":"a","version":"1.0","source":{"mode":"local_so","path":"x"}}"#, "version"),
-            (r#"{"name":"a","version":"1.0.0","maintainers":["ok@x.y","nope"],"source":{"mode":"local_so","path":"x"}}"#, "maintainers[1]"),
-            (r#"{"name":"a","version":"1.0.0","home":"ftp://x","source":{"mode":"local_so","path":"x"}}"#, "home"),
-            (r#"{"name":"a","version":"1.0.0","source":{"mode":"zip","path":"x"}}"#, "source.mode"),
-            (r#"{"name":"a","version":"1.0.0","source":{"mode":"local_so","path":"../x"}}"#, "source.path"),
-            (r#"{"name":"a","version":"1.0.0","source":{"mode":"local_so","path":"/etc/x.so"}}"#, "source.path"),
-            (r#"{"name":"a","version":"1.0.0","source":{"mode":"remote_git","path":"not a url"}}"#, "source.path"),
-            (r#"{"name":"a","version":"1.0.0","source":{"mode":"remote_git","path":"https://x/y","subdir":"../z"}}"#, "source.subdir"),
-            (r#"{"name":"a","version":"1.0.0","source":{"mode":"local_so","path":"x"},"http_services":{"driver":"d","routes":[{"route":"x","method":"GET","label":"l"}]}}"#, "http_services.routes[0].route"),
-            (r#"{"name":"a","version":"1.0.0","source":{"mode":"local_so","path":"x"},"http_services":{"driver":"d","routes":[{"route":"/x","method":"FETCH","label":"l"}]}}"#, "http_services.routes[0].method"),
-            (r#"{"name":"a","version":"1.0.0","maintainers":"x@y.z","source":{"mode":"local_so","path":"x"}}"#, "maintainers"),
-            (r#"{"version":"1.0.0","source":{"mode":"local_so","path":"x"}}"#, "(top level)"),
+            (
+                r#"{"name":"A","version":"1.0.0","source":{"mode":"local_so","path":"x"}}"#,
+                "name",
+            ),
+            (
+                r#"{"name":"a","version":"1.0","source":{"mode":"local_so","path":"x"}}"#,
+                "version",
+            ),
+            (
+                r#"{"name":"a","version":"1.0.0","maintainers":["ok@x.y","nope"],"source":{"mode":"local_so","path":"x"}}"#,
+                "maintainers[1]",
+            ),
+            (
+                r#"{"name":"a","version":"1.0.0","home":"ftp://x","source":{"mode":"local_so","path":"x"}}"#,
+                "home",
+            ),
+            (
+                r#"{"name":"a","version":"1.0.0","source":{"mode":"zip","path":"x"}}"#,
+                "source.mode",
+            ),
+            (
+                r#"{"name":"a","version":"1.0.0","source":{"mode":"local_so","path":"../x"}}"#,
+                "source.path",
+            ),
+            (
+                r#"{"name":"a","version":"1.0.0","source":{"mode":"local_so","path":"/etc/x.so"}}"#,
+                "source.path",
+            ),
+            (
+                r#"{"name":"a","version":"1.0.0","source":{"mode":"remote_git","path":"not a url"}}"#,
+                "source.path",
+            ),
+            (
+                r#"{"name":"a","version":"1.0.0","source":{"mode":"remote_git","path":"https://x/y","subdir":"../z"}}"#,
+                "source.subdir",
+            ),
+            (
+                r#"{"name":"a","version":"1.0.0","source":{"mode":"local_so","path":"x"},"http_services":{"driver":"d","routes":[{"route":"x","method":"GET","label":"l"}]}}"#,
+                "http_services.routes[0].route",
+            ),
+            (
+                r#"{"name":"a","version":"1.0.0","source":{"mode":"local_so","path":"x"},"http_services":{"driver":"d","routes":[{"route":"/x","method":"FETCH","label":"l"}]}}"#,
+                "http_services.routes[0].method",
+            ),
+            (
+                r#"{"name":"a","version":"1.0.0","maintainers":"x@y.z","source":{"mode":"local_so","path":"x"}}"#,
+                "maintainers",
+            ),
+            (
+                r#"{"version":"1.0.0","source":{"mode":"local_so","path":"x"}}"#,
+                "(top level)",
+            ),
         ];
         for (text, field) in cases {
             assert_eq!(field_of(parse(text)), field, "{text}");

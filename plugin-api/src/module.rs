@@ -78,11 +78,7 @@ pub struct PluginDeclaration {
 
 impl PluginDeclaration {
     /// A declaration for `module`, stamped with this plg-api's ABI version and layout.
-    pub const fn new(
-        name: &'static str,
-        version: &'static str,
-        module: PluginModuleRef,
-    ) -> Self {
+    pub const fn new(name: &'static str, version: &'static str, module: PluginModuleRef) -> Self {
         Self {
             magic: MAGIC,
             abi_version: ABI_VERSION,
@@ -159,7 +155,7 @@ pub mod __private {
 
 /// Exports a plugin's entry points. Invoke it once, at the crate root of a `cdylib`.
 ///
-/// ```ignore
+/// ```
 /// use plg_api::{export_plugin, Context, PluginError};
 ///
 /// fn execute(ctx: &mut Context) -> Result<(), PluginError> {

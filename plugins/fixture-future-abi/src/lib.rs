@@ -7,9 +7,7 @@ fn execute(_ctx: &mut Context) -> Result<(), PluginError> {
     Ok(())
 }
 
-extern "C" fn raw_execute(
-    ctx: &mut Context,
-) -> plg_api::__private::RResult<(), PluginError> {
+extern "C" fn raw_execute(ctx: &mut Context) -> plg_api::__private::RResult<(), PluginError> {
     plg_api::__private::guard("fixture-future-abi", ctx, execute)
 }
 

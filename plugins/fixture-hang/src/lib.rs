@@ -1,5 +1,5 @@
 //! Fixture: loops until `Context::is_cancelled` turns true, then returns `Cancelled`.
-//! It sets `started` so a test can see it began; `iterations` counts the polls.
+//! `iterations` counts the polls. With label `ignore-stop` it polls only its cancel token.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -17,8 +17,15 @@ fn execute(ctx: &mut Context) -> Result<(), PluginError> {
         return Ok(());
     }
     RUNNING.store(true, Ordering::SeqCst);
+    // `ignore-stop` polls only the context's own token, not the host's stop flag or the
+    // deadline: a plugin that does not cooperate with unloading.
+    let ignore_stop = ctx.label() == "ignore-stop";
     let mut iterations = 0i64;
-    while !ctx.is_cancelled() {
+    while !(if ignore_stop {
+        ctx.cancel_token().is_cancelled()
+    } else {
+        ctx.is_cancelled()
+    }) {
         iterations += 1;
         std::thread::sleep(Duration::from_millis(1));
     }

@@ -1,0 +1,379 @@
+//! `plg`: scaffold, build, list and run plg plugins.
+//!
+//! The binary is thin: it parses arguments, calls plg-loader, and turns errors into
+//! messages and exit codes (see `EXIT CODES` in `plg --help`).
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use plg_loader::{
+    build::{build_crate, stage, BuildError, BuildOptions},
+    scaffold::{scaffold, PlgApiSource},
+    Context, ExecError, LoadError, PluginManager, Value, ValueMap,
+};
+use serde::Serialize;
+
+const EXIT_CODES: &str = "EXIT CODES:
+  0  success
+  1  an error not listed below
+  2  bad command-line arguments
+  3  the plugin was not found
+  4  the plugin failed to load (bad manifest, library, ABI or hook)
+  5  the plugin's execute failed (error, panic, cancellation, deadline)
+  6  building failed";
+
+/// Load and run plg plugins.
+#[derive(Parser)]
+#[command(name = "plg", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args)]
+struct Global {
+    /// The plugins directory [default: $PLG_PLUGINS_DIR, else the per-user data directory,
+    /// e.g. ~/.local/share/plg/plugins on Linux]
+    #[arg(long, global = true, value_name = "DIR")]
+    plugins_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Show debug logs (plugins' and plg's). `RUST_LOG` works too.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a new plugin crate that builds as it is.
+    New(NewArgs),
+    /// Build a plugin crate (release) and stage it in the plugins directory.
+    Build(BuildArgs),
+    /// List the plugins in the plugins directory, with each one's status.
+    List,
+    /// Load a plugin, execute it once, and print the resulting context as JSON.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// The plugin's name: lowercase letters, digits, `_` and `-`.
+    name: String,
+    /// Where to create the crate [default: ./NAME].
+    #[arg(long, value_name = "DIR")]
+    path: Option<PathBuf>,
+    /// The plg checkout's `plugin-api` directory. Default: $PLG_API_PATH, else the checkout
+    /// this `plg` was built from.
+    #[arg(long, value_name = "DIR", env = "PLG_API_PATH")]
+    plg_api: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The plugin crate [default: .].
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Build in debug mode instead of release.
+    #[arg(long)]
+    debug: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The plugin, optionally with a semver requirement: `hello`, `hello@^1.2`, `hello@=1.2.0`.
+    plugin: String,
+    /// Set a context value. VALUE is read as JSON if it parses (`n=5`, `ok=true`,
+    /// `l=[1,2]`), otherwise as a string (`name=Ada`). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Read the initial context from a JSON object file (`-` for stdin). `--set` applies
+    /// on top.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// The operation label passed to the plugin.
+    #[arg(long)]
+    label: Option<String>,
+    /// Cancel the call after this many seconds (the plugin must poll `is_cancelled`).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+}
+
+/// An error with the exit code it maps to.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let error = e.into();
+        let code = if error.downcast_ref::<ExecError>().is_some() {
+            5
+        } else if let Some(e) = error.downcast_ref::<LoadError>() {
+            match e {
+                LoadError::NotInstalled { .. } | LoadError::Lookup(_) => 3,
+                _ => 4,
+            }
+        } else if let Some(e) = error.downcast_ref::<BuildError>() {
+            match e {
+                BuildError::Verify(_) => 4,
+                _ => 6,
+            }
+        } else {
+            1
+        };
+        Failure { code, error }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let json = cli.global.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if json {
+                let msg =
+                    serde_json::json!({ "error": format!("{:#}", f.error), "exit_code": f.code });
+                eprintln!("{msg}");
+            } else {
+                eprintln!("error: {:#}", f.error);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(verbose: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if verbose { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+fn plugins_dir(global: &Global) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &global.plugins_dir {
+        return Ok(d.clone());
+    }
+    if let Some(d) = std::env::var_os("PLG_PLUGINS_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    match dirs::data_dir() {
+        Some(d) => Ok(d.join("plg").join("plugins")),
+        None => bail!(
+            "cannot find a per-user data directory; pass --plugins-dir or set PLG_PLUGINS_DIR"
+        ),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let g = &cli.global;
+    match cli.command {
+        Cmd::New(a) => cmd_new(g, a),
+        Cmd::Build(a) => cmd_build(g, a),
+        Cmd::List => cmd_list(g),
+        Cmd::Run(a) => cmd_run(g, a),
+    }
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn cmd_new(g: &Global, a: NewArgs) -> Result<(), Failure> {
+    let dir = a.path.unwrap_or_else(|| PathBuf::from(&a.name));
+    let api = match a.plg_api {
+        Some(p) => p,
+        None => {
+            let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-api");
+            if !built_from.join("Cargo.toml").is_file() {
+                return Err(anyhow::anyhow!(
+                    "cannot find plg-api: pass --plg-api PATH_TO_CHECKOUT/plugin-api (or set PLG_API_PATH)"
+                )
+                .into());
+            }
+            built_from
+        }
+    };
+    let api = api
+        .canonicalize()
+        .with_context(|| format!("--plg-api {}", api.display()))?;
+    let dir = scaffold(&a.name, &dir, &PlgApiSource::Path(api))?;
+    if g.json {
+        print_json(&serde_json::json!({ "name": a.name, "path": dir }))?;
+    } else {
+        println!("created plugin crate `{}` in {}", a.name, dir.display());
+        println!(
+            "next: plg build {}  &&  plg run {} --set name=you",
+            dir.display(),
+            a.name
+        );
+    }
+    Ok(())
+}
+
+fn cmd_build(g: &Global, a: BuildArgs) -> Result<(), Failure> {
+    let opts = BuildOptions {
+        release: !a.debug,
+        ..BuildOptions::default()
+    };
+    let built = build_crate(&a.dir, &opts)?;
+    let dest = stage(&built, &plugins_dir(g)?)?;
+    if g.json {
+        print_json(&serde_json::json!({
+            "name": built.manifest.name,
+            "version": built.manifest.version.to_string(),
+            "library": built.library,
+            "staged": dest,
+        }))?;
+    } else {
+        println!("staged {} in {}", built.manifest.id(), dest.display());
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ListRow {
+    name: Option<String>,
+    version: Option<String>,
+    status: &'static str,
+    error: Option<String>,
+    manifest: PathBuf,
+}
+
+fn cmd_list(g: &Global) -> Result<(), Failure> {
+    let dir = plugins_dir(g)?;
+    let manager = PluginManager::new(&dir);
+    let rows: Vec<ListRow> = manager
+        .scan()?
+        .into_iter()
+        .map(|e| ListRow {
+            name: e.manifest.as_ref().map(|m| m.name.clone()),
+            version: e.manifest.as_ref().map(|m| m.version.to_string()),
+            status: if e.status.is_ok() { "ok" } else { "error" },
+            error: e.status.err().map(|e| e.to_string()),
+            manifest: e.manifest_path,
+        })
+        .collect();
+    if g.json {
+        return print_json(&rows);
+    }
+    if rows.is_empty() {
+        println!(
+            "no plugins in {}; build one with `plg build DIR` (see `plg new --help`)",
+            dir.display()
+        );
+        return Ok(());
+    }
+    for r in &rows {
+        match (&r.name, &r.version, &r.error) {
+            (Some(n), Some(v), None) => println!("{n:<24} {v:<12} ok"),
+            (Some(n), Some(v), Some(e)) => println!("{n:<24} {v:<12} error: {e}"),
+            (_, _, e) => println!(
+                "{:<24} {:<12} error: {}",
+                "?",
+                "?",
+                e.as_deref().unwrap_or("invalid manifest")
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Parses `--set KEY=VALUE`: JSON if it parses, else a string.
+fn parse_set(s: &str) -> anyhow::Result<(String, Value)> {
+    let Some((k, v)) = s.split_once('=') else {
+        bail!("--set {s:?}: expected KEY=VALUE");
+    };
+    if k.is_empty() {
+        bail!("--set {s:?}: the key is empty");
+    }
+    let value = serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::from(v));
+    Ok((k.to_owned(), value))
+}
+
+fn read_input(path: &Path) -> anyhow::Result<ValueMap> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading --input from stdin")?
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading --input {}", path.display()))?
+    };
+    serde_json::from_str(&text)
+        .with_context(|| format!("--input {}: expected a JSON object", path.display()))
+}
+
+fn cmd_run(g: &Global, a: RunArgs) -> Result<(), Failure> {
+    let (name, req) = match a.plugin.split_once('@') {
+        Some((n, r)) => (n, Some(r)),
+        None => (a.plugin.as_str(), None),
+    };
+    let mut values = match &a.input {
+        Some(p) => read_input(p)?,
+        None => ValueMap::new(),
+    };
+    for s in &a.set {
+        let (k, v) = parse_set(s)?;
+        values.insert(k, v);
+    }
+    let manager = PluginManager::new(plugins_dir(g)?);
+    let plugin = manager.load_matching(name, req)?;
+    let mut ctx = Context::from_values(values);
+    if let Some(label) = a.label {
+        ctx.set_label(label);
+    }
+    if let Some(secs) = a.timeout {
+        let d = Duration::try_from_secs_f64(secs)
+            .map_err(|_| anyhow::anyhow!("--timeout {secs}: expected a number of seconds"))?;
+        ctx.set_timeout(d);
+    }
+    plugin.execute(&mut ctx)?;
+    print_json(ctx.values())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_values_are_json_when_they_parse_and_strings_otherwise() {
+        assert_eq!(parse_set("n=5").unwrap(), ("n".into(), Value::Int(5)));
+        assert_eq!(
+            parse_set("s=Ada").unwrap(),
+            ("s".into(), Value::from("Ada"))
+        );
+        assert_eq!(
+            parse_set("s=\"5\"").unwrap(),
+            ("s".into(), Value::from("5"))
+        );
+        assert_eq!(parse_set("e=").unwrap(), ("e".into(), Value::from("")));
+        assert!(parse_set("novalue").is_err());
+        assert!(parse_set("=x").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

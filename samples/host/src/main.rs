@@ -1,0 +1,41 @@
+//! A minimal plg host, the shape of go-plugin's `main`: set the base dir, load all, get
+//! `hello`, set a value, execute, print.
+//!
+//! ```text
+//! cargo run -p sample-host -- [PLUGINS_DIR] [NAME]
+//! ```
+//! PLUGINS_DIR defaults to `$PLG_PLUGINS_DIR`; NAME to `world`.
+
+use plg_loader::{Context, PluginManager};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Plugin log lines arrive as `tracing` events; print them.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut args = std::env::args().skip(1);
+    let base_dir = args
+        .next()
+        .or_else(|| std::env::var("PLG_PLUGINS_DIR").ok())
+        .ok_or("usage: sample-host PLUGINS_DIR [NAME] (or set PLG_PLUGINS_DIR)")?;
+    let name = args.next().unwrap_or_else(|| "world".into());
+
+    let manager = PluginManager::new(base_dir);
+    let report = manager.load_all();
+    for failure in &report.failed {
+        eprintln!("skipped {}: {}", failure.path.display(), failure.error);
+    }
+    println!("loaded {} plugin(s)", report.loaded.len());
+
+    let hello = manager.get("hello")?;
+    let mut ctx = Context::new();
+    ctx.set("name", name);
+    hello.execute(&mut ctx)?;
+    println!("{}", ctx.get_str("greeting")?);
+
+    for r in manager.unload("hello", None)? {
+        println!("unloaded {} (unmapped: {:?})", r.plugin, r.unmapped);
+    }
+    Ok(())
+}

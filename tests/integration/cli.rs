@@ -1,0 +1,230 @@
+//! The `plg` binary, driven as a user would, including the new-user path
+//! `plg new` → `plg build` → `plg run`.
+
+use std::process::{Command, Output};
+
+use plg_tests::{plg_bin, target_dir, workspace_root, PluginsDir, Profile};
+
+fn plg(dir: &PluginsDir, args: &[&str]) -> Output {
+    Command::new(plg_bin(Profile::Debug))
+        .args(args)
+        .arg("--plugins-dir")
+        .arg(dir.path())
+        .env_remove("PLG_PLUGINS_DIR")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run plg")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_prints_the_resulting_context_as_json() {
+    let dir = PluginsDir::default();
+    dir.stage("hello");
+    let out = plg(&dir, &["run", "hello", "--set", "name=x"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v, serde_json::json!({"name": "x", "greeting": "Hello, x!"}));
+    // The plugin's log line reaches stderr through the host's logger.
+    assert!(stderr(&out).contains("greeting x"), "{}", stderr(&out));
+}
+
+#[test]
+fn run_reads_input_json_and_applies_set_on_top() {
+    let dir = PluginsDir::default();
+    dir.stage("counter");
+    let input = dir.path().join("ctx.json");
+    std::fs::write(&input, r#"{"by": 5, "note": "kept"}"#).unwrap();
+    let out = plg(
+        &dir,
+        &[
+            "run",
+            "counter@^0.1",
+            "--input",
+            input.to_str().unwrap(),
+            "--set",
+            "by=7",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v, serde_json::json!({"by": 7, "note": "kept", "count": 7}));
+}
+
+#[test]
+fn exit_codes_follow_the_failure() {
+    let dir = PluginsDir::default();
+    dir.stage("fixture-panic");
+    dir.stage("fixture-not-plugin");
+    dir.stage("fixture-hang");
+
+    let out = plg(&dir, &["run", "nope"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no plugin `nope`"));
+
+    let out = plg(&dir, &["run", "fixture-not-plugin"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a plg plugin"));
+
+    let out = plg(&dir, &["run", "fixture-panic"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("panicked: fixture-panic was told to panic"));
+    assert!(stdout(&out).is_empty());
+
+    let out = plg(&dir, &["run", "fixture-hang", "--timeout", "0.05"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("deadline passed"));
+
+    let out = plg(&dir, &["run", "fixture-panic", "--set", "novalue"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("expected KEY=VALUE"));
+
+    let out = plg(&dir, &["run", "--bogus-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn list_shows_status_and_why_each_failure_failed() {
+    let dir = PluginsDir::default();
+    dir.stage("hello");
+    dir.stage("fixture-bad-layout");
+    dir.write_manifest("broken", "{");
+    let out = plg(&dir, &["list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows.len(), 3);
+    let by_status = |s: &str| rows.iter().filter(|r| r["status"] == s).count();
+    assert_eq!((by_status("ok"), by_status("error")), (1, 2));
+    let bad = rows
+        .iter()
+        .find(|r| r["name"] == "fixture-bad-layout")
+        .unwrap();
+    assert!(bad["error"]
+        .as_str()
+        .unwrap()
+        .contains("incompatible plg-api"));
+
+    let text = stdout(&plg(&dir, &["list"]));
+    assert!(
+        text.contains("hello") && text.contains("1.2.0") && text.contains("ok"),
+        "{text}"
+    );
+    assert!(text.contains("invalid JSON"), "{text}");
+}
+
+#[test]
+fn list_on_an_empty_dir_says_what_to_do() {
+    let dir = PluginsDir::default();
+    let out = plg(&dir, &["list"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("no plugins in"));
+}
+
+#[test]
+fn help_explains_each_command() {
+    let dir = PluginsDir::default();
+    for cmd in ["new", "build", "list", "run"] {
+        let out = plg(&dir, &[cmd, "--help"]);
+        assert!(out.status.success());
+        assert!(stdout(&out).contains("--plugins-dir"), "{cmd}");
+    }
+    let run = stdout(&plg(&dir, &["run", "--help"]));
+    assert!(run.contains("--set") && run.contains("--input") && run.contains("--label"));
+}
+
+#[test]
+fn new_build_run_as_a_new_user() {
+    let dir = PluginsDir::default();
+    let work = tempfile::tempdir().unwrap();
+    let crate_dir = work.path().join("demo");
+    let out = plg(
+        &dir,
+        &["new", "demo", "--path", crate_dir.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(crate_dir.join("Cargo.toml").is_file());
+
+    // A second `new` at the same place is refused and changes nothing.
+    let again = plg(
+        &dir,
+        &["new", "demo", "--path", crate_dir.to_str().unwrap()],
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("already exists"));
+
+    // Debug build, sharing the workspace's target dir so dependencies are not rebuilt.
+    let out = Command::new(plg_bin(Profile::Debug))
+        .args([
+            "build",
+            "--debug",
+            crate_dir.to_str().unwrap(),
+            "--plugins-dir",
+        ])
+        .arg(dir.path())
+        .env("CARGO_TARGET_DIR", target_dir().join("plg-new-user"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("staged demo@0.1.0"));
+    assert!(dir.path().join("demo/0.1.0/plugin.json").is_file());
+
+    let out = plg(&dir, &["run", "demo", "--set", "name=x"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["greeting"], "Hello, x!");
+}
+
+#[test]
+fn new_refuses_a_bad_name() {
+    let dir = PluginsDir::default();
+    let work = tempfile::tempdir().unwrap();
+    let out = plg(
+        &dir,
+        &[
+            "new",
+            "Bad Name",
+            "--path",
+            work.path().join("x").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a valid plugin name"));
+    assert!(!work.path().join("x").exists());
+}
+
+#[test]
+fn build_without_a_manifest_says_what_to_do() {
+    let dir = PluginsDir::default();
+    let out = plg(
+        &dir,
+        &["build", workspace_root().join("loader").to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(6));
+    assert!(stderr(&out).contains("has no plugin.json"));
+}
+
+#[test]
+fn the_sample_host_loads_all_and_greets() {
+    let dir = PluginsDir::default();
+    dir.stage("hello");
+    dir.stage("fixture-not-plugin");
+    let host = plg_tests::artifacts(Profile::Debug).join("sample-host");
+    let out = Command::new(host)
+        .arg(dir.path())
+        .arg("Sam")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("loaded 1 plugin(s)"), "{text}");
+    assert!(text.contains("Hello, Sam!"), "{text}");
+    assert!(text.contains("unmapped: Some(true)"), "{text}");
+    assert!(stderr(&out).contains("skipped"), "{}", stderr(&out));
+}

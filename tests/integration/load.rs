@@ -1,0 +1,310 @@
+//! Loading: every way a plugin can be refused, each with its own error kind, and the host
+//! carrying on afterwards.
+
+use plg_loader::{Context, LoadError, LookupError, ManifestError, PluginManager};
+use plg_tests::{library_file_name, PluginsDir};
+
+fn load_err(dir: &PluginsDir, subdir: &str) -> LoadError {
+    let manager = PluginManager::new(dir.path());
+    let manifest = std::fs::read_dir(dir.path().join(subdir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .map(|d| d.join("plugin.json"))
+        .unwrap_or_else(|| dir.path().join(subdir).join("plugin.json"));
+    manager.load_manifest(&manifest).unwrap_err()
+}
+
+#[test]
+fn missing_library_is_not_found() {
+    let dir = PluginsDir::default();
+    let d = dir.stage("hello");
+    std::fs::remove_file(d.join(library_file_name("hello"))).unwrap();
+    match load_err(&dir, "hello") {
+        LoadError::NotFound { path, .. } => assert!(path.ends_with(library_file_name("hello"))),
+        e => panic!("expected NotFound, got {e:?}"),
+    }
+}
+
+#[test]
+fn a_text_file_is_not_a_shared_object() {
+    let dir = PluginsDir::default();
+    let d = dir.stage("hello");
+    std::fs::write(d.join(library_file_name("hello")), "#!/bin/sh\necho hi\n").unwrap();
+    match load_err(&dir, "hello") {
+        LoadError::NotSharedObject { reason, .. } => assert_eq!(reason, "it is a text file"),
+        e => panic!("expected NotSharedObject, got {e:?}"),
+    }
+}
+
+#[test]
+fn a_plain_cdylib_is_not_a_plugin() {
+    let dir = PluginsDir::default();
+    dir.stage("fixture-not-plugin");
+    match load_err(&dir, "fixture-not-plugin") {
+        LoadError::NotAPlugin { reason, .. } => {
+            assert!(reason.contains("PLG_PLUGIN_DECLARATION"), "{reason}")
+        }
+        e => panic!("expected NotAPlugin, got {e:?}"),
+    }
+}
+
+#[test]
+fn an_incompatible_layout_is_refused_at_load_time() {
+    let dir = PluginsDir::default();
+    dir.stage("fixture-bad-layout");
+    match load_err(&dir, "fixture-bad-layout") {
+        LoadError::AbiLayout {
+            api_version,
+            details,
+            ..
+        } => {
+            assert_eq!(api_version, "0.0.0-old");
+            assert!(!details.is_empty());
+        }
+        e => panic!("expected AbiLayout, got {e:?}"),
+    }
+}
+
+#[test]
+fn another_abi_version_is_refused() {
+    let dir = PluginsDir::default();
+    dir.stage("fixture-future-abi");
+    match load_err(&dir, "fixture-future-abi") {
+        LoadError::AbiVersion {
+            expected, found, ..
+        } => {
+            assert_eq!(expected, plg_api_abi());
+            assert_eq!(found, plg_api_abi() + 1);
+        }
+        e => panic!("expected AbiVersion, got {e:?}"),
+    }
+}
+
+fn plg_api_abi() -> u32 {
+    // The loader re-exports nothing of the ABI number on purpose; read it from a message.
+    1
+}
+
+#[test]
+fn a_name_that_differs_from_the_library_is_refused() {
+    let dir = PluginsDir::default();
+    dir.stage_with("hello", "hello", |m| m["name"] = "howdy".into());
+    match load_err(&dir, "hello") {
+        LoadError::Mismatch {
+            field,
+            manifest,
+            library,
+            ..
+        } => assert_eq!((field, &*manifest, &*library), ("name", "howdy", "hello")),
+        e => panic!("expected Mismatch, got {e:?}"),
+    }
+}
+
+#[test]
+fn a_version_that_differs_from_the_library_is_refused() {
+    let dir = PluginsDir::default();
+    dir.stage_with("hello", "hello", |m| m["version"] = "9.9.9".into());
+    match load_err(&dir, "hello") {
+        LoadError::Mismatch { field, library, .. } => {
+            assert_eq!((field, &*library), ("version", "1.2.0"))
+        }
+        e => panic!("expected Mismatch, got {e:?}"),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_out_of_the_plugin_dir_is_refused() {
+    let dir = PluginsDir::default();
+    let d = dir.stage("hello");
+    let outside = dir.path().join("outside.so");
+    std::fs::rename(d.join(library_file_name("hello")), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, d.join(library_file_name("hello"))).unwrap();
+    assert!(matches!(
+        load_err(&dir, "hello"),
+        LoadError::OutsideDir { .. }
+    ));
+}
+
+#[test]
+fn a_path_with_dotdot_is_an_invalid_manifest_field() {
+    let dir = PluginsDir::default();
+    dir.stage_with("hello", "hello", |m| {
+        m["source"]["path"] = "../../etc/x".into()
+    });
+    match load_err(&dir, "hello") {
+        LoadError::Manifest(ManifestError::Invalid { field, .. }) => {
+            assert_eq!(field, "source.path")
+        }
+        e => panic!("expected Invalid source.path, got {e:?}"),
+    }
+}
+
+#[test]
+fn remote_git_cannot_be_loaded_directly() {
+    let dir = PluginsDir::default();
+    dir.stage_with(
+        "hello",
+        "hello",
+        |m| {
+            m["source"] =
+                serde_json::json!({"mode": "remote_git", "path": "https://example.invalid/x.git"})
+        },
+    );
+    assert!(matches!(
+        load_err(&dir, "hello"),
+        LoadError::UnsupportedSource {
+            mode: "remote_git",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn load_all_reports_every_failure_and_loads_the_rest() {
+    let dir = PluginsDir::default();
+    dir.stage("hello");
+    dir.stage("counter");
+    dir.stage("fixture-not-plugin");
+    dir.stage("fixture-bad-layout");
+    dir.stage("fixture-future-abi");
+    dir.write_manifest("broken-json", "{ not json");
+    dir.write_manifest(
+        "bad-version",
+        r#"{"name":"x","version":"one","source":{"mode":"local_so","path":"x"}}"#,
+    );
+    let manager = PluginManager::new(dir.path());
+    let report = manager.load_all();
+
+    let mut loaded: Vec<_> = report.loaded.iter().map(|p| p.id().to_owned()).collect();
+    loaded.sort();
+    assert_eq!(loaded, ["counter@0.1.0", "hello@1.2.0"]);
+
+    let kinds: Vec<&str> = report
+        .failed
+        .iter()
+        .map(|f| match &f.error {
+            LoadError::NotAPlugin { .. } => "not-a-plugin",
+            LoadError::AbiLayout { .. } => "abi-layout",
+            LoadError::AbiVersion { .. } => "abi-version",
+            LoadError::Manifest(ManifestError::Syntax { .. }) => "syntax",
+            LoadError::Manifest(ManifestError::Invalid { field, .. }) if field == "version" => {
+                "bad-version"
+            }
+            e => panic!("unexpected failure {e:?}"),
+        })
+        .collect();
+    let mut sorted = kinds.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "abi-layout",
+            "abi-version",
+            "bad-version",
+            "not-a-plugin",
+            "syntax"
+        ]
+    );
+
+    // The host keeps working after all of them.
+    let mut ctx = Context::new();
+    manager.get("hello").unwrap().execute(&mut ctx).unwrap();
+    assert_eq!(ctx.get_str("greeting"), Ok("Hello, world!"));
+
+    // Loading again keeps what is loaded and reports the same failures.
+    let again = manager.load_all();
+    assert_eq!(again.loaded.len(), 2);
+    assert_eq!(again.failed.len(), 5);
+}
+
+#[test]
+fn versions_load_side_by_side_and_lookups_follow_semver() {
+    let dir = PluginsDir::default();
+    dir.stage("hello");
+    dir.stage_variant("hello", "2.0.0");
+    let manager = PluginManager::new(dir.path());
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(manager.get("hello").unwrap().version().to_string(), "2.0.0");
+    let v1 = manager.get_matching("hello", "^1.2").unwrap();
+    assert_eq!(v1.version().to_string(), "1.2.0");
+    assert!(matches!(
+        manager.get_matching("hello", "^3"),
+        Err(LookupError::NoMatch { .. })
+    ));
+    assert!(matches!(
+        manager.get_matching("hello", "not a req"),
+        Err(LookupError::BadRequirement { .. })
+    ));
+    assert!(matches!(
+        manager.get("nope"),
+        Err(LookupError::NotLoaded { .. })
+    ));
+
+    // Unloading one version leaves the other callable.
+    let v2 = manager.get("hello").unwrap();
+    manager
+        .unload("hello", Some(&plg_loader::semver::Version::new(2, 0, 0)))
+        .unwrap();
+    assert_eq!(manager.get("hello").unwrap().version().to_string(), "1.2.0");
+    let mut ctx = Context::new();
+    v1.execute(&mut ctx).unwrap();
+    assert!(v2.execute(&mut Context::new()).is_err());
+}
+
+#[test]
+fn the_same_name_and_version_twice_is_already_loaded() {
+    let dir = PluginsDir::default();
+    dir.stage_with("hello", "a", |_| {});
+    dir.stage_with("hello", "b", |_| {});
+    let manager = PluginManager::new(dir.path());
+    let report = manager.load_all();
+    assert_eq!(report.loaded.len(), 1);
+    assert_eq!(report.failed.len(), 1);
+    assert!(matches!(
+        report.failed[0].error,
+        LoadError::AlreadyLoaded { .. }
+    ));
+}
+
+#[test]
+fn load_matching_picks_the_highest_matching_version() {
+    let dir = PluginsDir::default();
+    dir.stage("hello");
+    let manager = PluginManager::new(dir.path());
+    dir.stage_variant("hello", "2.0.0");
+    assert_eq!(
+        manager.load_matching("hello", Some("^1")).unwrap().id(),
+        "hello@1.2.0"
+    );
+    assert_eq!(
+        manager.load_matching("hello", None).unwrap().id(),
+        "hello@2.0.0"
+    );
+    match manager.load_matching("hello", Some("^3")).unwrap_err() {
+        LoadError::NotInstalled { mut versions, .. } => {
+            versions.sort();
+            assert_eq!(versions, ["1.2.0", "2.0.0"])
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(matches!(
+        manager.load_matching("nope", None),
+        Err(LoadError::NotInstalled { .. })
+    ));
+}
+
+#[test]
+fn scan_checks_without_registering() {
+    let dir = PluginsDir::default();
+    dir.stage("hello");
+    dir.stage("fixture-not-plugin");
+    let manager = PluginManager::new(dir.path());
+    let entries = manager.scan().unwrap();
+    assert_eq!(entries.len(), 2);
+    let bad = entries.iter().find(|e| e.status.is_err()).unwrap();
+    assert!(matches!(bad.status, Err(LoadError::NotAPlugin { .. })));
+    assert!(manager.plugins().is_empty());
+}
