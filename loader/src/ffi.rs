@@ -336,8 +336,11 @@ impl Drop for Library {
 fn call_and_rehome(f: EntryFn, ctx: &mut Context, sink: LogSink) -> Result<(), CallError> {
     let token = ctx.cancel_token().__flag_addr();
     ctx.set_log_sink(sink);
+    ctx.begin_call();
     let result = f(ctx);
-    ctx.rehome();
+    // Every method that can leave plugin-allocated memory in the context marks it touched;
+    // an untouched context holds only host memory and needs no copying.
+    ctx.end_call();
     ctx.set_log_sink(sink);
     if ctx.cancel_token().__flag_addr() != token {
         // The plugin installed a token of its own; its memory is freed by plugin code, so

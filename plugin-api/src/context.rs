@@ -208,7 +208,7 @@ impl std::error::Error for ContextError {}
 /// assert_eq!(ctx.label(), "greet");
 /// ```
 #[repr(C)]
-#[derive(StableAbi, Clone, Default)]
+#[derive(StableAbi)]
 pub struct Context {
     values: ValueMap,
     label: RString,
@@ -218,6 +218,39 @@ pub struct Context {
     /// Set by the plugin-side shim to the plugin's name for the duration of a call, so log
     /// lines are tagged; reset by the host afterwards.
     origin: RStr<'static>,
+    /// Set by every method that can put memory allocated by the caller's library into the
+    /// context, by `new` and by `clone`. A host clears it before a call and moves the
+    /// context's buffers into its own memory afterwards only if it is set again.
+    touched: bool,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Self {
+            values: ValueMap::default(),
+            label: RString::default(),
+            deadline_unix_nanos: ROption::RNone,
+            cancel: CancelToken::default(),
+            log: LogSink::default(),
+            origin: RStr::from_str(""),
+            touched: true,
+        }
+    }
+}
+
+impl Clone for Context {
+    /// Clones the values and label; the clone shares the cancel token.
+    fn clone(&self) -> Self {
+        Self {
+            values: self.values.clone(),
+            label: self.label.clone(),
+            deadline_unix_nanos: self.deadline_unix_nanos,
+            cancel: self.cancel.clone(),
+            log: self.log,
+            origin: self.origin,
+            touched: true,
+        }
+    }
 }
 
 impl fmt::Debug for Context {
@@ -258,6 +291,7 @@ impl Context {
 
     /// Sets the operation label.
     pub fn set_label(&mut self, label: impl Into<String>) {
+        self.touched = true;
         self.label = RString::from(label.into());
     }
 
@@ -270,6 +304,7 @@ impl Context {
 
     /// The value under `key`, mutably.
     pub fn get_value_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.touched = true;
         self.values.get_mut(key)
     }
 
@@ -299,11 +334,13 @@ impl Context {
 
     /// Sets `key` to `value`, returning the value it replaced.
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        self.touched = true;
         self.values.insert(key, value)
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.touched = true;
         self.values.remove(key)
     }
 
@@ -339,11 +376,13 @@ impl Context {
 
     /// The whole value map, mutably.
     pub fn values_mut(&mut self) -> &mut ValueMap {
+        self.touched = true;
         &mut self.values
     }
 
     /// Takes the value map out, leaving this context empty of values.
     pub fn take_values(&mut self) -> ValueMap {
+        self.touched = true;
         std::mem::take(&mut self.values)
     }
 
@@ -401,6 +440,7 @@ impl Context {
 
     /// Replaces the cancel token, for example with one shared by several contexts.
     pub fn set_cancel_token(&mut self, token: CancelToken) {
+        self.touched = true;
         self.cancel = token;
     }
 
@@ -454,11 +494,32 @@ impl Context {
     }
 
     /// Moves every buffer a plugin allocated into the caller's storage; see
-    /// [`Value::rehome`]. Hosts call this after every call, before the plugin may be unloaded.
+    /// [`Value::rehome`]. Hosts call this after a call that [`touched`](Self::touched) the
+    /// context, before the plugin may be unloaded.
     pub fn rehome(&mut self) {
         self.values.rehome();
         crate::value::rehome_string(&mut self.label);
+    }
+
+    /// Clears the [`touched`](Self::touched) flag and the log tag; a host calls this right
+    /// before passing the context to a plugin.
+    pub fn begin_call(&mut self) {
+        self.touched = false;
         self.origin = RStr::from_str("");
+    }
+
+    /// Whether anything that can carry memory of another library (values, label, cancel
+    /// token) may have changed since [`begin_call`](Self::begin_call).
+    pub fn touched(&self) -> bool {
+        self.touched
+    }
+
+    /// Ends a call: resets the log tag, and rehomes the context if it was touched.
+    pub fn end_call(&mut self) {
+        self.origin = RStr::from_str("");
+        if self.touched {
+            self.rehome();
+        }
     }
 }
 
@@ -504,6 +565,34 @@ mod tests {
         let token = ctx.cancel_token().clone();
         std::thread::spawn(move || token.cancel()).join().unwrap();
         assert!(ctx.is_cancelled());
+    }
+
+    #[test]
+    fn every_mutation_marks_the_context_touched() {
+        let mut ctx = Context::new();
+        assert!(ctx.touched(), "a new context counts as touched");
+        let ops: [fn(&mut Context); 7] = [
+            |c| drop(c.set("k", 1)),
+            |c| drop(c.remove("k")),
+            |c| drop(c.get_value_mut("k")),
+            |c| drop(c.values_mut()),
+            |c| drop(c.take_values()),
+            |c| c.set_label("x"),
+            |c| c.set_cancel_token(CancelToken::new()),
+        ];
+        for op in ops {
+            ctx.begin_call();
+            assert!(!ctx.touched());
+            op(&mut ctx);
+            assert!(ctx.touched());
+        }
+        ctx.begin_call();
+        let _ = ctx.get::<i64>("k");
+        let _ = ctx.is_cancelled();
+        ctx.set_timeout(Duration::from_secs(1));
+        assert!(!ctx.touched(), "reads and deadlines do not touch");
+        ctx.begin_call();
+        assert!(ctx.clone().touched(), "a clone counts as touched");
     }
 
     #[test]

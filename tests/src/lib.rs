@@ -231,3 +231,69 @@ impl PluginsDir {
         dir
     }
 }
+
+/// Builds `n` distinct no-op plugins (`noop-000`, `noop-001`, …) in release mode, once, in a
+/// generated workspace under the target directory, and returns their libraries in order.
+/// Used by the `load_all` benchmark: each has its own embedded name.
+pub fn build_many_noops(n: usize) -> Vec<(String, PathBuf)> {
+    let root = target_dir().join(format!("plg-bench-{n}-noops"));
+    let api = workspace_root().join("plugin-api");
+    let source = std::fs::read_to_string(workspace_root().join("plugins/fixture-noop/src/lib.rs"))
+        .expect("fixture-noop source");
+    let names: Vec<String> = (0..n).map(|i| format!("noop-{i:03}")).collect();
+    for name in &names {
+        let dir = root.join(name);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        write_if_changed(
+            &dir.join("Cargo.toml"),
+            &format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+                 [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplg-api = {{ path = {:?} }}\n",
+                api.display().to_string()
+            ),
+        );
+        write_if_changed(&dir.join("src/lib.rs"), &source);
+    }
+    write_if_changed(
+        &root.join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = [\"noop-*\"]\n",
+    );
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .env_remove("CARGO_TARGET_DIR")
+        .args(["build", "--release", "--quiet"])
+        .status()
+        .expect("cannot run cargo");
+    assert!(status.success(), "building {n} noop plugins failed");
+    names
+        .into_iter()
+        .map(|name| {
+            let lib = root.join("target/release").join(library_file_name(&name));
+            (name, lib)
+        })
+        .collect()
+}
+
+fn write_if_changed(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+impl PluginsDir {
+    /// Stages `library` as plugin `name` version `version` (a `local_so` manifest is written).
+    pub fn stage_library(&self, name: &str, version: &str, library: &Path) -> PathBuf {
+        let dir = self.path().join(name).join(version);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = library.file_name().expect("library file name");
+        std::fs::copy(library, dir.join(file)).unwrap();
+        let manifest = serde_json::json!({
+            "name": name,
+            "version": version,
+            "source": { "mode": "local_so", "path": file.to_string_lossy() },
+        });
+        std::fs::write(dir.join("plugin.json"), manifest.to_string()).unwrap();
+        dir.join("plugin.json")
+    }
+}
