@@ -24,7 +24,9 @@ const WARMUP: usize = 20;
 /// (virtual size, resident set size) in bytes.
 fn mem() -> (i64, i64) {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc/self/statm");
-    let mut f = statm.split_whitespace().map(|n| n.parse::<i64>().unwrap() * 4096);
+    let mut f = statm
+        .split_whitespace()
+        .map(|n| n.parse::<i64>().unwrap() * 4096);
     (f.next().unwrap(), f.next().unwrap())
 }
 

@@ -65,3 +65,8 @@ pub use plg_api::{
 };
 /// The semver crate, whose `Version` the API uses.
 pub use semver;
+
+/// The README's Rust snippets, compiled as doctests so they stay true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

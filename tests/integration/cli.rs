@@ -168,7 +168,7 @@ fn new_build_run_as_a_new_user() {
             "--plugins-dir",
         ])
         .arg(dir.path())
-        .env("CARGO_TARGET_DIR", target_dir().join("plg-new-user"))
+        .env("CARGO_TARGET_DIR", target_dir())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

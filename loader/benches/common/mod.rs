@@ -19,7 +19,10 @@ impl RawNoop {
         let lib = unsafe { libloading::Library::new(path) }.expect("open fixture-not-plugin");
         // SAFETY: `plg_bench_noop` is declared as `extern "C" fn()` in fixture-not-plugin, and
         // the copied pointer is only called while `_lib` keeps the library open.
-        let f = unsafe { *lib.get::<extern "C" fn()>(b"plg_bench_noop").expect("symbol") };
+        let f = unsafe {
+            *lib.get::<extern "C" fn()>(b"plg_bench_noop")
+                .expect("symbol")
+        };
         RawNoop { _lib: lib, f }
     }
 }

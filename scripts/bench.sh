@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every plg benchmark and prints the ratio table recorded in BENCHMARKS.md.
+# Takes a few minutes; the first run also builds 100 small plugins for the load_all figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench -p plg-loader --bench overhead
+cargo bench -p plg-loader --bench load
+cargo bench -p plg-loader --bench unload_memory
+python3 scripts/bench_ratios.py
