@@ -22,9 +22,8 @@ impl Write for Buffer {
     }
 }
 
-#[test]
-fn plugin_logs_reach_tracing_with_the_plugin_name() {
-    let (manager, hello, _d) = load_one("hello");
+/// Runs `f` with a `tracing` subscriber that records everything, and returns what it wrote.
+fn capture_logs(f: impl FnOnce()) -> String {
     let buf = Buffer::default();
     let writer = buf.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -32,13 +31,19 @@ fn plugin_logs_reach_tracing_with_the_plugin_name() {
         .with_ansi(false)
         .with_max_level(tracing::Level::TRACE)
         .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(subscriber, f);
+    let out = buf.0.lock().unwrap().clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn plugin_logs_reach_tracing_with_the_plugin_name() {
+    let (_manager, hello, _d) = load_one("hello");
+    let out = capture_logs(|| {
         let mut ctx = Context::new();
         ctx.set("name", "Log");
         hello.execute(&mut ctx).unwrap();
-        drop(manager); // counter-style hooks log on unload; hello has none
     });
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     assert!(out.contains("INFO"), "{out}");
     assert!(out.contains("greeting Log"), "{out}");
     assert!(out.contains("plugin=\"hello\""), "{out}");
@@ -48,15 +53,8 @@ fn plugin_logs_reach_tracing_with_the_plugin_name() {
 #[test]
 fn hooks_can_log_too() {
     let (manager, _counter, _d) = load_one("counter");
-    let buf = Buffer::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    let out = capture_logs(|| {
         manager.unload("counter", None).unwrap();
     });
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     assert!(out.contains("counter unloading at count 0"), "{out}");
 }
