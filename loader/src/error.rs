@@ -87,6 +87,14 @@ pub enum LoadError {
         /// What the dynamic loader said.
         message: String,
     },
+    /// This library image is already open in this process (the same path, or the same file
+    /// under another name). The dynamic loader would hand back the same image, whose state is
+    /// shared, so plg refuses a second instance.
+    #[error("{} is already open in this process (as a loaded plugin, or the same file under another path); unload it first, or load a copy of the file", path.display())]
+    ImageInUse {
+        /// The file.
+        path: PathBuf,
+    },
     /// The shared object has no plg declaration.
     #[error("{} is a shared object but not a plg plugin ({reason}); a plugin crate must invoke `plg_api::export_plugin!`", path.display())]
     NotAPlugin {

@@ -23,8 +23,8 @@ use abi_stable::{
     StableAbi,
 };
 use plg_api::{
-    CancelToken, Context, LogSink, PluginDeclaration, PluginError, PluginErrorKind,
-    PluginModuleRef, ABI_VERSION, DECLARATION_SYMBOL, MAGIC,
+    Context, LogSink, PluginDeclaration, PluginError, PluginErrorKind, PluginModuleRef,
+    ABI_VERSION, DECLARATION_SYMBOL, MAGIC,
 };
 
 use crate::error::LoadError;
@@ -106,6 +106,8 @@ pub(crate) struct Library {
     on_load: Option<EntryFn>,
     on_unload: Option<EntryFn>,
     set_stop: extern "C" fn(bool),
+    /// This library's entry in [`OPEN_IMAGES`], released once it is closed.
+    image: ImageKey,
 }
 
 impl std::fmt::Debug for Library {
@@ -130,6 +132,22 @@ impl Library {
         if let Some(reason) = not_a_shared_object(&path) {
             return Err(LoadError::NotSharedObject { path, reason });
         }
+        let image = ImageKey::of(&path);
+        {
+            let mut open = OPEN_IMAGES.lock().unwrap_or_else(|e| e.into_inner());
+            if open.iter().any(|k| k.same_image(&image)) {
+                return Err(LoadError::ImageInUse { path });
+            }
+            open.push(image.clone());
+        }
+        let opened = Self::open_image(path, image.clone());
+        if opened.is_err() {
+            release_image(&image);
+        }
+        opened
+    }
+
+    fn open_image(path: PathBuf, image: ImageKey) -> Result<Self, LoadError> {
         let lib = open_library(&path).map_err(|e| LoadError::Open {
             path: path.clone(),
             message: e.to_string(),
@@ -206,6 +224,7 @@ impl Library {
             set_stop: module.set_stop(),
             lib: Mutex::new(Some(lib)),
             path,
+            image,
         };
         // A library image that was not unmapped last time is reused by dlopen, stop flag and
         // all; clear it.
@@ -306,7 +325,9 @@ impl Library {
     /// after [`begin_close`](Self::begin_close) and a successful
     /// [`wait_drained`](Self::wait_drained). Returns `None` if it was already closed.
     pub(crate) fn close(&self, sink: LogSink) -> Option<Closing> {
-        debug_assert!(self.gate.is_closing() && self.gate.in_flight() == 0);
+        // (A refused `enter` briefly counts itself in flight, so only the closing bit is a
+        // reliable invariant here.)
+        debug_assert!(self.gate.is_closing());
         let mut slot = self.lib.lock().unwrap_or_else(|e| e.into_inner());
         let lib = slot.take()?;
         let armed = self.hooks_armed.load(Ordering::Acquire);
@@ -315,6 +336,7 @@ impl Library {
             call_and_rehome(hook, &mut ctx, sink).err()
         });
         let close_error = lib.close().err().map(|e| e.to_string());
+        release_image(&self.image);
         Some(Closing {
             on_unload,
             close_error,
@@ -334,29 +356,80 @@ impl Drop for Library {
 /// Calls `f` and copies everything the plugin may have allocated into host memory, while the
 /// library is known to be open.
 fn call_and_rehome(f: EntryFn, ctx: &mut Context, sink: LogSink) -> Result<(), CallError> {
-    let token = ctx.cancel_token().__flag_addr();
+    let key = next_call_key();
     ctx.set_log_sink(sink);
-    ctx.begin_call();
+    ctx.begin_call(key);
     let result = f(ctx);
-    // Every method that can leave plugin-allocated memory in the context marks it touched;
-    // an untouched context holds only host memory and needs no copying.
-    ctx.end_call();
+    // Every method that can leave plugin memory in the context drops the key; only a context
+    // that still holds it is provably untouched and skips rehoming.
+    ctx.end_call(key);
     ctx.set_log_sink(sink);
-    if ctx.cancel_token().__flag_addr() != token {
-        // The plugin installed a token of its own; its memory is freed by plugin code, so
-        // replace it with a host-made one carrying the same state.
-        let fresh = CancelToken::new();
-        if ctx.cancel_token().is_cancelled() {
-            fresh.cancel();
-        }
-        ctx.set_cancel_token(fresh);
-    }
     match result {
         RResult::ROk(()) => Ok(()),
         RResult::RErr(e) => Err(CallError {
             kind: e.kind(),
             message: e.message().to_owned(),
         }),
+    }
+}
+
+/// A non-zero key no plugin can predict: a per-process random seed plus a per-thread counter.
+fn next_call_key() -> u64 {
+    use std::{
+        cell::Cell,
+        hash::{BuildHasher, RandomState},
+        sync::OnceLock,
+    };
+    static SEED: OnceLock<u64> = OnceLock::new();
+    thread_local! {
+        static COUNTER: Cell<u64> = const { Cell::new(0) };
+    }
+    let seed = *SEED.get_or_init(|| RandomState::new().hash_one(std::process::id()));
+    let n = COUNTER.with(|c| {
+        let n = c.get().wrapping_add(1);
+        c.set(n);
+        n
+    });
+    // Mix the counter and the thread so keys differ across threads too.
+    let thread = COUNTER.with(|c| c as *const Cell<u64> as u64);
+    (seed ^ thread.rotate_left(32)).wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1
+}
+
+/// The images this process has open through [`Library`]. glibc returns the same image for
+/// the same path string or the same file (device and inode), and an image has one set of
+/// statics (the plugin's state and stop flag), so plg opens each image at most once.
+static OPEN_IMAGES: Mutex<Vec<ImageKey>> = Mutex::new(Vec::new());
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ImageKey {
+    path: PathBuf,
+    file: Option<(u64, u64)>,
+}
+
+impl ImageKey {
+    fn of(path: &Path) -> Self {
+        #[cfg(unix)]
+        let file = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+        };
+        #[cfg(not(unix))]
+        let file = None;
+        ImageKey {
+            path: path.to_owned(),
+            file,
+        }
+    }
+
+    fn same_image(&self, other: &ImageKey) -> bool {
+        self.path == other.path || (self.file.is_some() && self.file == other.file)
+    }
+}
+
+fn release_image(key: &ImageKey) {
+    let mut open = OPEN_IMAGES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = open.iter().position(|k| k == key) {
+        open.swap_remove(i);
     }
 }
 

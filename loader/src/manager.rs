@@ -3,7 +3,7 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::RwLock,
+    sync::{Mutex, RwLock},
     time::Duration,
 };
 
@@ -63,6 +63,9 @@ pub struct PluginManager {
     base_dir: PathBuf,
     unload_timeout: Duration,
     plugins: RwLock<BTreeMap<String, BTreeMap<Version, Plugin>>>,
+    /// Held while a plugin loads, so two threads loading the same plugin cannot both run its
+    /// `on_load`: the second one finds it registered.
+    loading: Mutex<()>,
 }
 
 impl PluginManager {
@@ -72,6 +75,7 @@ impl PluginManager {
             base_dir: base_dir.into(),
             unload_timeout: DEFAULT_UNLOAD_TIMEOUT,
             plugins: RwLock::default(),
+            loading: Mutex::new(()),
         }
     }
 
@@ -139,6 +143,7 @@ impl PluginManager {
     pub fn load_manifest(&self, manifest_path: impl AsRef<Path>) -> Result<Plugin, LoadError> {
         let manifest_path = manifest_path.as_ref();
         let manifest = Manifest::from_path(manifest_path)?;
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = self.lookup(&manifest.name, &manifest.version) {
             return Err(LoadError::AlreadyLoaded {
                 plugin: manifest.id(),
@@ -222,7 +227,16 @@ impl PluginManager {
                     status: Err(e.into()),
                 },
                 Ok(m) => {
-                    let status = open_checked(&m, &path).map(drop);
+                    // A plugin this manager has loaded from this manifest is fine as it is;
+                    // opening its image a second time would be refused.
+                    let loaded_here = self
+                        .lookup(&m.name, &m.version)
+                        .is_some_and(|p| p.manifest_path() == path);
+                    let status = if loaded_here {
+                        Ok(())
+                    } else {
+                        open_checked(&m, &path).map(drop)
+                    };
                     ScanEntry {
                         manifest_path: path,
                         manifest: Some(m),
@@ -276,7 +290,9 @@ impl PluginManager {
     /// true inside the plugin), waits up to the unload timeout for calls in flight, runs
     /// `on_unload`, closes the library and reports whether it is really unmapped. If calls are
     /// still running at the timeout, the plugin stays registered (refusing new calls) and
-    /// [`UnloadError::Busy`] is returned; call `unload` again to wait longer.
+    /// [`UnloadError::Busy`] is returned; call `unload` again to wait longer. With several
+    /// versions, every version is tried; those that unloaded are gone from the registry even
+    /// when another returns an error.
     pub fn unload(
         &self,
         name: &str,
@@ -304,18 +320,39 @@ impl PluginManager {
             }
         };
         let mut reports = Vec::with_capacity(targets.len());
+        let mut first_error = None;
         for plugin in targets {
-            let report = plugin.unload(self.unload_timeout)?;
-            let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
-            if let Some(versions) = map.get_mut(name) {
-                versions.remove(plugin.version());
-                if versions.is_empty() {
-                    map.remove(name);
+            match plugin.unload(self.unload_timeout) {
+                Ok(report) => {
+                    self.forget(&plugin);
+                    reports.push(report);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
             }
-            reports.push(report);
         }
-        Ok(reports)
+        match first_error {
+            None => Ok(reports),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Removes `plugin` from the registry, if that very instance is still registered (another
+    /// thread may have unloaded it and loaded a new instance of the same version since).
+    fn forget(&self, plugin: &Plugin) {
+        let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(versions) = map.get_mut(plugin.name()) {
+            if versions
+                .get(plugin.version())
+                .is_some_and(|p| p.same_instance(plugin))
+            {
+                versions.remove(plugin.version());
+            }
+            if versions.is_empty() {
+                map.remove(plugin.name());
+            }
+        }
     }
 
     /// Unloads every plugin; returns the reports and the failures.

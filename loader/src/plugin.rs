@@ -199,6 +199,11 @@ impl Plugin {
         self.0.runtime.unload(&self.0.id, timeout)
     }
 
+    /// `true` if both handles refer to the same loaded instance.
+    pub fn same_instance(&self, other: &Plugin) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.0.manifest.name

@@ -13,11 +13,24 @@ use abi_stable::{
 
 use crate::{FromValue, Value, ValueError, ValueKind, ValueMap};
 
+/// The flag a [`CancelToken`] shares. `Clone` copies the state into a new, unshared flag; it
+/// is what lets a host move a token a plugin allocated into its own memory.
+#[repr(transparent)]
+#[derive(StableAbi, Default)]
+#[doc(hidden)]
+pub struct CancelFlag(AtomicBool);
+
+impl Clone for CancelFlag {
+    fn clone(&self) -> Self {
+        CancelFlag(AtomicBool::new(self.0.load(Ordering::Acquire)))
+    }
+}
+
 /// A shared cancellation flag. Clone it, hand the clone to another thread, and call
 /// [`cancel`](Self::cancel) there; every [`Context`] holding the token sees it.
 #[repr(transparent)]
 #[derive(StableAbi, Clone, Default)]
-pub struct CancelToken(RArc<AtomicBool>);
+pub struct CancelToken(RArc<CancelFlag>);
 
 impl CancelToken {
     /// A fresh token that is not cancelled.
@@ -27,12 +40,12 @@ impl CancelToken {
 
     /// Requests cancellation.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Release);
+        self.0 .0.store(true, Ordering::Release);
     }
 
     /// `true` once [`cancel`](Self::cancel) was called.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0 .0.load(Ordering::Acquire)
     }
 
     /// `true` if both tokens share one flag.
@@ -40,10 +53,13 @@ impl CancelToken {
         std::ptr::eq(&*self.0, &*other.0)
     }
 
-    /// The address of the shared flag, for identity checks by hosts.
-    #[doc(hidden)]
-    pub fn __flag_addr(&self) -> usize {
-        &*self.0 as *const AtomicBool as usize
+    /// Moves the flag into memory owned by the calling library: a flag this library
+    /// allocated stays the same flag (clones elsewhere stay connected); one another library
+    /// allocated is copied, state and all.
+    fn rehome(&mut self) {
+        let placeholder = RArc::new(CancelFlag::default());
+        let old = std::mem::replace(&mut self.0, placeholder);
+        self.0 = RArc::from(RArc::into_arc(old));
     }
 }
 
@@ -218,10 +234,12 @@ pub struct Context {
     /// Set by the plugin-side shim to the plugin's name for the duration of a call, so log
     /// lines are tagged; reset by the host afterwards.
     origin: RStr<'static>,
-    /// Set by every method that can put memory allocated by the caller's library into the
-    /// context, by `new` and by `clone`. A host clears it before a call and moves the
-    /// context's buffers into its own memory afterwards only if it is set again.
-    touched: bool,
+    /// The key of the call in progress, set by the host in [`Context::begin_call`]. Every
+    /// method that can put memory of the calling library into the context resets it to 0, and
+    /// so do `new`, `clone` and `rehome`; the host moves the context's buffers into its own
+    /// memory unless the key it set is still there. There is no getter, so a plugin cannot
+    /// restore it.
+    call_key: u64,
 }
 
 impl Default for Context {
@@ -233,7 +251,7 @@ impl Default for Context {
             cancel: CancelToken::default(),
             log: LogSink::default(),
             origin: RStr::from_str(""),
-            touched: true,
+            call_key: 0,
         }
     }
 }
@@ -248,7 +266,7 @@ impl Clone for Context {
             cancel: self.cancel.clone(),
             log: self.log,
             origin: self.origin,
-            touched: true,
+            call_key: 0,
         }
     }
 }
@@ -291,7 +309,7 @@ impl Context {
 
     /// Sets the operation label.
     pub fn set_label(&mut self, label: impl Into<String>) {
-        self.touched = true;
+        self.call_key = 0;
         self.label = RString::from(label.into());
     }
 
@@ -304,7 +322,7 @@ impl Context {
 
     /// The value under `key`, mutably.
     pub fn get_value_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.touched = true;
+        self.call_key = 0;
         self.values.get_mut(key)
     }
 
@@ -334,13 +352,13 @@ impl Context {
 
     /// Sets `key` to `value`, returning the value it replaced.
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
-        self.touched = true;
+        self.call_key = 0;
         self.values.insert(key, value)
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.touched = true;
+        self.call_key = 0;
         self.values.remove(key)
     }
 
@@ -376,13 +394,13 @@ impl Context {
 
     /// The whole value map, mutably.
     pub fn values_mut(&mut self) -> &mut ValueMap {
-        self.touched = true;
+        self.call_key = 0;
         &mut self.values
     }
 
     /// Takes the value map out, leaving this context empty of values.
     pub fn take_values(&mut self) -> ValueMap {
-        self.touched = true;
+        self.call_key = 0;
         std::mem::take(&mut self.values)
     }
 
@@ -440,7 +458,7 @@ impl Context {
 
     /// Replaces the cancel token, for example with one shared by several contexts.
     pub fn set_cancel_token(&mut self, token: CancelToken) {
-        self.touched = true;
+        self.call_key = 0;
         self.cancel = token;
     }
 
@@ -493,33 +511,31 @@ impl Context {
         self.log(LogLevel::Trace, message);
     }
 
-    /// Moves every buffer a plugin allocated into the caller's storage; see
-    /// [`Value::rehome`]. Hosts call this after a call that [`touched`](Self::touched) the
-    /// context, before the plugin may be unloaded.
+    /// Moves every buffer another library may have allocated (values, label, cancel token)
+    /// into the calling library's memory; see [`Value::rehome`].
     pub fn rehome(&mut self) {
+        self.call_key = 0;
         self.values.rehome();
         crate::value::rehome_string(&mut self.label);
+        self.cancel.rehome();
     }
 
-    /// Clears the [`touched`](Self::touched) flag and the log tag; a host calls this right
-    /// before passing the context to a plugin.
-    pub fn begin_call(&mut self) {
-        self.touched = false;
+    /// Starts a call: records `key` (non-zero, unpredictable, different for every call) and
+    /// clears the log tag. A host calls this right before passing the context to a plugin.
+    pub fn begin_call(&mut self, key: u64) {
+        self.call_key = key;
         self.origin = RStr::from_str("");
     }
 
-    /// Whether anything that can carry memory of another library (values, label, cancel
-    /// token) may have changed since [`begin_call`](Self::begin_call).
-    pub fn touched(&self) -> bool {
-        self.touched
-    }
-
-    /// Ends a call: resets the log tag, and rehomes the context if it was touched.
-    pub fn end_call(&mut self) {
+    /// Ends a call started with `key`: resets the log tag and, unless the context is provably
+    /// untouched (the key is still there), [`rehome`](Self::rehome)s it. After this, nothing
+    /// in the context points into the plugin.
+    pub fn end_call(&mut self, key: u64) {
         self.origin = RStr::from_str("");
-        if self.touched {
+        if key == 0 || self.call_key != key {
             self.rehome();
         }
+        self.call_key = 0;
     }
 }
 
@@ -567,32 +583,59 @@ mod tests {
         assert!(ctx.is_cancelled());
     }
 
-    #[test]
-    fn every_mutation_marks_the_context_touched() {
+    /// `true` if `end_call` would rehome after `op`.
+    fn rehomes_after(op: impl FnOnce(&mut Context)) -> bool {
         let mut ctx = Context::new();
-        assert!(ctx.touched(), "a new context counts as touched");
-        let ops: [fn(&mut Context); 7] = [
-            |c| drop(c.set("k", 1)),
-            |c| drop(c.remove("k")),
-            |c| drop(c.get_value_mut("k")),
-            |c| drop(c.values_mut()),
-            |c| drop(c.take_values()),
+        ctx.set("k", 1);
+        ctx.begin_call(0x5eed);
+        op(&mut ctx);
+        ctx.call_key != 0x5eed
+    }
+
+    #[test]
+    fn every_mutation_forces_a_rehome() {
+        let ops: [fn(&mut Context); 10] = [
+            |c| {
+                c.set("k", 2);
+            },
+            |c| {
+                c.remove("k");
+            },
+            |c| {
+                let _ = c.get_value_mut("k");
+            },
+            |c| {
+                let _ = c.values_mut();
+            },
+            |c| {
+                c.take_values();
+            },
             |c| c.set_label("x"),
             |c| c.set_cancel_token(CancelToken::new()),
+            |c| c.rehome(),
+            |c| c.begin_call(1),
+            |c| *c = c.clone(),
         ];
-        for op in ops {
-            ctx.begin_call();
-            assert!(!ctx.touched());
-            op(&mut ctx);
-            assert!(ctx.touched());
+        for (i, op) in ops.into_iter().enumerate() {
+            assert!(rehomes_after(op), "op {i}");
         }
-        ctx.begin_call();
-        let _ = ctx.get::<i64>("k");
-        let _ = ctx.is_cancelled();
-        ctx.set_timeout(Duration::from_secs(1));
-        assert!(!ctx.touched(), "reads and deadlines do not touch");
-        ctx.begin_call();
-        assert!(ctx.clone().touched(), "a clone counts as touched");
+        assert!(rehomes_after(|c| *c = Context::new()));
+        assert!(!rehomes_after(|c| {
+            let _ = c.get::<i64>("k");
+            let _ = c.is_cancelled();
+            c.set_timeout(Duration::from_secs(1));
+            c.info("reads, logs and deadlines do not touch memory");
+        }));
+    }
+
+    #[test]
+    fn rehoming_keeps_the_callers_token_connected() {
+        let mut ctx = Context::new();
+        let token = ctx.cancel_token().clone();
+        ctx.rehome();
+        token.cancel();
+        assert!(ctx.is_cancelled());
+        assert!(ctx.cancel_token().same_as(&token));
     }
 
     #[test]

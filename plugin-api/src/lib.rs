@@ -66,8 +66,9 @@
 //!
 //! # Memory across the boundary
 //! Strings and vectors a plugin creates free themselves through code in the plugin. A host
-//! must call [`Context::rehome`] after each call (plg-loader does) so that nothing in the
-//! context points into a library that may later be unloaded.
+//! brackets each call with [`Context::begin_call`] and [`Context::end_call`] (plg-loader
+//! does): `end_call` moves everything the plugin may have written into host memory, so that
+//! nothing in the context points into a library that may later be unloaded.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 

@@ -162,8 +162,8 @@ impl Value {
     /// abi_stable's `RString`/`RVec` free their memory through a vtable that lives in the
     /// library that allocated them. A host calls this on values a plugin wrote, before the
     /// plugin may be unloaded, so that dropping them later never jumps into unmapped code.
-    /// When the allocation is already compatible (the usual case: same allocator, same
-    /// element type) no bytes are copied.
+    /// Buffers the calling library allocated itself are kept as they are; buffers of another
+    /// library are copied (abi_stable's type identity includes the library).
     pub fn rehome(&mut self) {
         match self {
             Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}

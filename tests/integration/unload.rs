@@ -150,3 +150,102 @@ fn dropping_the_manager_unloads_everything() {
         Err(ExecError::Unloaded { .. })
     ));
 }
+
+/// A plugin that tries every safe-API trick to leave its own allocations in the host's
+/// context. After unload (verified), the host touches, serializes and drops the context: if
+/// any buffer still pointed into the plugin, this test would crash.
+#[test]
+fn no_plugin_memory_survives_in_the_context_after_unload() {
+    for trick in ["forge-key", "rehome", "token", "replace", "clone"] {
+        let (manager, evil, _d) = load_one("fixture-evil-context");
+        let mut ctx = Context::new().with_label(trick);
+        ctx.set("host", "host-owned string");
+        ctx.set("list", vec![plg_loader::Value::from("x")]);
+        let caller_token = ctx.cancel_token().clone();
+        evil.execute(&mut ctx).unwrap();
+        let reports = manager.unload("fixture-evil-context", None).unwrap();
+        #[cfg(target_os = "linux")]
+        assert_eq!(reports[0].unmapped, Some(true), "{trick}");
+        let _ = reports;
+
+        let json = serde_json::to_string(ctx.values()).unwrap();
+        ctx.set("after", "unload");
+        let copy = ctx.clone();
+        ctx.cancel_token().cancel();
+        assert!(ctx.is_cancelled());
+        // Only a plugin that left the token alone keeps the caller's clone connected;
+        // replacing or rehoming it inside the plugin necessarily makes a new flag.
+        assert_eq!(caller_token.is_cancelled(), trick == "forge-key", "{trick}");
+        drop(copy);
+        drop(ctx);
+        assert!(!json.is_empty());
+    }
+}
+
+#[test]
+fn scanning_does_not_disturb_loaded_plugins() {
+    let (manager, hang, _d) = load_one("fixture-hang");
+    let entries = manager.scan().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].status.is_ok(), "{:?}", entries[0].status);
+    let mut ctx = Context::new().with_label("is-cancelled");
+    hang.execute(&mut ctx).unwrap();
+    assert_eq!(ctx.get::<bool>("cancelled"), Ok(false));
+}
+
+#[test]
+fn one_image_is_opened_once_per_process() {
+    let (_manager, hang, dir) = load_one("fixture-hang");
+    // A second manager over the same files, and the same file under another path.
+    let other = PluginManager::new(dir.path());
+    let report = other.load_all();
+    assert!(matches!(
+        report.failed[0].error,
+        plg_loader::LoadError::ImageInUse { .. }
+    ));
+    let linked = PluginsDir::default();
+    let d = linked.path().join("fixture-hang/0.1.0");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(hang.manifest_path(), d.join("plugin.json")).unwrap();
+    std::fs::hard_link(
+        hang.library_path(),
+        d.join(plg_tests::library_file_name("fixture-hang")),
+    )
+    .unwrap();
+    let third = PluginManager::new(linked.path());
+    assert!(matches!(
+        third.load_all().failed[0].error,
+        plg_loader::LoadError::ImageInUse { .. }
+    ));
+    // The loaded instance was not disturbed.
+    let mut ctx = Context::new().with_label("is-cancelled");
+    hang.execute(&mut ctx).unwrap();
+    assert_eq!(ctx.get::<bool>("cancelled"), Ok(false));
+}
+
+#[test]
+fn concurrent_loads_of_one_plugin_load_it_once() {
+    let dir = PluginsDir::default();
+    let manifest = dir.stage("fixture-hang").join("plugin.json");
+    let manager = std::sync::Arc::new(PluginManager::new(dir.path()));
+    let results: Vec<_> = (0..8)
+        .map(|_| {
+            let (m, p) = (manager.clone(), manifest.clone());
+            std::thread::spawn(move || m.load_manifest(&p).map(|_| ()))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Ok(()) | Err(plg_loader::LoadError::AlreadyLoaded { .. }))));
+    let mut ctx = Context::new().with_label("is-cancelled");
+    manager
+        .get("fixture-hang")
+        .unwrap()
+        .execute(&mut ctx)
+        .unwrap();
+    assert_eq!(ctx.get::<bool>("cancelled"), Ok(false));
+}

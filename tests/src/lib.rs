@@ -20,6 +20,7 @@ pub const PACKAGES: &[&str] = &[
     "fixture-bad-layout",
     "fixture-future-abi",
     "fixture-not-plugin",
+    "fixture-evil-context",
     "plg-cli",
     "sample-host",
 ];

@@ -16,6 +16,10 @@ fn execute(ctx: &mut Context) -> Result<(), PluginError> {
         ctx.set("running", RUNNING.load(Ordering::SeqCst));
         return Ok(());
     }
+    if ctx.label() == "is-cancelled" {
+        ctx.set("cancelled", ctx.is_cancelled());
+        return Ok(());
+    }
     RUNNING.store(true, Ordering::SeqCst);
     // `ignore-stop` polls only the context's own token, not the host's stop flag or the
     // deadline: a plugin that does not cooperate with unloading.
