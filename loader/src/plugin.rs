@@ -51,8 +51,8 @@ struct InProcess {
 
 /// Forwards plugin log lines to `tracing`, target `plg::plugin`, with a `plugin` field.
 extern "C" fn tracing_sink(origin: RStr<'_>, level: LogLevel, message: RStr<'_>) {
-    // A subscriber that panics must not unwind into the plugin.
-    let _ = std::panic::catch_unwind(|| {
+    // A subscriber that panics must not unwind into the plugin; nor may dropping its payload.
+    let outcome = std::panic::catch_unwind(|| {
         let (plugin, message) = (origin.as_str(), message.as_str());
         match level {
             LogLevel::Error => tracing::error!(target: "plg::plugin", plugin, "{message}"),
@@ -62,6 +62,9 @@ extern "C" fn tracing_sink(origin: RStr<'_>, level: LogLevel, message: RStr<'_>)
             LogLevel::Trace => tracing::trace!(target: "plg::plugin", plugin, "{message}"),
         }
     });
+    if let Err(payload) = outcome {
+        std::mem::forget(payload);
+    }
 }
 
 /// The log sink plg-loader installs in every context it passes to a plugin.
