@@ -373,26 +373,25 @@ fn call_and_rehome(f: EntryFn, ctx: &mut Context, sink: LogSink) -> Result<(), C
     }
 }
 
-/// A non-zero key no plugin can predict: a per-process random seed plus a per-thread counter.
+/// A non-zero key no plugin can predict: each thread walks a Weyl sequence (adding an odd
+/// constant) from a random start, so keys never repeat within 2^64 calls on a thread.
 fn next_call_key() -> u64 {
     use std::{
         cell::Cell,
         hash::{BuildHasher, RandomState},
-        sync::OnceLock,
     };
-    static SEED: OnceLock<u64> = OnceLock::new();
+    const STEP: u64 = 0x9e37_79b9_7f4a_7c15;
     thread_local! {
-        static COUNTER: Cell<u64> = const { Cell::new(0) };
+        static NEXT: Cell<u64> = const { Cell::new(0) };
     }
-    let seed = *SEED.get_or_init(|| RandomState::new().hash_one(std::process::id()));
-    let n = COUNTER.with(|c| {
-        let n = c.get().wrapping_add(1);
-        c.set(n);
-        n
-    });
-    // Mix the counter and the thread so keys differ across threads too.
-    let thread = COUNTER.with(|c| c as *const Cell<u64> as u64);
-    (seed ^ thread.rotate_left(32)).wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1
+    NEXT.with(|next| {
+        let mut key = next.get();
+        if key == 0 {
+            key = RandomState::new().hash_one(next as *const Cell<u64> as usize);
+        }
+        next.set(key.wrapping_add(STEP));
+        key | 1
+    })
 }
 
 /// The images this process has open through [`Library`]. glibc returns the same image for
