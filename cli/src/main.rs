@@ -14,6 +14,11 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use plg_loader::{
     build::{build_crate, stage, BuildError, BuildOptions},
+    bundle::{pack_dir, pack_library, Bundle, BundleError, Limits, Packed},
+    install::{
+        generate_key, install_bundle, install_file, read_public_key, read_signing_key, uninstall,
+        write_key_pair, InstallError, InstallOptions, Keyring,
+    },
     scaffold::{scaffold, PlgApiSource},
     Context, ExecError, LoadError, PluginManager, Value, ValueMap,
 };
@@ -26,7 +31,9 @@ const EXIT_CODES: &str = "EXIT CODES:
   3  the plugin was not found
   4  the plugin failed to load (bad manifest, library, ABI or hook)
   5  the plugin's execute failed (error, panic, cancellation, deadline)
-  6  building failed";
+  6  building failed
+  7  the bundle is invalid, corrupt or hostile
+  8  the bundle's signature is missing or not trusted";
 
 /// Load and run plg plugins.
 #[derive(Parser)]
@@ -62,6 +69,71 @@ enum Cmd {
     List,
     /// Load a plugin, execute it once, and print the resulting context as JSON.
     Run(RunArgs),
+    /// Pack a plugin crate (built first) or a staged plugin directory into NAME-VERSION.plg.
+    Pack(PackArgs),
+    /// Show a bundle's manifest, entries, sizes, checksums and signature, installing nothing.
+    Inspect(InspectArgs),
+    /// Verify a .plg bundle (or a plugin crate / staged directory) and install it atomically.
+    Install(InstallArgs),
+    /// Remove an installed plugin (one version, or all).
+    Uninstall(UninstallArgs),
+    /// Create an ed25519 key pair for signing bundles: NAME.key (secret) and NAME.pub.
+    Keygen(KeygenArgs),
+    /// Trust a public key (NAME.pub) for installs into the plugins directory.
+    Trust(TrustArgs),
+}
+
+#[derive(Args)]
+struct PackArgs {
+    /// A plugin crate (Cargo.toml + plugin.json) or a staged plugin directory [default: .].
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Where to write the bundle [default: ./NAME-VERSION.plg].
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Sign the bundle with this secret key (from `plg keygen`).
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// The bundle.
+    file: PathBuf,
+}
+
+#[derive(Args)]
+struct InstallArgs {
+    /// A .plg bundle, a plugin crate, or a staged plugin directory.
+    source: PathBuf,
+    /// Replace an installed plugin of the same name and version.
+    #[arg(long)]
+    force: bool,
+    /// Refuse bundles that are unsigned or signed by a key not in the keyring. Also turned on
+    /// by `{"require_signature": true}` in PLUGINS_DIR/.plg/config.json.
+    #[arg(long)]
+    require_signature: bool,
+}
+
+#[derive(Args)]
+struct UninstallArgs {
+    /// NAME or NAME@VERSION.
+    plugin: String,
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// The key pair's path prefix: writes PREFIX.key and PREFIX.pub.
+    prefix: PathBuf,
+}
+
+#[derive(Args)]
+struct TrustArgs {
+    /// The public key file (from `plg keygen`).
+    public_key: PathBuf,
+    /// The name to list it under [default: the file's stem].
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(Args)]
@@ -125,8 +197,18 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
             }
         } else if let Some(e) = error.downcast_ref::<BuildError>() {
             match e {
-                BuildError::Verify(_) => 4,
+                BuildError::Stage(_) => 4,
                 _ => 6,
+            }
+        } else if error.downcast_ref::<BundleError>().is_some() {
+            7
+        } else if let Some(e) = error.downcast_ref::<InstallError>() {
+            match e {
+                InstallError::Bundle(_) => 7,
+                InstallError::Load(_) => 4,
+                InstallError::Unsigned { .. } | InstallError::UnknownKey { .. } => 8,
+                InstallError::NotInstalled { .. } => 3,
+                _ => 1,
             }
         } else {
             1
@@ -189,6 +271,218 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Build(a) => cmd_build(g, a),
         Cmd::List => cmd_list(g),
         Cmd::Run(a) => cmd_run(g, a),
+        Cmd::Pack(a) => cmd_pack(g, a),
+        Cmd::Inspect(a) => cmd_inspect(g, a),
+        Cmd::Install(a) => cmd_install(g, a),
+        Cmd::Uninstall(a) => cmd_uninstall(g, a),
+        Cmd::Keygen(a) => cmd_keygen(g, a),
+        Cmd::Trust(a) => cmd_trust(g, a),
+    }
+}
+
+/// Packs a crate (building it) or a staged directory into memory.
+fn pack_source(
+    dir: &Path,
+    key: Option<&plg_loader::bundle::SigningKey>,
+) -> Result<Packed, Failure> {
+    if dir.join("Cargo.toml").is_file() {
+        let built = build_crate(dir, &BuildOptions::default())?;
+        Ok(pack_library(&built.manifest, &built.library, key)?)
+    } else {
+        Ok(pack_dir(dir, key)?)
+    }
+}
+
+fn cmd_pack(g: &Global, a: PackArgs) -> Result<(), Failure> {
+    let key = a.sign.as_deref().map(read_signing_key).transpose()?;
+    let packed = pack_source(&a.dir, key.as_ref())?;
+    let out = a
+        .output
+        .unwrap_or_else(|| PathBuf::from(packed.file_name()));
+    std::fs::write(&out, &packed.bytes).with_context(|| format!("writing {}", out.display()))?;
+    if g.json {
+        print_json(&serde_json::json!({
+            "name": packed.manifest.name,
+            "version": packed.manifest.version.to_string(),
+            "bundle": out,
+            "bytes": packed.bytes.len(),
+            "signed": key.is_some(),
+        }))
+    } else {
+        println!(
+            "packed {} into {} ({} bytes{})",
+            packed.manifest.id(),
+            out.display(),
+            packed.bytes.len(),
+            if key.is_some() { ", signed" } else { "" }
+        );
+        Ok(())
+    }
+}
+
+fn cmd_inspect(g: &Global, a: InspectArgs) -> Result<(), Failure> {
+    let bundle = Bundle::read(&a.file, &Limits::default())?;
+    let keyring = match plugins_dir(g) {
+        Ok(dir) => Keyring::load(&dir).unwrap_or_default(),
+        Err(_) => Keyring::default(),
+    };
+    let signature = bundle.signature().map(|s| {
+        let trusted = keyring.trusts(&s.public_key).map(str::to_owned);
+        serde_json::json!({ "public_key": s.key_hex(), "valid": true, "trusted_as": trusted })
+    });
+    if g.json {
+        let entries: Vec<_> = bundle
+            .entries()
+            .iter()
+            .map(
+                |e| serde_json::json!({ "name": e.name, "size": e.data.len(), "sha256": e.sha256 }),
+            )
+            .collect();
+        let manifest: serde_json::Value = serde_json::from_str(&bundle.manifest().to_json())?;
+        return print_json(&serde_json::json!({
+            "bundle": a.file,
+            "compressed_size": bundle.compressed_size(),
+            "manifest": manifest,
+            "entries": entries,
+            "signature": signature,
+        }));
+    }
+    let m = bundle.manifest();
+    println!(
+        "{} ({} bytes compressed)",
+        a.file.display(),
+        bundle.compressed_size()
+    );
+    println!("  plugin:      {}", m.id());
+    if let Some(d) = &m.description {
+        println!("  description: {d}");
+    }
+    if !m.maintainers.is_empty() {
+        println!("  maintainers: {}", m.maintainers.join(", "));
+    }
+    println!("  library:     {}", bundle.library_name());
+    println!("  entries:");
+    for e in bundle.entries() {
+        println!(
+            "    {:<28} {:>10} bytes  sha256 {}",
+            e.name,
+            e.data.len(),
+            e.sha256
+        );
+    }
+    match bundle.signature() {
+        None => println!("  signature:   none (unsigned)"),
+        Some(s) => match keyring.trusts(&s.public_key) {
+            Some(name) => println!(
+                "  signature:   valid, by trusted key `{name}` ({})",
+                s.key_hex()
+            ),
+            None => println!(
+                "  signature:   valid, by key {} (not in the keyring)",
+                s.key_hex()
+            ),
+        },
+    }
+    Ok(())
+}
+
+fn cmd_install(g: &Global, a: InstallArgs) -> Result<(), Failure> {
+    let dir = plugins_dir(g)?;
+    let opts = InstallOptions {
+        force: a.force,
+        require_signature: a.require_signature,
+        ..InstallOptions::default()
+    };
+    let installed = if a.source.is_dir() {
+        let packed = pack_source(&a.source, None)?;
+        let bundle = Bundle::from_bytes(&packed.bytes, &a.source, &opts.limits)?;
+        install_bundle(&bundle, &dir, &opts)?
+    } else {
+        install_file(&a.source, &dir, &opts)?
+    };
+    if g.json {
+        print_json(&serde_json::json!({
+            "name": installed.manifest.name,
+            "version": installed.manifest.version.to_string(),
+            "dir": installed.dir,
+            "signed_by": installed.signed_by,
+            "replaced": installed.replaced,
+        }))
+    } else {
+        println!(
+            "installed {} in {}{}{}",
+            installed.manifest.id(),
+            installed.dir.display(),
+            installed
+                .signed_by
+                .map(|k| format!(" (signed by `{k}`)"))
+                .unwrap_or_default(),
+            if installed.replaced {
+                " (replaced the previous copy)"
+            } else {
+                ""
+            }
+        );
+        Ok(())
+    }
+}
+
+fn cmd_uninstall(g: &Global, a: UninstallArgs) -> Result<(), Failure> {
+    let dir = plugins_dir(g)?;
+    let (name, version) = match a.plugin.split_once('@') {
+        Some((n, v)) => (
+            n,
+            Some(
+                plg_loader::semver::Version::parse(v)
+                    .with_context(|| format!("`{v}` is not a version; write NAME@1.2.3"))?,
+            ),
+        ),
+        None => (a.plugin.as_str(), None),
+    };
+    let removed = uninstall(&dir, name, version.as_ref())?;
+    if g.json {
+        print_json(&serde_json::json!({ "removed": removed }))
+    } else {
+        for r in removed {
+            println!("removed {}", r.display());
+        }
+        Ok(())
+    }
+}
+
+fn cmd_keygen(g: &Global, a: KeygenArgs) -> Result<(), Failure> {
+    let key = generate_key();
+    let (secret, public) = write_key_pair(&key, &a.prefix)?;
+    if g.json {
+        print_json(&serde_json::json!({ "secret_key": secret, "public_key": public }))
+    } else {
+        println!("secret key: {} (keep it private)", secret.display());
+        println!(
+            "public key: {} (trust it with `plg trust {}`)",
+            public.display(),
+            public.display()
+        );
+        Ok(())
+    }
+}
+
+fn cmd_trust(g: &Global, a: TrustArgs) -> Result<(), Failure> {
+    let dir = plugins_dir(g)?;
+    let key = read_public_key(&a.public_key)?;
+    let name = match a.name {
+        Some(n) => n,
+        None => a
+            .public_key
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "key".into()),
+    };
+    Keyring::add(&dir, &name, &key)?;
+    if g.json {
+        print_json(&serde_json::json!({ "name": name, "keyring": Keyring::path(&dir) }))
+    } else {
+        println!("trusted key `{name}` in {}", Keyring::path(&dir).display());
+        Ok(())
     }
 }
 

@@ -19,7 +19,8 @@ use cargo_metadata::Message;
 use thiserror::Error;
 
 use crate::{
-    error::{LoadError, ManifestError},
+    error::ManifestError,
+    install::{place, InstallError},
     manager::open_checked,
     manifest::{Manifest, Source, MANIFEST_FILE},
 };
@@ -82,9 +83,9 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    /// The built library does not load as the manifest describes.
-    #[error("the built library does not load: {0}")]
-    Verify(#[from] LoadError),
+    /// The built library does not load as the manifest describes, or staging failed.
+    #[error(transparent)]
+    Stage(#[from] InstallError),
 }
 
 /// How to run cargo.
@@ -198,55 +199,30 @@ pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError>
 /// loads. The directory is assembled beside its final place and renamed in, so a failure
 /// leaves the previous state; an existing staged copy of the same version is replaced.
 pub fn stage(built: &Built, plugins_dir: &Path) -> Result<PathBuf, BuildError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| BuildError::Io { path, source }
+    let file_name = built
+        .library
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("plugin"));
+    let mut staged = built.manifest.clone();
+    staged.source = Source::LocalSo {
+        path: file_name.clone(),
     };
-    let m = &built.manifest;
-    let parent = plugins_dir.join(&m.name);
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let dest = parent.join(m.version.to_string());
-    let tmp = parent.join(format!(
-        ".staging-{}-{}",
-        std::process::id(),
-        unique_suffix()
-    ));
-    let result = (|| {
-        std::fs::create_dir(&tmp).map_err(io(&tmp))?;
-        let file_name = built
-            .library
-            .file_name()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("plugin"));
-        std::fs::copy(&built.library, tmp.join(&file_name)).map_err(io(&tmp))?;
-        let mut staged = m.clone();
-        staged.source = Source::LocalSo { path: file_name };
+    let (dir, _) = place(plugins_dir, &staged, true, |tmp| {
+        let lib = tmp.join(&file_name);
+        std::fs::copy(&built.library, &lib).map_err(|source| InstallError::Io {
+            path: lib.clone(),
+            source,
+        })?;
         let manifest_path = tmp.join(MANIFEST_FILE);
-        std::fs::write(&manifest_path, staged.to_json() + "\n").map_err(io(&manifest_path))?;
+        std::fs::write(&manifest_path, staged.to_json() + "\n").map_err(|source| {
+            InstallError::Io {
+                path: manifest_path.clone(),
+                source,
+            }
+        })?;
         drop(open_checked(&staged, &manifest_path)?);
-        if dest.exists() {
-            let old = parent.join(format!(
-                ".replaced-{}-{}",
-                std::process::id(),
-                unique_suffix()
-            ));
-            std::fs::rename(&dest, &old).map_err(io(&dest))?;
-            std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
-            let _ = std::fs::remove_dir_all(&old);
-        } else {
-            std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
-        }
-        Ok(dest.clone())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result
-}
-
-fn unique_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
+        Ok(())
+    })?;
+    Ok(dir)
 }

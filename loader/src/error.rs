@@ -114,13 +114,15 @@ pub enum LoadError {
         found: u32,
     },
     /// The plugin's types have another layout than the host's.
-    #[error("{} was built against an incompatible plg-api {api_version} (type layouts differ); rebuild the plugin against this plg-api\n{details}", path.display())]
+    #[error("{} was built against an incompatible plg-api {api_version} (type layouts differ: {summary}); rebuild the plugin against this plg-api", path.display())]
     AbiLayout {
         /// The file.
         path: PathBuf,
         /// The plg-api version the plugin reports.
         api_version: String,
-        /// abi_stable's report.
+        /// The differences, one line: `incompatible type size (expected 128, found 120); …`.
+        summary: String,
+        /// abi_stable's full report (long).
         details: String,
     },
     /// The library's embedded name or version differs from the manifest's.

@@ -204,10 +204,12 @@ impl Library {
             decl.module_layout,
             &globals,
         ) {
+            let details = errors.to_string();
             return Err(LoadError::AbiLayout {
                 path,
                 api_version: decl.api_version.to_string(),
-                details: errors.to_string(),
+                summary: summarize_layout_errors(&details),
+                details,
             });
         }
         drop(globals);
@@ -432,6 +434,39 @@ fn release_image(key: &ImageKey) {
     }
 }
 
+/// Condenses abi_stable's report (blocks of `Error:<what>` / `Expected:` / `Found:`) into
+/// one line: `incompatible type size (expected 128, found 120); …`.
+fn summarize_layout_errors(report: &str) -> String {
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let mut items: Vec<String> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(what) = line.strip_prefix("Error:") {
+            let after = |label: &str| {
+                lines[i..]
+                    .iter()
+                    .position(|l| *l == label)
+                    .and_then(|j| lines.get(i + j + 1))
+                    .copied()
+                    .unwrap_or("?")
+            };
+            let item = format!(
+                "{} (expected {}, found {})",
+                what.trim(),
+                after("Expected:"),
+                after("Found:")
+            );
+            if !items.contains(&item) {
+                items.push(item);
+            }
+        }
+    }
+    if items.is_empty() {
+        "see the full report".to_owned()
+    } else {
+        items.join("; ")
+    }
+}
+
 #[cfg(unix)]
 fn open_library(path: &Path) -> Result<libloading::Library, libloading::Error> {
     use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
@@ -533,6 +568,16 @@ mod tests {
         gate.exit();
         assert_eq!(gate.in_flight(), 0);
         assert!(gate.is_closing());
+    }
+
+    #[test]
+    fn layout_reports_are_summarized_on_one_line() {
+        let report = "noise\nError:incompatible type size\nExpected:\n    128\nFound:\n    120\n\
+                      more\nError:mismatched type\nExpected:\n    A\nFound:\n    B\n";
+        assert_eq!(
+            summarize_layout_errors(report),
+            "incompatible type size (expected 128, found 120); mismatched type (expected A, found B)"
+        );
     }
 
     #[test]

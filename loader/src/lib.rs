@@ -47,8 +47,10 @@
 
 #[cfg(feature = "build")]
 pub mod build;
+pub mod bundle;
 mod error;
 mod ffi;
+pub mod install;
 mod manager;
 pub mod manifest;
 mod plugin;

@@ -1,6 +1,7 @@
 //! plg's integration tests, one binary, a module per area. They go through plg-loader's
 //! public API and the `plg` binary, with fixture plugins built once per run.
 
+mod bundle;
 mod cli;
 mod execute;
 mod load;
