@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use plg_loader::{
     build::{build_crate, stage, BuildError, BuildOptions},
     bundle::{pack_dir, pack_library, Bundle, BundleError, Limits, Packed},
+    git::{fetch_and_build, GitError, GitProgress},
     install::{
         generate_key, install_bundle, install_file, read_public_key, read_signing_key, uninstall,
         write_key_pair, InstallError, InstallOptions, Keyring,
@@ -33,7 +34,8 @@ const EXIT_CODES: &str = "EXIT CODES:
   5  the plugin's execute failed (error, panic, cancellation, deadline)
   6  building failed
   7  the bundle is invalid, corrupt or hostile
-  8  the bundle's signature is missing or not trusted";
+  8  the bundle's signature is missing or not trusted
+  9  fetching or building a git repository failed";
 
 /// Load and run plg plugins.
 #[derive(Parser)]
@@ -104,8 +106,19 @@ struct InspectArgs {
 
 #[derive(Args)]
 struct InstallArgs {
-    /// A .plg bundle, a plugin crate, or a staged plugin directory.
-    source: PathBuf,
+    /// A .plg bundle, a plugin crate, a staged plugin directory, or a git repository URL
+    /// with an optional `#REV` (branch, tag or commit). Building a repository runs its code.
+    source: String,
+    /// With a git URL: the plugin crate's directory inside the repository.
+    #[arg(long, value_name = "DIR")]
+    subdir: Option<PathBuf>,
+    /// With a git URL: also allow this URL scheme (https and ssh are allowed; `file` must be
+    /// allowed explicitly). Repeatable.
+    #[arg(long, value_name = "SCHEME")]
+    allow_scheme: Vec<String>,
+    /// With a git URL: also fetch submodules.
+    #[arg(long)]
+    submodules: bool,
     /// Replace an installed plugin of the same name and version.
     #[arg(long)]
     force: bool,
@@ -200,6 +213,8 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
                 BuildError::Stage(_) => 4,
                 _ => 6,
             }
+        } else if error.downcast_ref::<GitError>().is_some() {
+            9
         } else if error.downcast_ref::<BundleError>().is_some() {
             7
         } else if let Some(e) = error.downcast_ref::<InstallError>() {
@@ -386,6 +401,101 @@ fn cmd_inspect(g: &Global, a: InspectArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `true` for `scheme://…` and `user@host:path` sources that are not local paths.
+fn looks_like_git_url(source: &str) -> bool {
+    if Path::new(source).exists() {
+        return false;
+    }
+    source.contains("://")
+        || source
+            .split_once(':')
+            .is_some_and(|(host, _)| host.contains('@') && !host.contains('/'))
+}
+
+/// Draws git progress on a terminal; silent otherwise.
+struct CliProgress(indicatif::ProgressBar);
+
+impl CliProgress {
+    fn new(visible: bool) -> Self {
+        let bar = if visible {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        CliProgress(bar)
+    }
+}
+
+impl GitProgress for CliProgress {
+    fn phase(&self, phase: &str) {
+        let msg = match phase {
+            "resolve" => "resolving the revision",
+            "clone" => "cloning",
+            "build" => "building with cargo (the repository's build scripts run now)",
+            _ => "done",
+        };
+        self.0.set_message(msg);
+        if phase == "clone" {
+            self.0.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:30}] {pos}/{len} objects",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+        } else {
+            self.0
+                .set_style(indicatif::ProgressStyle::default_spinner());
+        }
+    }
+    fn transfer(&self, received: usize, total: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_position(received as u64);
+    }
+}
+
+fn install_from_git(g: &Global, a: &InstallArgs, dir: &Path) -> Result<Bundle, Failure> {
+    let (url, rev) = match a.source.rsplit_once('#') {
+        Some((u, r)) if !r.is_empty() => (u, Some(r)),
+        _ => (a.source.as_str(), None),
+    };
+    let mut opts = PluginManager::new(dir).git_options()?;
+    opts.allowed_schemes.extend(a.allow_scheme.iter().cloned());
+    opts.fetch_submodules = a.submodules;
+    eprintln!(
+        "warning: building {url} runs code from that repository (build.rs, proc macros, \
+         .cargo/config.toml) with your permissions; install only repositories you trust"
+    );
+    let progress =
+        CliProgress::new(!g.json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let built = fetch_and_build(url, rev, a.subdir.as_deref(), &opts, &progress);
+    progress.0.finish_and_clear();
+    let built = built?;
+    if !g.json {
+        eprintln!(
+            "{} {} at commit {}",
+            if built.reused {
+                "reusing the cached build of"
+            } else {
+                "built"
+            },
+            built.manifest.id(),
+            built.provenance.commit
+        );
+    }
+    let lib = match &built.manifest.source {
+        plg_loader::Source::LocalSo { path } => built.dir.join(path),
+        plg_loader::Source::RemoteGit { .. } => unreachable!("builds are local"),
+    };
+    let packed = pack_library(&built.manifest, &lib, None)?;
+    Ok(Bundle::from_bytes(
+        &packed.bytes,
+        Path::new(url),
+        &Limits::default(),
+    )?)
+}
+
 fn cmd_install(g: &Global, a: InstallArgs) -> Result<(), Failure> {
     let dir = plugins_dir(g)?;
     let opts = InstallOptions {
@@ -393,12 +503,16 @@ fn cmd_install(g: &Global, a: InstallArgs) -> Result<(), Failure> {
         require_signature: a.require_signature,
         ..InstallOptions::default()
     };
-    let installed = if a.source.is_dir() {
-        let packed = pack_source(&a.source, None)?;
-        let bundle = Bundle::from_bytes(&packed.bytes, &a.source, &opts.limits)?;
+    let source = PathBuf::from(&a.source);
+    let installed = if looks_like_git_url(&a.source) {
+        let bundle = install_from_git(g, &a, &dir)?;
+        install_bundle(&bundle, &dir, &opts)?
+    } else if source.is_dir() {
+        let packed = pack_source(&source, None)?;
+        let bundle = Bundle::from_bytes(&packed.bytes, &source, &opts.limits)?;
         install_bundle(&bundle, &dir, &opts)?
     } else {
-        install_file(&a.source, &dir, &opts)?
+        install_file(&source, &dir, &opts)?
     };
     if g.json {
         print_json(&serde_json::json!({

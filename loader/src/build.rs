@@ -95,6 +95,10 @@ pub struct BuildOptions {
     pub release: bool,
     /// The cargo program: `$CARGO` if set, else `cargo`.
     pub cargo: String,
+    /// Pass `--locked` (use the crate's Cargo.lock as it is).
+    pub locked: bool,
+    /// Build into this target directory instead of cargo's default.
+    pub target_dir: Option<PathBuf>,
 }
 
 impl Default for BuildOptions {
@@ -102,6 +106,8 @@ impl Default for BuildOptions {
         Self {
             release: true,
             cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            locked: false,
+            target_dir: None,
         }
     }
 }
@@ -143,6 +149,12 @@ pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError>
     if opts.release {
         cmd.arg("--release");
     }
+    if opts.locked {
+        cmd.arg("--locked");
+    }
+    if let Some(t) = &opts.target_dir {
+        cmd.env("CARGO_TARGET_DIR", t);
+    }
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -155,7 +167,9 @@ pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError>
     let mut libs = Vec::new();
     for message in Message::parse_stream(BufReader::new(stdout)).flatten() {
         if let Message::CompilerArtifact(a) = message {
-            let ours = a.manifest_path.as_std_path() == cargo_toml;
+            // The crate itself, or (for a workspace root) any member inside it.
+            let crate_dir = cargo_toml.parent().unwrap_or(Path::new("/"));
+            let ours = a.manifest_path.as_std_path().starts_with(crate_dir);
             if ours && a.target.kind.iter().any(|k| k.to_string() == "cdylib") {
                 libs.extend(
                     a.filenames

@@ -170,6 +170,18 @@ pub enum LoadError {
     /// A version requirement could not be parsed.
     #[error(transparent)]
     Lookup(#[from] LookupError),
+    /// Fetching or building a `remote_git` source failed.
+    #[cfg(feature = "git")]
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    /// The plugins directory's configuration is invalid.
+    #[error("{}: {problem}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// The source mode cannot be loaded directly.
     #[error("{}: source mode `{mode}` cannot be loaded directly; install it with `plg install` first", manifest.display())]
     UnsupportedSource {

@@ -115,6 +115,10 @@ pub struct Config {
     /// Refuse unsigned bundles and bundles signed by unknown keys.
     #[serde(default)]
     pub require_signature: bool,
+    /// URL schemes `remote_git` sources may use (default `https` and `ssh`; add `file` for
+    /// local repositories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_schemes: Option<Vec<String>>,
 }
 
 impl Config {

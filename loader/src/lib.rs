@@ -42,6 +42,8 @@
 //! # Crate features
 //! - `build` (default): [`build`] builds plugin crates with cargo and stages them, and
 //!   [`scaffold`] writes new plugin crates. Pulls in `cargo_metadata`.
+//! - `git` (default, implies `build`): [`git`] clones `remote_git` sources with libgit2 and
+//!   builds them. A host that only loads local libraries can turn it off and skip libgit2.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -50,6 +52,8 @@ pub mod build;
 pub mod bundle;
 mod error;
 mod ffi;
+#[cfg(feature = "git")]
+pub mod git;
 pub mod install;
 mod manager;
 pub mod manifest;

@@ -66,6 +66,9 @@ pub struct PluginManager {
     /// Held while a plugin loads, so two threads loading the same plugin cannot both run its
     /// `on_load`: the second one finds it registered.
     loading: Mutex<()>,
+    /// How `remote_git` sources are fetched; `None`: from the base directory's configuration.
+    #[cfg(feature = "git")]
+    git: Option<crate::git::GitOptions>,
 }
 
 impl PluginManager {
@@ -76,6 +79,92 @@ impl PluginManager {
             unload_timeout: DEFAULT_UNLOAD_TIMEOUT,
             plugins: RwLock::default(),
             loading: Mutex::new(()),
+            #[cfg(feature = "git")]
+            git: None,
+        }
+    }
+
+    /// Sets how `remote_git` sources are fetched and built. By default: cache in
+    /// `BASE/.plg/git-cache`, schemes from `BASE/.plg/config.json` (`git_schemes`, default
+    /// https and ssh).
+    #[cfg(feature = "git")]
+    pub fn with_git_options(mut self, options: crate::git::GitOptions) -> Self {
+        self.git = Some(options);
+        self
+    }
+
+    /// The git options in force.
+    #[cfg(feature = "git")]
+    pub fn git_options(&self) -> Result<crate::git::GitOptions, LoadError> {
+        if let Some(o) = &self.git {
+            return Ok(o.clone());
+        }
+        let config =
+            crate::install::Config::load(&self.base_dir).map_err(|e| LoadError::Config {
+                path: crate::install::Config::path(&self.base_dir),
+                problem: e.to_string(),
+            })?;
+        let mut opts = crate::git::GitOptions::new(
+            self.base_dir
+                .join(crate::install::CONFIG_DIR)
+                .join("git-cache"),
+        );
+        if let Some(schemes) = config.git_schemes {
+            opts.allowed_schemes = schemes;
+        }
+        Ok(opts)
+    }
+
+    /// Resolves a manifest to the manifest and path of a local library: itself for
+    /// `local_so`, the cached build for `remote_git` (fetching and building it unless
+    /// `offline`).
+    fn localize(
+        &self,
+        manifest: &Manifest,
+        manifest_path: &Path,
+        offline: bool,
+    ) -> Result<(Manifest, PathBuf), LoadError> {
+        match &manifest.source {
+            Source::LocalSo { .. } => Ok((manifest.clone(), manifest_path.to_owned())),
+            #[cfg(feature = "git")]
+            Source::RemoteGit { url, rev, subdir } => {
+                let mut opts = self.git_options()?;
+                opts.offline = offline;
+                let built = crate::git::fetch_and_build(
+                    url,
+                    rev.as_deref(),
+                    subdir.as_deref(),
+                    &opts,
+                    &crate::git::NoProgress,
+                )?;
+                for (field, ours, theirs) in [
+                    ("name", manifest.name.clone(), built.manifest.name.clone()),
+                    (
+                        "version",
+                        manifest.version.to_string(),
+                        built.manifest.version.to_string(),
+                    ),
+                ] {
+                    if ours != theirs {
+                        return Err(LoadError::Mismatch {
+                            path: built.manifest_path(),
+                            field,
+                            manifest: ours,
+                            library: theirs,
+                        });
+                    }
+                }
+                let path = built.manifest_path();
+                Ok((built.manifest, path))
+            }
+            #[cfg(not(feature = "git"))]
+            Source::RemoteGit { .. } => {
+                let _ = offline; // only fetching cares
+                Err(LoadError::UnsupportedSource {
+                    manifest: manifest_path.to_owned(),
+                    mode: "remote_git",
+                })
+            }
         }
     }
 
@@ -150,7 +239,8 @@ impl PluginManager {
                 existing: existing.manifest_path().to_owned(),
             });
         }
-        let lib = open_checked(&manifest, manifest_path)?;
+        let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
+        let lib = open_checked(&local, &local_path)?;
         let mut ctx = Context::new().with_label("load");
         lib.on_load(&mut ctx, HOST_SINK).map_err(|e| {
             let err = map_call_error(&manifest.id(), &ctx, e);
@@ -235,7 +325,8 @@ impl PluginManager {
                     let status = if loaded_here {
                         Ok(())
                     } else {
-                        open_checked(&m, &path).map(drop)
+                        self.localize(&m, &path, true)
+                            .and_then(|(local, p)| open_checked(&local, &p).map(drop))
                     };
                     ScanEntry {
                         manifest_path: path,

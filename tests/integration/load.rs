@@ -142,22 +142,19 @@ fn a_path_with_dotdot_is_an_invalid_manifest_field() {
 }
 
 #[test]
-fn remote_git_cannot_be_loaded_directly() {
+fn remote_git_with_a_scheme_not_allowed_is_refused_before_any_fetch() {
     let dir = PluginsDir::default();
     dir.stage_with(
         "hello",
         "hello",
         |m| {
             m["source"] =
-                serde_json::json!({"mode": "remote_git", "path": "https://example.invalid/x.git"})
+                serde_json::json!({"mode": "remote_git", "path": "file:///nonexistent/x.git"})
         },
     );
     assert!(matches!(
         load_err(&dir, "hello"),
-        LoadError::UnsupportedSource {
-            mode: "remote_git",
-            ..
-        }
+        LoadError::Git(plg_loader::git::GitError::SchemeNotAllowed { .. })
     ));
 }
 

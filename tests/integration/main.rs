@@ -4,6 +4,7 @@
 mod bundle;
 mod cli;
 mod execute;
+mod git;
 mod load;
 mod logging;
 mod unload;

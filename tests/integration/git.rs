@@ -1,0 +1,307 @@
+//! `remote_git`: clone-and-build from local bare repositories made here, the cache, and every
+//! way it can fail.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use plg_loader::{
+    build::BuildError,
+    git::{fetch_and_build, GitError, GitOptions, NoProgress},
+    Context, LoadError, PluginManager,
+};
+use plg_tests::{plg_bin, target_dir, workspace_root, PluginsDir, Profile};
+
+/// A bare repository made from `files`, tagged `v1`. Returns its `file://` URL and commit.
+fn repo(files: &[(&str, String)]) -> (tempfile::TempDir, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    for (path, text) in files {
+        let p = work.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .args([
+                "-c",
+                "user.name=plg",
+                "-c",
+                "user.email=plg@test.invalid",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "plugin"]);
+    git(&work, &["tag", "v1"]);
+    let commit = git(&work, &["rev-parse", "HEAD"]);
+    git(tmp.path(), &["clone", "-q", "--bare", "work", "bare.git"]);
+    let url = format!("file://{}", tmp.path().join("bare.git").display());
+    (tmp, url, commit)
+}
+
+fn cargo_toml(name: &str, deps: &str) -> String {
+    format!(
+        "[package]\nname = \"{name}\"\nversion = \"1.2.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n{deps}\n\n[workspace]\n"
+    )
+}
+
+fn manifest(name: &str, lib: &str) -> String {
+    format!(
+        r#"{{"name":"{name}","version":"1.2.0","source":{{"mode":"local_so","path":"{lib}"}}}}"#
+    )
+}
+
+/// The hello plugin as a standalone crate.
+fn hello_repo() -> (tempfile::TempDir, String, String) {
+    let api = workspace_root().join("plugin-api");
+    repo(&[
+        (
+            "Cargo.toml",
+            cargo_toml(
+                "hello",
+                &format!("plg-api = {{ path = {:?} }}", api.display().to_string()),
+            ),
+        ),
+        ("plugin.json", manifest("hello", "libhello")),
+        (
+            "src/lib.rs",
+            std::fs::read_to_string(workspace_root().join("plugins/hello/src/lib.rs")).unwrap(),
+        ),
+    ])
+}
+
+/// Options for tests: `file` allowed, debug builds in one shared target dir.
+fn options(cache: &Path) -> GitOptions {
+    let mut o = GitOptions::new(cache);
+    o.allowed_schemes.push("file".into());
+    o.build.release = false;
+    o.build.target_dir = Some(target_dir().join("plg-git-tests"));
+    o
+}
+
+fn build_err(e: GitError) -> BuildError {
+    match e {
+        GitError::Build { source, .. } => *source,
+        other => panic!("expected a build error, got {other:?}"),
+    }
+}
+
+#[test]
+fn urls_and_schemes_are_checked_before_any_fetch() {
+    let cache = tempfile::tempdir().unwrap();
+    let (_r, url, _) = repo(&[("README", "x".into())]);
+    let default = GitOptions::new(cache.path());
+    assert!(matches!(
+        fetch_and_build(&url, None, None, &default, &NoProgress),
+        Err(GitError::SchemeNotAllowed { ref scheme, .. }) if scheme == "file"
+    ));
+    assert!(matches!(
+        fetch_and_build(
+            "no scheme here",
+            None,
+            None,
+            &options(cache.path()),
+            &NoProgress
+        ),
+        Err(GitError::BadUrl { .. })
+    ));
+    assert!(matches!(
+        fetch_and_build(
+            "file:///nonexistent/repo.git",
+            None,
+            None,
+            &options(cache.path()),
+            &NoProgress
+        ),
+        Err(GitError::Fetch { .. })
+    ));
+}
+
+#[test]
+fn an_unknown_rev_is_reported() {
+    let cache = tempfile::tempdir().unwrap();
+    let (_r, url, _) = repo(&[("README", "x".into())]);
+    for rev in ["no-such-branch", "0123456789012345678901234567890123456789"] {
+        match fetch_and_build(&url, Some(rev), None, &options(cache.path()), &NoProgress) {
+            Err(GitError::UnknownRev { rev: r, .. }) => assert_eq!(r, rev),
+            other => panic!("{rev}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn build_failures_are_clear() {
+    let cache = tempfile::tempdir().unwrap();
+    let opts = options(cache.path());
+
+    let (_a, url, _) = repo(&[
+        ("Cargo.toml", cargo_toml("broken", "")),
+        ("plugin.json", manifest("broken", "libbroken")),
+        ("src/lib.rs", "this is not rust".into()),
+    ]);
+    assert!(matches!(
+        build_err(fetch_and_build(&url, None, None, &opts, &NoProgress).unwrap_err()),
+        BuildError::CargoFailed { .. }
+    ));
+
+    let (_b, url, _) = repo(&[
+        (
+            "Cargo.toml",
+            cargo_toml("lib-only", "").replace("cdylib", "rlib"),
+        ),
+        ("plugin.json", manifest("lib-only", "liblib_only")),
+        ("src/lib.rs", "pub fn f() {}".into()),
+    ]);
+    assert!(matches!(
+        build_err(fetch_and_build(&url, None, None, &opts, &NoProgress).unwrap_err()),
+        BuildError::NoCdylib { .. }
+    ));
+
+    let member = |name: &str| {
+        format!("[package]\nname = \"{name}\"\nversion = \"1.2.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n")
+    };
+    let (_c, url, _) = repo(&[
+        (
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"a\", \"b\"]\nresolver = \"2\"\n".into(),
+        ),
+        ("plugin.json", manifest("a", "liba")),
+        ("a/Cargo.toml", member("a")),
+        ("a/src/lib.rs", "".into()),
+        ("b/Cargo.toml", member("b")),
+        ("b/src/lib.rs", "".into()),
+    ]);
+    match build_err(fetch_and_build(&url, None, None, &opts, &NoProgress).unwrap_err()) {
+        BuildError::SeveralCdylibs { files, .. } => assert_eq!(files.len(), 2),
+        e => panic!("{e:?}"),
+    }
+
+    let (_d, url, _) = repo(&[("README", "no crate".into())]);
+    assert!(matches!(
+        build_err(fetch_and_build(&url, None, None, &opts, &NoProgress).unwrap_err()),
+        BuildError::NoManifest { .. }
+    ));
+    assert!(matches!(
+        fetch_and_build(&url, None, Some(Path::new("nope")), &opts, &NoProgress),
+        Err(GitError::NoSubdir { .. })
+    ));
+}
+
+#[test]
+fn a_remote_git_manifest_loads_builds_once_and_reuses_the_cache() {
+    let (repo_dir, url, commit) = hello_repo();
+    let plugins = PluginsDir::default();
+    let cache = plugins.path().join(".plg/git-cache");
+    let write_manifest = |rev: &str| {
+        plugins.write_manifest(
+            "hello",
+            &format!(
+                r#"{{"name":"hello","version":"1.2.0","source":{{"mode":"remote_git","path":"{url}","rev":"{rev}"}}}}"#
+            ),
+        )
+    };
+    write_manifest("v1");
+    let manager = PluginManager::new(plugins.path()).with_git_options(options(&cache));
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let mut ctx = Context::new();
+    ctx.set("name", "Git");
+    manager.get("hello").unwrap().execute(&mut ctx).unwrap();
+    assert_eq!(ctx.get_str("greeting"), Ok("Hello, Git!"));
+    drop(manager);
+
+    // Provenance sits next to the build.
+    let build_dir = find_build_dir(&cache, &commit);
+    let provenance: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(build_dir.join("provenance.json")).unwrap())
+            .unwrap();
+    assert_eq!(provenance["commit"], commit.as_str());
+    assert_eq!(provenance["rev"], "v1");
+    assert!(provenance["rustc"].as_str().unwrap().starts_with("rustc "));
+    assert!(!provenance["target"].as_str().unwrap().is_empty());
+
+    // The same commit again: the origin is gone, yet it loads from the cache.
+    drop(repo_dir);
+    write_manifest(&commit);
+    let built = fetch_and_build(&url, Some(&commit), None, &options(&cache), &NoProgress).unwrap();
+    assert!(built.reused);
+    let manager = PluginManager::new(plugins.path()).with_git_options(options(&cache));
+    assert!(manager.load_all().failed.is_empty());
+    assert!(manager.get("hello").is_ok());
+}
+
+fn find_build_dir(cache: &Path, commit: &str) -> PathBuf {
+    for e in std::fs::read_dir(cache).unwrap() {
+        let p = e.unwrap().path().join(commit).join("build");
+        if p.is_dir() {
+            return p;
+        }
+    }
+    panic!("no build for {commit} under {}", cache.display());
+}
+
+#[test]
+fn plg_install_from_a_git_url_then_run() {
+    let (_repo, url, _) = hello_repo();
+    let plugins = PluginsDir::default();
+    let run = |args: &[&str]| {
+        Command::new(plg_bin(Profile::Debug))
+            .args(args)
+            .arg("--plugins-dir")
+            .arg(plugins.path())
+            .env("CARGO_TARGET_DIR", target_dir().join("plg-git-tests"))
+            .output()
+            .unwrap()
+    };
+    let refused = run(&["install", &format!("{url}#v1")]);
+    assert_eq!(
+        refused.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not allowed"));
+
+    let out = run(&[
+        "install",
+        &format!("{url}#v1"),
+        "--allow-scheme",
+        "file",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("runs code from that repository"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "hello");
+
+    let out = run(&["run", "hello", "--set", "name=Repo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["greeting"], "Hello, Repo!");
+
+    let unknown = run(&["install", &format!("{url}#nope"), "--allow-scheme", "file"]);
+    assert_eq!(unknown.status.code(), Some(9));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no branch, tag or commit `nope`"));
+}
