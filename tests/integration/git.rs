@@ -9,7 +9,7 @@ use std::{
 use plg_loader::{
     build::BuildError,
     git::{fetch_and_build, GitError, GitOptions, NoProgress},
-    Context, LoadError, PluginManager,
+    Context, PluginManager,
 };
 use plg_tests::{plg_bin, target_dir, workspace_root, PluginsDir, Profile};
 
