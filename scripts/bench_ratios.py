@@ -22,6 +22,12 @@ GROUPS = [
      "load one plugin (open + every check) vs libloading new + get"),
     ("load_all_100", "baseline_100_single_loads", "plg_load_all", 1.2,
      "load_all of 100 plugins vs 100 single loads"),
+    ("install_5mb", "baseline_tar_xzf", "plg_install", 1.2,
+     "install a bundle with a 5 MB library (plg install) vs tar xzf of the same archive"),
+    ("pack_5mb", "baseline_tar_czf", "plg_pack", 1.2,
+     "pack (plg pack) vs tar czf of the same files, gzip level 6"),
+    ("git_warm_cache", "baseline_local_so_load", "plg_remote_git_cached_load", None,
+     "remote_git load with a warm cache vs local_so load of the same library"),
 ]
 
 
@@ -46,10 +52,13 @@ def main():
         try:
             b, o = median_ns(group, base), median_ns(group, ours)
         except FileNotFoundError:
-            print(f"| {what} | not run | | | ≤ {target}× | |")
+            print(f"| {what} | not run | | | {target} | |")
             missing += 1
             continue
         ratio = o / b
+        if target is None:
+            print(f"| {what} | {fmt_ns(b)} | {fmt_ns(o)} | **{ratio:.2f}×** | (reported) | |")
+            continue
         met = "yes" if ratio <= target else "no"
         print(f"| {what} | {fmt_ns(b)} | {fmt_ns(o)} | **{ratio:.2f}×** | ≤ {target}× | {met} |")
     mem = os.path.join(TARGET, "plg-bench", "unload_memory.json")

@@ -130,7 +130,18 @@ fn list_on_an_empty_dir_says_what_to_do() {
 #[test]
 fn help_explains_each_command() {
     let dir = PluginsDir::default();
-    for cmd in ["new", "build", "list", "run"] {
+    for cmd in [
+        "new",
+        "build",
+        "list",
+        "run",
+        "pack",
+        "inspect",
+        "install",
+        "uninstall",
+        "keygen",
+        "trust",
+    ] {
         let out = plg(&dir, &[cmd, "--help"]);
         assert!(out.status.success());
         assert!(stdout(&out).contains("--plugins-dir"), "{cmd}");
@@ -179,6 +190,95 @@ fn new_build_run_as_a_new_user() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["greeting"], "Hello, x!");
+
+    // Pack the staged plugin, inspect it, install it elsewhere, run it there, uninstall it.
+    let bundle = work.path().join("demo.plg");
+    let staged = dir.path().join("demo/0.1.0");
+    let out = plg(
+        &dir,
+        &[
+            "pack",
+            staged.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = plg(&dir, &["inspect", bundle.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["manifest"]["name"], "demo");
+    assert_eq!(v["entries"].as_array().unwrap().len(), 2);
+    assert!(v["signature"].is_null());
+    let other = PluginsDir::default();
+    let out = plg(&other, &["install", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = plg(&other, &["run", "demo", "--set", "name=y"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Hello, y!"));
+    let out = plg(&other, &["uninstall", "demo@0.1.0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(plg(&other, &["run", "demo"]).status.code(), Some(3));
+}
+
+#[test]
+fn signing_through_the_cli() {
+    let dir = PluginsDir::default();
+    let staged = dir.stage("hello");
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("alice");
+    assert!(plg(&dir, &["keygen", key.to_str().unwrap()])
+        .status
+        .success());
+    assert_eq!(
+        plg(&dir, &["keygen", key.to_str().unwrap()]).status.code(),
+        Some(1)
+    );
+    let signed = work.path().join("signed.plg");
+    let out = plg(
+        &dir,
+        &[
+            "pack",
+            staged.to_str().unwrap(),
+            "--sign",
+            work.path().join("alice.key").to_str().unwrap(),
+            "-o",
+            signed.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let target = PluginsDir::default();
+    let inspect = stdout(&plg(&target, &["inspect", signed.to_str().unwrap()]));
+    assert!(inspect.contains("not in the keyring"), "{inspect}");
+    let out = plg(
+        &target,
+        &["install", "--require-signature", signed.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert!(stderr(&out).contains("plg trust"));
+    let out = plg(
+        &target,
+        &["trust", work.path().join("alice.pub").to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let inspect = stdout(&plg(&target, &["inspect", signed.to_str().unwrap()]));
+    assert!(inspect.contains("trusted key `alice`"), "{inspect}");
+    let out = plg(
+        &target,
+        &["install", "--require-signature", signed.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("signed by `alice`"));
+
+    // A corrupted copy: exit 7, nothing changed.
+    let mut bytes = std::fs::read(&signed).unwrap();
+    let n = bytes.len();
+    bytes.truncate(n / 2);
+    let broken = work.path().join("broken.plg");
+    std::fs::write(&broken, bytes).unwrap();
+    let out = plg(&target, &["install", "--force", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(plg(&target, &["run", "hello"]).status.success());
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub const PACKAGES: &[&str] = &[
     "fixture-future-abi",
     "fixture-not-plugin",
     "fixture-evil-context",
+    "fixture-big",
     "plg-cli",
     "sample-host",
 ];
