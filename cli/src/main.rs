@@ -369,11 +369,12 @@ fn cmd_inspect(g: &Global, a: InspectArgs) -> Result<(), Failure> {
         bundle.compressed_size()
     );
     println!("  plugin:      {}", m.id());
+    // Text from the bundle is escaped: control characters could forge or hide lines.
     if let Some(d) = &m.description {
-        println!("  description: {d}");
+        println!("  description: {}", d.escape_debug());
     }
     if !m.maintainers.is_empty() {
-        println!("  maintainers: {}", m.maintainers.join(", "));
+        println!("  maintainers: {}", m.maintainers.join(", ").escape_debug());
     }
     println!("  library:     {}", bundle.library_name());
     println!("  entries:");

@@ -38,7 +38,7 @@ use std::{
 
 use ed25519_dalek::{Signature, Signer as _};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
-use flate2::{read::GzDecoder, write::GzEncoder, Compression, GzBuilder};
+use flate2::{write::GzEncoder, Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -124,6 +124,14 @@ pub enum BundleError {
     /// An entry is a directory or sits in one.
     #[error("{}: entry `{entry}` is not a plain file name; bundles are flat", path.display())]
     NotFlat {
+        /// The bundle.
+        path: PathBuf,
+        /// The entry name.
+        entry: String,
+    },
+    /// An entry name has characters outside `[A-Za-z0-9._+-]`.
+    #[error("{}: entry name {entry:?} has characters other than letters, digits, `.`, `_`, `+` and `-`", path.display())]
+    BadName {
         /// The bundle.
         path: PathBuf,
         /// The entry name.
@@ -290,10 +298,24 @@ impl std::error::Error for CapExceeded {}
 impl Bundle {
     /// Reads and checks the bundle at `path`.
     pub fn read(path: &Path, limits: &Limits) -> Result<Self, BundleError> {
-        let bytes = std::fs::read(path).map_err(|source| BundleError::Io {
+        let io = |source| BundleError::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // The compressed file is capped too: never read more than the unpacked cap.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(limits.max_unpacked + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > limits.max_unpacked {
+            return Err(BundleError::TooLarge {
+                path: path.to_owned(),
+                limit: limits.max_unpacked,
+                why: "the absolute cap (compressed file)",
+            });
+        }
         Self::from_bytes(&bytes, path, limits)
     }
 
@@ -310,7 +332,7 @@ impl Bundle {
             (limits.max_unpacked, "the absolute cap")
         };
         let reader = Capped {
-            inner: GzDecoder::new(bytes),
+            inner: flate2::bufread::GzDecoder::new(bytes),
             read: 0,
             limit,
         };
@@ -365,9 +387,18 @@ impl Bundle {
             entry.read_to_end(&mut data).map_err(|e| io_err(e, &path))?;
             files.insert(name, data);
         }
-        // Drain the rest of the stream, so a truncated or corrupt trailer is noticed too.
+        // Drain the rest of the stream, so a truncated or corrupt trailer is noticed too, and
+        // refuse bytes after the gzip stream (they would be covered by no checksum).
         let mut rest = archive.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|e| io_err(e, &path))?;
+        let decoder = rest.inner;
+        let trailing = decoder.get_ref().len();
+        if trailing > 0 {
+            return Err(BundleError::Corrupt {
+                path,
+                message: format!("{trailing} bytes follow the gzip stream"),
+            });
+        }
         Self::from_files(files, path, compressed_size)
     }
 
@@ -527,8 +558,18 @@ fn check_name(name: &str, path: &Path) -> Result<(), BundleError> {
             entry,
         });
     }
-    if name.is_empty() || name == "." || name.contains(['/', '\\', '\0']) {
+    if name.is_empty() || name == "." || name.contains(['/', '\\']) {
         return Err(BundleError::NotFlat {
+            path: path.to_owned(),
+            entry,
+        });
+    }
+    // No control characters (terminal spoofing in `plg inspect`), no `:` (NTFS streams).
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
+    {
+        return Err(BundleError::BadName {
             path: path.to_owned(),
             entry,
         });
@@ -742,6 +783,16 @@ mod tests {
         let bytes = pack_files(sample(), Some(&key));
         let bundle = Bundle::from_bytes(&bytes, Path::new("x.plg"), &Limits::default()).unwrap();
         assert_eq!(bundle.signature().unwrap().public_key, key.verifying_key());
+    }
+
+    #[test]
+    fn bytes_after_the_gzip_stream_are_refused() {
+        let mut bytes = pack_files(sample(), None);
+        bytes.extend_from_slice(b"junk");
+        assert!(matches!(
+            Bundle::from_bytes(&bytes, Path::new("x.plg"), &Limits::default()),
+            Err(BundleError::Corrupt { .. })
+        ));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! Cache layout, under [`GitOptions::cache_dir`]:
 //! `URLKEY/COMMIT/src` (the checkout), `URLKEY/COMMIT/target` (cargo's), and
-//! `URLKEY/COMMIT/build` (`plugin.json`, the library and `provenance.json`, which records the
+//! `URLKEY/COMMIT/build-KEY` (one per subdir and profile: `plugin.json`, the library and
+//! `provenance.json`, which records the
 //! URL, the resolved commit, rustc's version and the target triple). A second build of the
 //! same commit reuses `build` with no clone and no build. A branch or tag is resolved to a
 //! commit by asking the remote for its refs (no clone); a full 40-hex commit needs no network.
@@ -213,7 +214,7 @@ pub fn check_url(url: &str, allowed: &[String]) -> Result<String, GitError> {
             }
             _ => {
                 return Err(GitError::BadUrl {
-                    url: url.to_owned(),
+                    url: redact(url),
                     reason: "no scheme".into(),
                 })
             }
@@ -221,12 +222,24 @@ pub fn check_url(url: &str, allowed: &[String]) -> Result<String, GitError> {
     };
     if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&scheme)) {
         return Err(GitError::SchemeNotAllowed {
-            url: url.to_owned(),
+            url: redact(url),
             scheme,
             allowed: allowed.to_vec(),
         });
     }
     Ok(scheme)
+}
+
+/// `url` without any user name or password, for storing and printing.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 fn is_full_commit(rev: &str) -> bool {
@@ -241,7 +254,7 @@ fn url_key(url: &str) -> String {
 /// `Ok(None)` means the rev is not a ref name (it may still be an abbreviated commit).
 fn resolve_remotely(url: &str, rev: Option<&str>) -> Result<Option<String>, GitError> {
     let fetch_err = |e: git2::Error| GitError::Fetch {
-        url: url.to_owned(),
+        url: redact(url),
         message: e.message().to_owned(),
     };
     let mut remote = git2::Remote::create_detached(url).map_err(fetch_err)?;
@@ -291,10 +304,32 @@ fn unique() -> String {
     format!("{}-{nanos}", std::process::id())
 }
 
-fn cached(build_dir: &Path) -> Option<GitBuild> {
+/// The build directory of one (subdir, profile) of a cached commit.
+fn build_dir(commit_dir: &Path, subdir: Option<&Path>, release: bool) -> PathBuf {
+    let key = format!(
+        "{}|{}",
+        subdir
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        if release { "release" } else { "debug" }
+    );
+    commit_dir.join(format!(
+        "build-{}",
+        &hex::encode(Sha256::digest(key.as_bytes()))[..16]
+    ))
+}
+
+/// A cached build, if there is one for exactly this URL, commit and subdir.
+fn cached(build_dir: &Path, url: &str, commit: &str, subdir: Option<&Path>) -> Option<GitBuild> {
     let provenance: Provenance =
         serde_json::from_str(&std::fs::read_to_string(build_dir.join("provenance.json")).ok()?)
             .ok()?;
+    if provenance.url != redact(url)
+        || provenance.commit != commit
+        || provenance.subdir.as_deref() != subdir
+    {
+        return None;
+    }
     let manifest = Manifest::from_path(build_dir.join(MANIFEST_FILE)).ok()?;
     Some(GitBuild {
         manifest,
@@ -320,21 +355,22 @@ pub fn fetch_and_build(
         Some(r) if is_full_commit(r) => Some(r.to_ascii_lowercase()),
         _ if opts.offline => {
             return Err(GitError::NotCached {
-                url: url.to_owned(),
+                url: redact(url),
                 rev: rev.map(str::to_owned),
             })
         }
         _ => resolve_remotely(url, rev)?,
     };
     if let Some(commit) = &known {
-        if let Some(hit) = cached(&repo_dir.join(commit).join("build")) {
+        let dir = build_dir(&repo_dir.join(commit), subdir, opts.build.release);
+        if let Some(hit) = cached(&dir, url, commit, subdir) {
             progress.phase("done");
             return Ok(hit);
         }
     }
     if opts.offline {
         return Err(GitError::NotCached {
-            url: url.to_owned(),
+            url: redact(url),
             rev: rev.map(str::to_owned),
         });
     }
@@ -355,30 +391,30 @@ pub fn fetch_and_build(
             .fetch_options(fetch)
             .clone(url, &tmp)
             .map_err(|e| GitError::Fetch {
-                url: url.to_owned(),
+                url: redact(url),
                 message: e.message().to_owned(),
             })?;
         let commit = match &known {
             Some(c) => c.clone(),
             None => resolve_locally(&repo, rev.unwrap_or("HEAD")).ok_or_else(|| {
                 GitError::UnknownRev {
-                    url: url.to_owned(),
+                    url: redact(url),
                     rev: rev.unwrap_or("HEAD").to_owned(),
                 }
             })?,
         };
         let oid = git2::Oid::from_str(&commit).map_err(|_| GitError::UnknownRev {
-            url: url.to_owned(),
+            url: redact(url),
             rev: commit.clone(),
         })?;
         if repo.find_commit(oid).is_err() {
             return Err(GitError::UnknownRev {
-                url: url.to_owned(),
+                url: redact(url),
                 rev: rev.unwrap_or(&commit).to_owned(),
             });
         }
         let git = |e: git2::Error| GitError::Fetch {
-            url: url.to_owned(),
+            url: redact(url),
             message: e.message().to_owned(),
         };
         repo.set_head_detached(oid).map_err(git)?;
@@ -386,6 +422,12 @@ pub fn fetch_and_build(
             .map_err(git)?;
         if opts.fetch_submodules {
             for mut sm in repo.submodules().map_err(git)? {
+                // Submodule URLs obey the same allowlist as the repository's own.
+                if let Some(sub_url) = sm.url() {
+                    if !sub_url.starts_with("./") && !sub_url.starts_with("../") {
+                        check_url(sub_url, &opts.allowed_schemes)?;
+                    }
+                }
                 sm.update(true, None).map_err(git)?;
             }
         }
@@ -406,7 +448,8 @@ pub fn fetch_and_build(
     } else {
         std::fs::rename(&tmp, &src).map_err(io_err(&src))?;
     }
-    if let Some(hit) = cached(&commit_dir.join("build")) {
+    let dest = build_dir(&commit_dir, subdir, opts.build.release);
+    if let Some(hit) = cached(&dest, url, &commit, subdir) {
         progress.phase("done");
         return Ok(hit);
     }
@@ -417,9 +460,22 @@ pub fn fetch_and_build(
         Some(s) => src.join(s),
         None => src.clone(),
     };
-    if !crate_dir.is_dir() {
+    let inside = crate_dir
+        .canonicalize()
+        .ok()
+        .zip(src.canonicalize().ok())
+        .is_some_and(|(c, s)| c.starts_with(s));
+    let relative = subdir.is_none_or(|s| {
+        s.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+    });
+    if !crate_dir.is_dir() || !inside || !relative {
         return Err(GitError::NoSubdir {
-            url: url.to_owned(),
+            url: redact(url),
             commit,
             subdir: subdir.map(Path::to_owned).unwrap_or_default(),
         });
@@ -430,7 +486,7 @@ pub fn fetch_and_build(
         build.target_dir = Some(commit_dir.join("target"));
     }
     let built = build_crate(&crate_dir, &build).map_err(|source| GitError::Build {
-        url: url.to_owned(),
+        url: redact(url),
         commit: commit.clone(),
         source: Box::new(source),
     })?;
@@ -447,7 +503,7 @@ pub fn fetch_and_build(
     };
     let (rustc, target) = rustc_facts();
     let provenance = Provenance {
-        url: url.to_owned(),
+        url: redact(url),
         rev: rev.map(str::to_owned),
         commit: commit.clone(),
         subdir: subdir.map(Path::to_owned),
@@ -466,7 +522,6 @@ pub fn fetch_and_build(
             serde_json::to_string_pretty(&provenance).expect("serializes") + "\n",
         )
         .map_err(io_err(&stage))?;
-        let dest = commit_dir.join("build");
         if dest.exists() {
             let _ = std::fs::remove_dir_all(&dest);
         }
@@ -479,7 +534,7 @@ pub fn fetch_and_build(
     progress.phase("done");
     Ok(GitBuild {
         manifest,
-        dir: commit_dir.join("build"),
+        dir: dest,
         provenance,
         reused: false,
     })
@@ -510,6 +565,26 @@ mod tests {
             .chain(extra)
             .map(|s| s.to_string())
             .collect()
+    }
+
+    #[test]
+    fn credentials_are_stripped() {
+        assert_eq!(
+            redact("https://u:tok@h.invalid/r.git"),
+            "https://h.invalid/r.git"
+        );
+        assert_eq!(redact("https://h.invalid/r.git"), "https://h.invalid/r.git");
+        assert_eq!(redact("git@h.invalid:r.git"), "git@h.invalid:r.git");
+    }
+
+    #[test]
+    fn builds_are_keyed_by_subdir_and_profile() {
+        let c = Path::new("/c");
+        assert_ne!(
+            build_dir(c, Some(Path::new("a")), true),
+            build_dir(c, Some(Path::new("b")), true)
+        );
+        assert_ne!(build_dir(c, None, true), build_dir(c, None, false));
     }
 
     #[test]

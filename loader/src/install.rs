@@ -389,6 +389,33 @@ fn unique() -> String {
     format!("{}-{nanos}", std::process::id())
 }
 
+/// Repairs what a crash during a `--force` swap can leave: the old copy renamed to
+/// `.replaced-*` with nothing at `dest`. It is renamed back; leftovers beside an installed
+/// copy are deleted.
+fn recover(parent: &Path, dest: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let version = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".replaced-") else {
+            continue;
+        };
+        if !rest.starts_with(&format!("{version}-")) {
+            continue;
+        }
+        if !dest.exists() && e.path().join(MANIFEST_FILE).is_file() {
+            let _ = std::fs::rename(e.path(), dest);
+        } else {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Assembles `PLUGINS_DIR/NAME/VERSION` in a temporary sibling directory with `fill`, then
 /// renames it into place (swapping out an existing one when `force`). On any error the
 /// temporary directory is removed and the previous state is untouched.
@@ -400,6 +427,7 @@ pub(crate) fn place(
 ) -> Result<(PathBuf, bool), InstallError> {
     let parent = plugins_dir.join(&manifest.name);
     let dest = parent.join(manifest.version.to_string());
+    recover(&parent, &dest);
     if dest.exists() && !force {
         return Err(InstallError::AlreadyInstalled {
             plugin: manifest.id(),
@@ -418,7 +446,7 @@ pub(crate) fn place(
                     dir: dest.clone(),
                 });
             }
-            let old = parent.join(format!(".replaced-{}", unique()));
+            let old = parent.join(format!(".replaced-{}-{}", manifest.version, unique()));
             std::fs::rename(&dest, &old).map_err(io_err(&dest))?;
             if let Err(source) = std::fs::rename(&tmp, &dest) {
                 // Put the old one back; the new one is discarded below.
@@ -458,12 +486,17 @@ pub fn uninstall(
     })?;
     let parent = plugins_dir.join(name);
     let targets: Vec<PathBuf> = match version {
-        Some(v) => vec![parent.join(v.to_string())],
+        Some(v) => {
+            recover(&parent, &parent.join(v.to_string()));
+            vec![parent.join(v.to_string())]
+        }
+        // Only version directories: never an install in progress (`.staging-*`) or a copy
+        // being swapped (`.replaced-*`).
         None => std::fs::read_dir(&parent)
             .map(|d| {
                 d.filter_map(Result::ok)
+                    .filter(|e| Version::parse(&e.file_name().to_string_lossy()).is_ok())
                     .map(|e| e.path())
-                    .filter(|p| p.join(MANIFEST_FILE).is_file())
                     .collect()
             })
             .unwrap_or_default(),

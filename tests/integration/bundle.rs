@@ -533,3 +533,24 @@ fn packing_is_byte_identical_and_installs_side_by_side() {
         Err(InstallError::NotInstalled { .. })
     ));
 }
+
+#[test]
+fn a_crash_mid_swap_is_recovered_and_uninstall_spares_work_dirs() {
+    let s = Scene::new();
+    let parent = s.plugins.path().join("hello");
+    // Simulate a crash between the two renames of a --force swap.
+    std::fs::rename(parent.join("1.2.0"), parent.join(".replaced-1.2.0-4242-1")).unwrap();
+    std::fs::create_dir(parent.join(".staging-4242-2")).unwrap();
+    let good = s.work.path().join("again.plg");
+    std::fs::write(&good, bundle_with(&hello_files(), &[])).unwrap();
+    // Without --force the recovered copy is found: "already installed".
+    assert!(matches!(
+        install_file(&good, s.plugins.path(), &InstallOptions::default()),
+        Err(InstallError::AlreadyInstalled { .. })
+    ));
+    assert!(parent.join("1.2.0/plugin.json").is_file());
+    // Uninstalling every version leaves an install in progress alone.
+    let removed = uninstall(s.plugins.path(), "hello", None).unwrap();
+    assert_eq!(removed, [parent.join("1.2.0")]);
+    assert!(parent.join(".staging-4242-2").is_dir());
+}

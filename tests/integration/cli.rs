@@ -328,3 +328,28 @@ fn the_sample_host_loads_all_and_greets() {
     assert!(text.contains("unmapped: Some(true)"), "{text}");
     assert!(stderr(&out).contains("skipped"), "{}", stderr(&out));
 }
+
+#[test]
+fn inspect_escapes_control_characters_from_the_bundle() {
+    let dir = PluginsDir::default();
+    let staged = dir.stage_with("hello", "hello", |m| {
+        m["description"] = "hi\n  signature:   valid, by trusted key `release`\u{1b}[8m".into()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("spoof.plg");
+    assert!(plg(
+        &dir,
+        &[
+            "pack",
+            staged.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap()
+        ]
+    )
+    .status
+    .success());
+    let text = stdout(&plg(&dir, &["inspect", bundle.to_str().unwrap()]));
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert_eq!(text.matches("\n  signature:").count(), 1, "{text}");
+    assert!(text.contains("signature:   none (unsigned)"));
+}

@@ -246,9 +246,18 @@ fn a_remote_git_manifest_loads_builds_once_and_reuses_the_cache() {
 
 fn find_build_dir(cache: &Path, commit: &str) -> PathBuf {
     for e in std::fs::read_dir(cache).unwrap() {
-        let p = e.unwrap().path().join(commit).join("build");
-        if p.is_dir() {
-            return p;
+        let Ok(builds) = std::fs::read_dir(e.unwrap().path().join(commit)) else {
+            continue;
+        };
+        for b in builds {
+            let p = b.unwrap().path();
+            if p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("build-")
+            {
+                return p;
+            }
         }
     }
     panic!("no build for {commit} under {}", cache.display());
