@@ -39,7 +39,6 @@ use std::{
 use ed25519_dalek::{Signature, Signer as _};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use flate2::{write::GzEncoder, Compression, GzBuilder};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::{
@@ -263,7 +262,7 @@ pub struct Bundle {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
 }
 
 /// Counts decompressed bytes and fails past `limit`.
@@ -477,7 +476,8 @@ impl Bundle {
         let entries = files
             .into_iter()
             .map(|(name, data)| Entry {
-                sha256: sha256_hex(&data),
+                // Verified equal to the computed hash above; no need to hash again.
+                sha256: listed.get(&name).cloned().unwrap_or_default(),
                 name,
                 data,
             })

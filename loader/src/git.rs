@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 
 use git2::{build::CheckoutBuilder, Direction, FetchOptions, RemoteCallbacks, Repository};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::{
@@ -247,7 +246,7 @@ fn is_full_commit(rev: &str) -> bool {
 }
 
 fn url_key(url: &str) -> String {
-    hex::encode(&Sha256::digest(url.as_bytes())[..12])
+    hex::encode(&ring::digest::digest(&ring::digest::SHA256, url.as_bytes()).as_ref()[..12])
 }
 
 /// Resolves `rev` (None: the remote's HEAD) to a commit by listing the remote's refs.
@@ -315,7 +314,7 @@ fn build_dir(commit_dir: &Path, subdir: Option<&Path>, release: bool) -> PathBuf
     );
     commit_dir.join(format!(
         "build-{}",
-        &hex::encode(Sha256::digest(key.as_bytes()))[..16]
+        &hex::encode(ring::digest::digest(&ring::digest::SHA256, key.as_bytes()))[..16]
     ))
 }
 
