@@ -435,6 +435,7 @@ impl GitProgress for CliProgress {
             "resolve" => "resolving the revision",
             "clone" => "cloning",
             "build" => "building with cargo (the repository's build scripts run now)",
+            "install" => "verifying and installing",
             _ => "done",
         };
         self.0.set_message(msg);
@@ -456,7 +457,12 @@ impl GitProgress for CliProgress {
     }
 }
 
-fn install_from_git(g: &Global, a: &InstallArgs, dir: &Path) -> Result<Bundle, Failure> {
+fn install_from_git(
+    g: &Global,
+    a: &InstallArgs,
+    dir: &Path,
+    progress: &CliProgress,
+) -> Result<Bundle, Failure> {
     let (url, rev) = match a.source.rsplit_once('#') {
         Some((u, r)) if !r.is_empty() => (u, Some(r)),
         _ => (a.source.as_str(), None),
@@ -464,27 +470,28 @@ fn install_from_git(g: &Global, a: &InstallArgs, dir: &Path) -> Result<Bundle, F
     let mut opts = PluginManager::new(dir).git_options()?;
     opts.allowed_schemes.extend(a.allow_scheme.iter().cloned());
     opts.fetch_submodules = a.submodules;
+    // Refuse a URL before warning about building it.
+    plg_loader::git::check_url(url, &opts.allowed_schemes)?;
     eprintln!(
         "warning: building {url} runs code from that repository (build.rs, proc macros, \
          .cargo/config.toml) with your permissions; install only repositories you trust"
     );
-    let progress =
-        CliProgress::new(!g.json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let built = fetch_and_build(url, rev, a.subdir.as_deref(), &opts, &progress);
-    progress.0.finish_and_clear();
-    let built = built?;
+    let built = fetch_and_build(url, rev, a.subdir.as_deref(), &opts, progress)?;
     if !g.json {
-        eprintln!(
-            "{} {} at commit {}",
-            if built.reused {
-                "reusing the cached build of"
-            } else {
-                "built"
-            },
-            built.manifest.id(),
-            built.provenance.commit
-        );
+        progress.0.suspend(|| {
+            eprintln!(
+                "{} {} at commit {}",
+                if built.reused {
+                    "reusing the cached build of"
+                } else {
+                    "built"
+                },
+                built.manifest.id(),
+                built.provenance.commit
+            )
+        });
     }
+    progress.phase("install");
     let lib = match &built.manifest.source {
         plg_loader::Source::LocalSo { path } => built.dir.join(path),
         plg_loader::Source::RemoteGit { .. } => unreachable!("builds are local"),
@@ -506,8 +513,12 @@ fn cmd_install(g: &Global, a: InstallArgs) -> Result<(), Failure> {
     };
     let source = PathBuf::from(&a.source);
     let installed = if looks_like_git_url(&a.source) {
-        let bundle = install_from_git(g, &a, &dir)?;
-        install_bundle(&bundle, &dir, &opts)?
+        let progress =
+            CliProgress::new(!g.json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        let result = install_from_git(g, &a, &dir, &progress)
+            .and_then(|bundle| Ok(install_bundle(&bundle, &dir, &opts)?));
+        progress.0.finish_and_clear();
+        result?
     } else if source.is_dir() {
         let packed = pack_source(&source, None)?;
         let bundle = Bundle::from_bytes(&packed.bytes, &source, &opts.limits)?;

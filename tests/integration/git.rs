@@ -284,6 +284,7 @@ fn plg_install_from_a_git_url_then_run() {
         String::from_utf8_lossy(&refused.stderr)
     );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not allowed"));
+    assert!(!String::from_utf8_lossy(&refused.stderr).contains("runs code"));
 
     let out = run(&[
         "install",
