@@ -29,6 +29,7 @@ use thiserror::Error;
 
 use crate::{
     build::{build_crate, BuildError, BuildOptions},
+    install::unique,
     manifest::{Manifest, Source, MANIFEST_FILE},
 };
 
@@ -293,14 +294,6 @@ fn rustc_facts() -> (String, String) {
         out.lines().next().unwrap_or("rustc (unknown)").to_owned(),
         field("host:"),
     )
-}
-
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{nanos}", std::process::id())
 }
 
 /// The build directory of one (subdir, profile) of a cached commit.

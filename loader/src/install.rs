@@ -381,7 +381,8 @@ pub fn install_bundle(
     })
 }
 
-fn unique() -> String {
+/// A name suffix unique to this process and moment, for temporary directories.
+pub(crate) fn unique() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
