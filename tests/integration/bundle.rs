@@ -554,3 +554,18 @@ fn a_crash_mid_swap_is_recovered_and_uninstall_spares_work_dirs() {
     assert_eq!(removed, [parent.join("1.2.0")]);
     assert!(parent.join(".staging-4242-2").is_dir());
 }
+
+#[test]
+fn an_oversized_bundle_file_is_refused_before_it_is_read_whole() {
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("big.plg");
+    std::fs::write(&path, vec![0x1fu8; 4096]).unwrap();
+    let limits = Limits {
+        max_unpacked: 1000,
+        ..Limits::default()
+    };
+    match Bundle::read(&path, &limits) {
+        Err(BundleError::TooLarge { why, .. }) => assert!(why.contains("compressed file"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}

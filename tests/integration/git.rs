@@ -191,6 +191,15 @@ fn build_failures_are_clear() {
     }
 
     let (_d, url, _) = repo(&[("README", "no crate".into())]);
+    for outside in ["..", "../..", "/etc"] {
+        assert!(
+            matches!(
+                fetch_and_build(&url, None, Some(Path::new(outside)), &opts, &NoProgress),
+                Err(GitError::NoSubdir { .. })
+            ),
+            "{outside}"
+        );
+    }
     assert!(matches!(
         build_err(fetch_and_build(&url, None, None, &opts, &NoProgress).unwrap_err()),
         BuildError::NoManifest { .. }
@@ -314,4 +323,65 @@ fn plg_install_from_a_git_url_then_run() {
     let unknown = run(&["install", &format!("{url}#nope"), "--allow-scheme", "file"]);
     assert_eq!(unknown.status.code(), Some(9));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no branch, tag or commit `nope`"));
+}
+
+#[test]
+fn submodules_obey_the_allowlist_and_are_off_by_default() {
+    let (_sub, sub_url, _) = repo(&[("README", "sub".into())]);
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .args([
+                "-c",
+                "user.name=plg",
+                "-c",
+                "user.email=plg@test.invalid",
+                "-c",
+                "protocol.file.allow=always",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&work, &["init", "-q"]);
+    git(&work, &["submodule", "add", "-q", &sub_url, "sub"]);
+    // Point the submodule at a scheme the allowlist does not have.
+    git(
+        &work,
+        &[
+            "config",
+            "-f",
+            ".gitmodules",
+            "submodule.sub.url",
+            "http://127.0.0.1:9/secret.git",
+        ],
+    );
+    git(&work, &["commit", "-qam", "with a submodule"]);
+    git(tmp.path(), &["clone", "-q", "--bare", "work", "bare.git"]);
+    let url = format!("file://{}", tmp.path().join("bare.git").display());
+
+    let cache = tempfile::tempdir().unwrap();
+    let mut opts = options(cache.path());
+    opts.fetch_submodules = true;
+    assert!(matches!(
+        fetch_and_build(&url, None, None, &opts, &NoProgress),
+        Err(GitError::SchemeNotAllowed { ref scheme, .. }) if scheme == "http"
+    ));
+    // By default submodules are not fetched at all: the build step is reached (and finds no
+    // plugin.json), without any attempt on the submodule's URL.
+    let cache = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        build_err(
+            fetch_and_build(&url, None, None, &options(cache.path()), &NoProgress).unwrap_err()
+        ),
+        BuildError::NoManifest { .. }
+    ));
 }
