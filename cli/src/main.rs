@@ -14,10 +14,10 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use plg_loader::{
     build::{build_crate, stage, BuildError, BuildOptions},
-    bundle::{pack_dir, pack_library, Bundle, BundleError, Limits, Packed},
+    bundle::{library_of, pack_library, Bundle, BundleError, Limits, Packed},
     git::{fetch_and_build, GitError, GitProgress},
     install::{
-        generate_key, install_bundle, install_file, read_public_key, read_signing_key, uninstall,
+        generate_key, install_file, install_library, read_public_key, read_signing_key, uninstall,
         write_key_pair, InstallError, InstallOptions, Keyring,
     },
     scaffold::{scaffold, PlgApiSource},
@@ -295,17 +295,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// The manifest and library of a plugin crate (building it) or a staged plugin directory.
+fn local_library(dir: &Path) -> Result<(plg_loader::Manifest, PathBuf), Failure> {
+    if dir.join("Cargo.toml").is_file() {
+        let built = build_crate(dir, &BuildOptions::default())?;
+        Ok((built.manifest, built.library))
+    } else {
+        Ok(library_of(dir)?)
+    }
+}
+
 /// Packs a crate (building it) or a staged directory into memory.
 fn pack_source(
     dir: &Path,
     key: Option<&plg_loader::bundle::SigningKey>,
 ) -> Result<Packed, Failure> {
-    if dir.join("Cargo.toml").is_file() {
-        let built = build_crate(dir, &BuildOptions::default())?;
-        Ok(pack_library(&built.manifest, &built.library, key)?)
-    } else {
-        Ok(pack_dir(dir, key)?)
-    }
+    let (manifest, library) = local_library(dir)?;
+    Ok(pack_library(&manifest, &library, key)?)
 }
 
 fn cmd_pack(g: &Global, a: PackArgs) -> Result<(), Failure> {
@@ -462,7 +468,7 @@ fn install_from_git(
     a: &InstallArgs,
     dir: &Path,
     progress: &CliProgress,
-) -> Result<Bundle, Failure> {
+) -> Result<(plg_loader::Manifest, PathBuf), Failure> {
     let (url, rev) = match a.source.rsplit_once('#') {
         Some((u, r)) if !r.is_empty() => (u, Some(r)),
         _ => (a.source.as_str(), None),
@@ -496,12 +502,7 @@ fn install_from_git(
         plg_loader::Source::LocalSo { path } => built.dir.join(path),
         plg_loader::Source::RemoteGit { .. } => unreachable!("builds are local"),
     };
-    let packed = pack_library(&built.manifest, &lib, None)?;
-    Ok(Bundle::from_bytes(
-        &packed.bytes,
-        Path::new(url),
-        &Limits::default(),
-    )?)
+    Ok((built.manifest, lib))
 }
 
 fn cmd_install(g: &Global, a: InstallArgs) -> Result<(), Failure> {
@@ -516,13 +517,12 @@ fn cmd_install(g: &Global, a: InstallArgs) -> Result<(), Failure> {
         let progress =
             CliProgress::new(!g.json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
         let result = install_from_git(g, &a, &dir, &progress)
-            .and_then(|bundle| Ok(install_bundle(&bundle, &dir, &opts)?));
+            .and_then(|(m, lib)| Ok(install_library(&m, &lib, &dir, &opts)?));
         progress.0.finish_and_clear();
         result?
     } else if source.is_dir() {
-        let packed = pack_source(&source, None)?;
-        let bundle = Bundle::from_bytes(&packed.bytes, &source, &opts.limits)?;
-        install_bundle(&bundle, &dir, &opts)?
+        let (manifest, library) = local_library(&source)?;
+        install_library(&manifest, &library, &dir, &opts)?
     } else {
         install_file(&source, &dir, &opts)?
     };

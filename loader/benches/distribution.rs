@@ -19,7 +19,9 @@ use plg_loader::{
     git::{fetch_and_build, GitOptions, NoProgress},
     PluginManager,
 };
-use plg_tests::{library_file_name, plg_bin, target_dir, workspace_root, PluginsDir, Profile};
+use plg_tests::{
+    git_repo, hello_crate_files, library_file_name, plg_bin, target_dir, PluginsDir, Profile,
+};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("spawn");
@@ -101,51 +103,8 @@ fn install_and_pack(c: &mut Criterion) {
     g.finish();
 }
 
-/// A bare repository holding the hello plugin; returns (guard, url, commit).
-fn hello_repo() -> (tempfile::TempDir, String, String) {
-    let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().join("work");
-    std::fs::create_dir_all(work.join("src")).unwrap();
-    let api = workspace_root().join("plugin-api");
-    std::fs::write(
-        work.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"hello\"\nversion = \"1.2.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplg-api = {{ path = {:?} }}\n\n[workspace]\n",
-            api.display().to_string()
-        ),
-    )
-    .unwrap();
-    std::fs::copy(
-        workspace_root().join("plugins/hello/plugin.json"),
-        work.join("plugin.json"),
-    )
-    .unwrap();
-    std::fs::copy(
-        workspace_root().join("plugins/hello/src/lib.rs"),
-        work.join("src/lib.rs"),
-    )
-    .unwrap();
-    let git = |dir: &Path, args: &[&str]| {
-        let out = Command::new("git")
-            .current_dir(dir)
-            .args(["-c", "user.name=b", "-c", "user.email=b@b.invalid"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    git(&work, &["init", "-q"]);
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "x"]);
-    let commit = git(&work, &["rev-parse", "HEAD"]);
-    git(tmp.path(), &["clone", "-q", "--bare", "work", "bare.git"]);
-    let url = format!("file://{}", tmp.path().join("bare.git").display());
-    (tmp, url, commit)
-}
-
 fn git_warm_cache(c: &mut Criterion) {
-    let (_repo, url, commit) = hello_repo();
+    let (_repo, url, commit) = git_repo(&hello_crate_files());
     let plugins = PluginsDir::new(Profile::Release);
     let cache = plugins.path().join(".plg/git-cache");
     let mut opts = GitOptions::new(&cache);

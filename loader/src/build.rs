@@ -20,9 +20,8 @@ use thiserror::Error;
 
 use crate::{
     error::ManifestError,
-    install::{place, InstallError},
-    manager::open_checked,
-    manifest::{Manifest, Source, MANIFEST_FILE},
+    install::{place_library, InstallError},
+    manifest::{Manifest, MANIFEST_FILE},
 };
 
 /// Why a build or stage failed.
@@ -213,30 +212,6 @@ pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError>
 /// loads. The directory is assembled beside its final place and renamed in, so a failure
 /// leaves the previous state; an existing staged copy of the same version is replaced.
 pub fn stage(built: &Built, plugins_dir: &Path) -> Result<PathBuf, BuildError> {
-    let file_name = built
-        .library
-        .file_name()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("plugin"));
-    let mut staged = built.manifest.clone();
-    staged.source = Source::LocalSo {
-        path: file_name.clone(),
-    };
-    let (dir, _) = place(plugins_dir, &staged, true, |tmp| {
-        let lib = tmp.join(&file_name);
-        std::fs::copy(&built.library, &lib).map_err(|source| InstallError::Io {
-            path: lib.clone(),
-            source,
-        })?;
-        let manifest_path = tmp.join(MANIFEST_FILE);
-        std::fs::write(&manifest_path, staged.to_json() + "\n").map_err(|source| {
-            InstallError::Io {
-                path: manifest_path.clone(),
-                source,
-            }
-        })?;
-        drop(open_checked(&staged, &manifest_path)?);
-        Ok(())
-    })?;
+    let (_, dir, _) = place_library(&built.manifest, &built.library, plugins_dir, true)?;
     Ok(dir)
 }

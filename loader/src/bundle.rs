@@ -664,25 +664,32 @@ impl Packed {
     }
 }
 
-/// Packs the staged plugin directory `dir` (a `plugin.json` and its library, as `plg build`
-/// and `plg install` write them), signing it with `key` if given.
-pub fn pack_dir(dir: &Path, key: Option<&SigningKey>) -> Result<Packed, BundleError> {
+/// The manifest and library path of the staged plugin directory `dir` (a `plugin.json` and
+/// its `local_so` library, as `plg build` and `plg install` write them).
+pub fn library_of(dir: &Path) -> Result<(Manifest, PathBuf), BundleError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     if !manifest_path.is_file() {
         return Err(BundleError::NotPackable {
             path: dir.to_owned(),
-            problem: "has no plugin.json; pack a staged plugin directory or a plugin crate".into(),
+            problem: "has no plugin.json; use a staged plugin directory or a plugin crate".into(),
         });
     }
     let manifest = Manifest::from_path(&manifest_path)?;
     let Source::LocalSo { path: lib } = &manifest.source else {
         return Err(BundleError::NotPackable {
             path: dir.to_owned(),
-            problem: "only `local_so` plugins can be packed; build it first".into(),
+            problem: "only `local_so` plugins can be packed or installed from a directory; build it first".into(),
         });
     };
     let lib_path = dir.join(lib);
-    pack_library(&manifest, &lib_path, key)
+    Ok((manifest, lib_path))
+}
+
+/// Packs the staged plugin directory `dir` (see [`library_of`]), signing it with `key` if
+/// given.
+pub fn pack_dir(dir: &Path, key: Option<&SigningKey>) -> Result<Packed, BundleError> {
+    let (manifest, library) = library_of(dir)?;
+    pack_library(&manifest, &library, key)
 }
 
 /// Packs `manifest` with the library at `library` (for example straight from cargo's output),

@@ -33,7 +33,7 @@ use crate::{
     bundle::{Bundle, BundleError, Limits},
     error::LoadError,
     manager::open_checked,
-    manifest::{Manifest, MANIFEST_FILE},
+    manifest::{Manifest, Source, MANIFEST_FILE},
 };
 
 /// The configuration directory inside a plugins directory.
@@ -326,6 +326,58 @@ pub struct Installed {
     pub signed_by: Option<String>,
     /// `true` if an installed copy was replaced (`force`).
     pub replaced: bool,
+}
+
+/// Installs a built library with its manifest (cargo's output, a staged directory, a git
+/// build) without packing it: the library is copied and the manifest written into the
+/// temporary directory, checked and renamed into place like a bundle. Such a library carries
+/// no signature, so this refuses when signatures are required.
+pub fn install_library(
+    manifest: &Manifest,
+    library: &Path,
+    plugins_dir: &Path,
+    opts: &InstallOptions,
+) -> Result<Installed, InstallError> {
+    if opts.require_signature || Config::load(plugins_dir)?.require_signature {
+        return Err(InstallError::Unsigned {
+            bundle: library.to_owned(),
+        });
+    }
+    let (manifest, dir, replaced) = place_library(manifest, library, plugins_dir, opts.force)?;
+    Ok(Installed {
+        manifest,
+        dir,
+        signed_by: None,
+        replaced,
+    })
+}
+
+/// Places `library` with `manifest` (its `source.path` rewritten to the library's file name)
+/// at `PLUGINS_DIR/NAME/VERSION`, checking that it loads. Shared by `install_library` and
+/// `plg build`'s staging.
+pub(crate) fn place_library(
+    manifest: &Manifest,
+    library: &Path,
+    plugins_dir: &Path,
+    force: bool,
+) -> Result<(Manifest, PathBuf, bool), InstallError> {
+    let file_name = library
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("plugin"));
+    let mut staged = manifest.clone();
+    staged.source = Source::LocalSo {
+        path: file_name.clone(),
+    };
+    let (dir, replaced) = place(plugins_dir, &staged, force, |tmp| {
+        let lib = tmp.join(&file_name);
+        std::fs::copy(library, &lib).map_err(io_err(&lib))?;
+        let manifest_path = tmp.join(MANIFEST_FILE);
+        std::fs::write(&manifest_path, staged.to_json() + "\n").map_err(io_err(&manifest_path))?;
+        drop(open_checked(&staged, &manifest_path)?);
+        Ok(())
+    })?;
+    Ok((staged, dir, replaced))
 }
 
 /// Reads the bundle at `path` and installs it into `plugins_dir`.

@@ -11,47 +11,7 @@ use plg_loader::{
     git::{fetch_and_build, GitError, GitOptions, NoProgress},
     Context, PluginManager,
 };
-use plg_tests::{plg_bin, target_dir, workspace_root, PluginsDir, Profile};
-
-/// A bare repository made from `files`, tagged `v1`. Returns its `file://` URL and commit.
-fn repo(files: &[(&str, String)]) -> (tempfile::TempDir, String, String) {
-    let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().join("work");
-    for (path, text) in files {
-        let p = work.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    let git = |dir: &Path, args: &[&str]| {
-        let out = Command::new("git")
-            .current_dir(dir)
-            .args([
-                "-c",
-                "user.name=plg",
-                "-c",
-                "user.email=plg@test.invalid",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    git(&work, &["init", "-q"]);
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "plugin"]);
-    git(&work, &["tag", "v1"]);
-    let commit = git(&work, &["rev-parse", "HEAD"]);
-    git(tmp.path(), &["clone", "-q", "--bare", "work", "bare.git"]);
-    let url = format!("file://{}", tmp.path().join("bare.git").display());
-    (tmp, url, commit)
-}
+use plg_tests::{git, git_repo, hello_crate_files, plg_bin, target_dir, PluginsDir, Profile};
 
 fn cargo_toml(name: &str, deps: &str) -> String {
     format!(
@@ -65,23 +25,12 @@ fn manifest(name: &str, lib: &str) -> String {
     )
 }
 
-/// The hello plugin as a standalone crate.
+fn repo(files: &[(&str, String)]) -> (tempfile::TempDir, String, String) {
+    git_repo(files)
+}
+
 fn hello_repo() -> (tempfile::TempDir, String, String) {
-    let api = workspace_root().join("plugin-api");
-    repo(&[
-        (
-            "Cargo.toml",
-            cargo_toml(
-                "hello",
-                &format!("plg-api = {{ path = {:?} }}", api.display().to_string()),
-            ),
-        ),
-        ("plugin.json", manifest("hello", "libhello")),
-        (
-            "src/lib.rs",
-            std::fs::read_to_string(workspace_root().join("plugins/hello/src/lib.rs")).unwrap(),
-        ),
-    ])
+    git_repo(&hello_crate_files())
 }
 
 /// Options for tests: `file` allowed, debug builds in one shared target dir.
@@ -331,26 +280,6 @@ fn submodules_obey_the_allowlist_and_are_off_by_default() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let git = |dir: &Path, args: &[&str]| {
-        let out = Command::new("git")
-            .current_dir(dir)
-            .args([
-                "-c",
-                "user.name=plg",
-                "-c",
-                "user.email=plg@test.invalid",
-                "-c",
-                "protocol.file.allow=always",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     git(&work, &["init", "-q"]);
     git(&work, &["submodule", "add", "-q", &sub_url, "sub"]);
     // Point the submodule at a scheme the allowlist does not have.

@@ -299,3 +299,64 @@ impl PluginsDir {
         dir.join("plugin.json")
     }
 }
+
+/// Runs `git` in `dir` with a fixed identity (and local `file://` submodules allowed);
+/// returns its trimmed stdout and panics with its stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=plg", "-c", "user.email=plg@test.invalid"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "protocol.file.allow=always",
+        ])
+        .args(args)
+        .output()
+        .expect("cannot run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A bare repository made from `files` (path, contents), one commit tagged `v1`. Returns the
+/// directory guard, its `file://` URL and the commit.
+pub fn git_repo(files: &[(&str, String)]) -> (tempfile::TempDir, String, String) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let work = tmp.path().join("work");
+    for (path, text) in files {
+        let p = work.join(path);
+        std::fs::create_dir_all(p.parent().expect("a file path")).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "plugin"]);
+    git(&work, &["tag", "v1"]);
+    let commit = git(&work, &["rev-parse", "HEAD"]);
+    git(tmp.path(), &["clone", "-q", "--bare", "work", "bare.git"]);
+    let url = format!("file://{}", tmp.path().join("bare.git").display());
+    (tmp, url, commit)
+}
+
+/// The `hello` sample plugin as a standalone crate (its own `[workspace]`, plg-api by path),
+/// as files for [`git_repo`].
+pub fn hello_crate_files() -> Vec<(&'static str, String)> {
+    let api = workspace_root().join("plugin-api");
+    let read = |p: &str| std::fs::read_to_string(workspace_root().join(p)).expect("hello source");
+    vec![
+        (
+            "Cargo.toml",
+            format!(
+                "[package]\nname = \"hello\"\nversion = \"1.2.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplg-api = {{ path = {:?} }}\n\n[workspace]\n",
+                api.display().to_string()
+            ),
+        ),
+        ("plugin.json", read("plugins/hello/plugin.json")),
+        ("src/lib.rs", read("plugins/hello/src/lib.rs")),
+    ]
+}
