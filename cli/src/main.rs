@@ -2,6 +2,7 @@
 //!
 //! The binary is thin: it parses arguments, calls plg-loader, and turns errors into
 //! messages and exit codes (see `EXIT CODES` in `plg --help`).
+#![forbid(unsafe_code)]
 
 use std::{
     io::Write,

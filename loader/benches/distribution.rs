@@ -20,7 +20,7 @@ use plg_loader::{
     PluginManager,
 };
 use plg_tests::{
-    git_repo, hello_crate_files, library_file_name, plg_bin, target_dir, PluginsDir, Profile,
+    git_repo, hello_crate_files, library_file_name, plg_bin, target_dir, Profile, TempPluginsDir,
 };
 
 fn run(cmd: &mut Command) {
@@ -33,7 +33,7 @@ fn run(cmd: &mut Command) {
 }
 
 fn install_and_pack(c: &mut Criterion) {
-    let staged = PluginsDir::new(Profile::Release);
+    let staged = TempPluginsDir::new(Profile::Release);
     let dir = staged.stage("fixture-big");
     let work = tempfile::tempdir().unwrap();
     let bundle = work.path().join("big.plg");
@@ -105,14 +105,14 @@ fn install_and_pack(c: &mut Criterion) {
 
 fn git_warm_cache(c: &mut Criterion) {
     let (_repo, url, commit) = git_repo(&hello_crate_files());
-    let plugins = PluginsDir::new(Profile::Release);
+    let plugins = TempPluginsDir::new(Profile::Release);
     let cache = plugins.path().join(".plg/git-cache");
     let mut opts = GitOptions::new(&cache);
     opts.allowed_schemes.push("file".into());
     opts.build.target_dir = Some(target_dir().join("plg-bench-git"));
     let built = fetch_and_build(&url, Some(&commit), None, &opts, &NoProgress).unwrap();
     // The same library, staged as an ordinary local_so plugin in another directory.
-    let local = PluginsDir::new(Profile::Release);
+    let local = TempPluginsDir::new(Profile::Release);
     let local_manifest = local.stage_library(
         "hello",
         "1.2.0",

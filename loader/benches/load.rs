@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use plg_loader::PluginManager;
-use plg_tests::{build_many_noops, PluginsDir, Profile};
+use plg_tests::{build_many_noops, Profile, TempPluginsDir};
 
 fn load_one(c: &mut Criterion) {
-    let dir = PluginsDir::new(Profile::Release);
+    let dir = TempPluginsDir::new(Profile::Release);
     let staged = dir.stage("fixture-noop");
     let manifest = staged.join("plugin.json");
     let lib = staged.join(plg_tests::library_file_name("fixture-noop"));
@@ -52,7 +52,7 @@ fn load_one(c: &mut Criterion) {
 
 fn load_all_100(c: &mut Criterion) {
     let libs = build_many_noops(100);
-    let dir = PluginsDir::new(Profile::Release);
+    let dir = TempPluginsDir::new(Profile::Release);
     let manifests: Vec<_> = libs
         .iter()
         .map(|(name, lib)| dir.stage_library(name, "0.1.0", lib))

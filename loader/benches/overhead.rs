@@ -12,11 +12,11 @@ use std::{collections::HashMap, hint::black_box};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use plg_loader::{Context, PluginManager, Value};
-use plg_tests::{library, PluginsDir, Profile};
+use plg_tests::{library, Profile, TempPluginsDir};
 
 fn noop_execute(c: &mut Criterion) {
     let raw = common::RawNoop::open(&library(Profile::Release, "fixture-not-plugin"));
-    let dir = PluginsDir::new(Profile::Release);
+    let dir = TempPluginsDir::new(Profile::Release);
     dir.stage("fixture-noop");
     let manager = PluginManager::new(dir.path());
     assert!(manager.load_all().failed.is_empty());
@@ -32,7 +32,7 @@ fn noop_execute(c: &mut Criterion) {
 }
 
 fn context_8_keys(c: &mut Criterion) {
-    let dir = PluginsDir::new(Profile::Release);
+    let dir = TempPluginsDir::new(Profile::Release);
     dir.stage("fixture-noop");
     let manager = PluginManager::new(dir.path());
     assert!(manager.load_all().failed.is_empty());

@@ -16,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use plg_loader::{Context, PluginManager};
-use plg_tests::{library, target_dir, PluginsDir, Profile};
+use plg_tests::{library, target_dir, Profile, TempPluginsDir};
 
 const CYCLES: usize = 1000;
 const WARMUP: usize = 20;
@@ -69,7 +69,7 @@ fn raw_cycles(lib: &Path) -> (i64, i64) {
 }
 
 fn plg_cycles(case: &'static str, package: &str, unique: bool) -> Row {
-    let dir = PluginsDir::new(Profile::Release);
+    let dir = TempPluginsDir::new(Profile::Release);
     let manager = PluginManager::new(dir.path());
     let mut not_unmapped = 0;
     let mut n = 0usize;

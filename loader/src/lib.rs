@@ -21,7 +21,9 @@
 //! ```
 //!
 //! # Core concepts
-//! - [`PluginManager`]: configuration (the base directory, the unload timeout) and the
+//! - [`PluginsDir`]: a plugins directory. It owns the layout (`NAME/VERSION`, `.plg/…`), the
+//!   default location (`$PLG_PLUGINS_DIR`, else the per-user data directory) and discovery.
+//! - [`PluginManager`]: configuration (the plugins directory, the unload timeout) and the
 //!   registry of loaded plugins. Share it in an `Arc`; every method takes `&self`.
 //! - A loaded library: opened once per `name@version`, checked (shared object, plg
 //!   declaration, ABI version, abi_stable type layouts, embedded name and version), and
@@ -30,6 +32,22 @@
 //!   path. A handle cannot call into an unloaded library: after unload it returns
 //!   [`ExecError::Unloaded`].
 //! - [`Manifest`]: a validated `plugin.json`.
+//!
+//! # Layers
+//! The source tree is the architecture. Imports flow one way, downwards:
+//!
+//! ```text
+//! lib.rs, defaults.rs        the crate root; defaults.rs wires git sources into PluginManager::new
+//!   ├── packaging/           bundle, keys, install, origin, git, build, scaffold
+//!   │     │  uses runtime only through runtime::check_loads ("open and check")
+//!   │     ▼
+//!   ├── runtime/             open, ffi (all unsafe), plugin, manager
+//!   │     ▼
+//!   └── manifest/, plugins_dir/, error/   the shared bottom
+//! ```
+//!
+//! The runtime never imports packaging; a `remote_git` manifest reaches the git code through
+//! the [`SourceResolver`] seam that `defaults.rs` fills.
 //!
 //! # Unloading
 //! [`PluginManager::unload`] refuses new calls, raises the plugin's stop flag (so
@@ -46,25 +64,27 @@
 //!   builds them. A host that only loads local libraries can turn it off and skip libgit2.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(feature = "build")]
-pub mod build;
-pub mod bundle;
+mod defaults;
 mod error;
-mod ffi;
-#[cfg(feature = "git")]
-pub mod git;
-pub mod install;
-mod manager;
 pub mod manifest;
-mod plugin;
-#[cfg(feature = "build")]
-pub mod scaffold;
+mod packaging;
+mod plugins_dir;
+mod runtime;
 
-pub use error::{ExecError, LoadError, LookupError, ManifestError, UnloadError};
-pub use manager::{LoadFailure, LoadReport, PluginManager, ScanEntry, DEFAULT_UNLOAD_TIMEOUT};
-pub use manifest::{HttpServices, Manifest, Route, Source, MANIFEST_FILE};
-pub use plugin::{Plugin, UnloadReport};
+#[cfg(feature = "git")]
+pub use packaging::git;
+#[cfg(feature = "build")]
+pub use packaging::{build, scaffold};
+pub use packaging::{bundle, install, keys, origin};
+
+pub use error::{ExecError, IoError, LoadError, LookupError, ManifestError, UnloadError};
+pub use manifest::{HttpServices, Manifest, Route, Source, SourceResolver, MANIFEST_FILE};
+pub use plugins_dir::{Config, ConfigError, NoDefaultDir, PluginsDir, PLUGINS_DIR_ENV};
+pub use runtime::{
+    LoadFailure, LoadReport, Plugin, PluginManager, ScanEntry, UnloadReport, DEFAULT_UNLOAD_TIMEOUT,
+};
 
 pub use plg_api::{
     CancelToken, Context, ContextError, LogLevel, PluginErrorKind, Value, ValueKind, ValueMap,

@@ -104,7 +104,8 @@ impl fmt::Display for LogLevel {
 /// It is called on the plugin's thread while the call is in progress. It must not unwind.
 pub type LogFn = extern "C" fn(origin: RStr<'_>, level: LogLevel, message: RStr<'_>);
 
-/// Where a [`Context`]'s log lines go. A host installs its own with [`Context::set_log_sink`];
+/// Where a [`Context`]'s log lines go. A host installs its own with
+/// [`HostContext::set_log_sink`](crate::host::HostContext::set_log_sink);
 /// plg-loader installs one that forwards to `tracing`. The default writes to stderr.
 #[repr(transparent)]
 #[derive(StableAbi, Clone, Copy)]
@@ -464,13 +465,15 @@ impl Context {
 
     // --- logging -------------------------------------------------------------------------------
 
-    /// The function log lines are sent to.
-    pub fn log_sink(&self) -> LogSink {
+    /// The function log lines are sent to. Public as
+    /// [`HostContext::log_sink`](crate::host::HostContext::log_sink).
+    pub(crate) fn log_sink(&self) -> LogSink {
         self.log
     }
 
-    /// Installs the function log lines are sent to.
-    pub fn set_log_sink(&mut self, sink: LogSink) {
+    /// Installs the function log lines are sent to. Public as
+    /// [`HostContext::set_log_sink`](crate::host::HostContext::set_log_sink).
+    pub(crate) fn set_log_sink(&mut self, sink: LogSink) {
         self.log = sink;
     }
 
@@ -480,8 +483,7 @@ impl Context {
     }
 
     /// Sets the log tag; called by the [`export_plugin!`](crate::export_plugin) shim.
-    #[doc(hidden)]
-    pub fn __set_origin(&mut self, origin: &'static str) {
+    pub(crate) fn __set_origin(&mut self, origin: &'static str) {
         self.origin = RStr::from_str(origin);
     }
 
@@ -512,8 +514,9 @@ impl Context {
     }
 
     /// Moves every buffer another library may have allocated (values, label, cancel token)
-    /// into the calling library's memory; see [`Value::rehome`].
-    pub fn rehome(&mut self) {
+    /// into the calling library's memory; see [`Value::rehome`]. Public as
+    /// [`HostContext::rehome`](crate::host::HostContext::rehome).
+    pub(crate) fn rehome(&mut self) {
         self.call_key = 0;
         self.values.rehome();
         crate::value::rehome_string(&mut self.label);
@@ -522,15 +525,17 @@ impl Context {
 
     /// Starts a call: records `key` (non-zero, unpredictable, different for every call) and
     /// clears the log tag. A host calls this right before passing the context to a plugin.
-    pub fn begin_call(&mut self, key: u64) {
+    /// Public as [`HostContext::begin_call`](crate::host::HostContext::begin_call).
+    pub(crate) fn begin_call(&mut self, key: u64) {
         self.call_key = key;
         self.origin = RStr::from_str("");
     }
 
     /// Ends a call started with `key`: resets the log tag and, unless the context is provably
     /// untouched (the key is still there), [`rehome`](Self::rehome)s it. After this, nothing
-    /// in the context points into the plugin.
-    pub fn end_call(&mut self, key: u64) {
+    /// in the context points into the plugin. Public as
+    /// [`HostContext::end_call`](crate::host::HostContext::end_call).
+    pub(crate) fn end_call(&mut self, key: u64) {
         self.origin = RStr::from_str("");
         if key == 0 || self.call_key != key {
             self.rehome();
@@ -626,6 +631,36 @@ mod tests {
             c.set_timeout(Duration::from_secs(1));
             c.info("reads, logs and deadlines do not touch memory");
         }));
+    }
+
+    #[test]
+    fn the_host_trait_forwards_to_the_context() {
+        use crate::host::HostContext;
+        use std::sync::atomic::AtomicUsize;
+
+        static LINES: AtomicUsize = AtomicUsize::new(0);
+        extern "C" fn count(_: RStr<'_>, _: LogLevel, _: RStr<'_>) {
+            LINES.fetch_add(1, Ordering::Relaxed);
+        }
+
+        let mut ctx = Context::new();
+        ctx.set("k", 1);
+        HostContext::begin_call(&mut ctx, 0x5eed);
+        assert_eq!(ctx.call_key, 0x5eed);
+        HostContext::end_call(&mut ctx, 0x5eed);
+        assert_eq!(ctx.call_key, 0);
+
+        HostContext::begin_call(&mut ctx, 0x5eed);
+        HostContext::rehome(&mut ctx);
+        assert_eq!(ctx.call_key, 0);
+        assert_eq!(ctx.get::<i64>("k"), Ok(1));
+
+        HostContext::set_log_sink(&mut ctx, LogSink::new(count));
+        let mut other = Context::new();
+        HostContext::set_log_sink(&mut other, HostContext::log_sink(&ctx));
+        ctx.info("one");
+        other.info("two");
+        assert_eq!(LINES.load(Ordering::Relaxed), 2);
     }
 
     #[test]

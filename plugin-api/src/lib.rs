@@ -23,14 +23,21 @@
 //! ```
 //!
 //! # Core concepts
+//! - [`export_plugin!`]: turns your `execute` (and optional `on_load` and `on_unload`)
+//!   functions into the plugin's exported entry points.
 //! - [`Value`]: a JSON-like value (null, bool, i64, f64, string, bytes, list, map) whose
 //!   layout is checked at load time. It converts to and from Rust types (`From`, `TryFrom`)
 //!   and to and from any serde format.
 //! - [`Context`]: a string-keyed [`ValueMap`] both sides read and write, plus a `label`
-//!   naming the operation, an optional deadline, a [`CancelToken`], and logging to the host.
+//!   naming the operation, an optional deadline, a [`CancelToken`], and logging to the host
+//!   ([`LogLevel`]). Typed reads fail with a [`ContextError`].
+//! - [`PluginError`]: what an entry point returns on failure, with a [`PluginErrorKind`].
 //! - [`PluginModule`]: the entry points (`execute`, optional `on_load` and `on_unload`), laid
 //!   out as an abi_stable prefix type, reached through the `PLG_PLUGIN_DECLARATION` symbol
 //!   ([`PluginDeclaration`]).
+//!
+//! Hosts additionally use the [`host`] module ([`host::HostContext`]), which holds the
+//! operations only a host performs on a [`Context`]; plugins never need it.
 //!
 //! # Concurrency
 //! A host may call `execute` from many threads at once. Keep plugin state in `Sync` types
@@ -66,14 +73,17 @@
 //!
 //! # Memory across the boundary
 //! Strings and vectors a plugin creates free themselves through code in the plugin. A host
-//! brackets each call with [`Context::begin_call`] and [`Context::end_call`] (plg-loader
-//! does): `end_call` moves everything the plugin may have written into host memory, so that
-//! nothing in the context points into a library that may later be unloaded.
+//! brackets each call with [`HostContext::begin_call`](host::HostContext::begin_call) and
+//! [`HostContext::end_call`](host::HostContext::end_call) (plg-loader does): `end_call`
+//! moves everything the plugin may have written into host memory, so that nothing in the
+//! context points into a library that may later be unloaded.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
+#![forbid(unsafe_code)]
 
 mod context;
 mod error;
+pub mod host;
 mod module;
 mod serde_impls;
 mod value;

@@ -164,7 +164,7 @@ impl Value {
     /// plugin may be unloaded, so that dropping them later never jumps into unmapped code.
     /// Buffers the calling library allocated itself are kept as they are; buffers of another
     /// library are copied (abi_stable's type identity includes the library).
-    pub fn rehome(&mut self) {
+    pub(crate) fn rehome(&mut self) {
         match self {
             Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
             Value::Str(s) => rehome_string(s),
@@ -303,7 +303,7 @@ impl ValueMap {
     }
 
     /// See [`Value::rehome`].
-    pub fn rehome(&mut self) {
+    pub(crate) fn rehome(&mut self) {
         rehome_vec(&mut self.entries);
         for e in self.entries.iter_mut() {
             rehome_string(&mut e.0);

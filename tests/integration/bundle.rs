@@ -6,15 +6,16 @@ use std::{collections::BTreeMap, io::Write, path::Path};
 
 use plg_loader::{
     bundle::{pack_dir, Bundle, BundleError, Limits, SigningKey},
-    install::{install_file, uninstall, InstallError, InstallOptions, Keyring},
-    Context, LoadError, ManifestError, PluginManager,
+    install::{install_file, uninstall, InstallError, InstallOptions},
+    keys::Keyring,
+    Context, LoadError, ManifestError, PluginManager, PluginsDir,
 };
-use plg_tests::PluginsDir;
+use plg_tests::TempPluginsDir;
 use sha2::Digest;
 
 /// The files of a valid hello bundle: manifest and library.
 fn hello_files() -> BTreeMap<String, Vec<u8>> {
-    let staged = PluginsDir::default();
+    let staged = TempPluginsDir::default();
     let dir = staged.stage("hello");
     let packed = pack_dir(&dir, None).unwrap();
     let bundle = Bundle::from_bytes(&packed.bytes, Path::new("t.plg"), &Limits::default()).unwrap();
@@ -83,24 +84,29 @@ fn bundle_with(files: &BTreeMap<String, Vec<u8>>, extra: &[Raw<'_>]) -> Vec<u8> 
 /// A plugins dir with a good hello installed, a place for hostile bundles, and checks that a
 /// refused install changed nothing.
 struct Scene {
-    plugins: PluginsDir,
+    plugins: TempPluginsDir,
     work: tempfile::TempDir,
 }
 
 impl Scene {
     fn new() -> Self {
-        let plugins = PluginsDir::default();
+        let plugins = TempPluginsDir::default();
         let work = tempfile::tempdir().unwrap();
         let good = work.path().join("good.plg");
         std::fs::write(&good, bundle_with(&hello_files(), &[])).unwrap();
-        install_file(&good, plugins.path(), &InstallOptions::default()).unwrap();
+        install_file(
+            &good,
+            &PluginsDir::new(plugins.path()),
+            &InstallOptions::default(),
+        )
+        .unwrap();
         Scene { plugins, work }
     }
 
     fn install(&self, bytes: &[u8], opts: &InstallOptions) -> Result<(), InstallError> {
         let path = self.work.path().join("x.plg");
         std::fs::write(&path, bytes).unwrap();
-        install_file(&path, self.plugins.path(), opts).map(drop)
+        install_file(&path, &PluginsDir::new(self.plugins.path()), opts).map(drop)
     }
 
     /// Installs `bytes` with `--force` (so only validation can stop it) and returns the error.
@@ -311,7 +317,7 @@ fn gzip_bombs_hit_the_ratio_and_absolute_caps() {
         },
         ..Default::default()
     };
-    let e = bundle_err(install_file(&path, s.plugins.path(), &opts).unwrap_err());
+    let e = bundle_err(install_file(&path, &PluginsDir::new(s.plugins.path()), &opts).unwrap_err());
     assert!(
         matches!(e, BundleError::TooLarge { why, .. } if why.contains("absolute")),
         "{e:?}"
@@ -415,7 +421,12 @@ fn a_signed_bundle_installs_only_with_a_trusted_key() {
     ));
     s.assert_untouched();
 
-    Keyring::add(s.plugins.path(), "alice", &alice.verifying_key()).unwrap();
+    Keyring::add(
+        &PluginsDir::new(s.plugins.path()),
+        "alice",
+        &alice.verifying_key(),
+    )
+    .unwrap();
     s.install(&by_alice, &require()).unwrap();
     assert!(matches!(
         s.install(&signed(&files, &bob), &require()),
@@ -468,7 +479,7 @@ fn a_signed_bundle_installs_only_with_a_trusted_key() {
 #[test]
 fn the_directory_config_can_require_signatures() {
     let s = Scene::new();
-    let cfg = plg_loader::install::Config::path(s.plugins.path());
+    let cfg = PluginsDir::new(s.plugins.path()).config_file();
     std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     std::fs::write(&cfg, r#"{"require_signature": true}"#).unwrap();
     let opts = InstallOptions {
@@ -490,24 +501,38 @@ fn the_directory_config_can_require_signatures() {
 
 #[test]
 fn packing_is_byte_identical_and_installs_side_by_side() {
-    let staged = PluginsDir::default();
+    let staged = TempPluginsDir::default();
     let one = staged.stage("hello");
     let a = pack_dir(&one, None).unwrap();
     let b = pack_dir(&one, None).unwrap();
     assert_eq!(a.bytes, b.bytes);
     assert_eq!(a.file_name(), "hello-1.2.0.plg");
 
-    let target = PluginsDir::default();
+    let target = TempPluginsDir::default();
     let work = tempfile::tempdir().unwrap();
     let v1 = work.path().join("v1.plg");
     std::fs::write(&v1, &a.bytes).unwrap();
     let two = staged.stage_variant("hello", "2.0.0");
     let v2 = work.path().join("v2.plg");
     std::fs::write(&v2, pack_dir(&two, None).unwrap().bytes).unwrap();
-    install_file(&v1, target.path(), &InstallOptions::default()).unwrap();
-    install_file(&v2, target.path(), &InstallOptions::default()).unwrap();
+    install_file(
+        &v1,
+        &PluginsDir::new(target.path()),
+        &InstallOptions::default(),
+    )
+    .unwrap();
+    install_file(
+        &v2,
+        &PluginsDir::new(target.path()),
+        &InstallOptions::default(),
+    )
+    .unwrap();
     assert!(matches!(
-        install_file(&v1, target.path(), &InstallOptions::default()),
+        install_file(
+            &v1,
+            &PluginsDir::new(target.path()),
+            &InstallOptions::default()
+        ),
         Err(InstallError::AlreadyInstalled { .. })
     ));
     let manager = PluginManager::new(target.path());
@@ -515,7 +540,7 @@ fn packing_is_byte_identical_and_installs_side_by_side() {
     drop(manager);
 
     let removed = uninstall(
-        target.path(),
+        &PluginsDir::new(target.path()),
         "hello",
         Some(&plg_loader::semver::Version::new(2, 0, 0)),
     )
@@ -526,10 +551,10 @@ fn packing_is_byte_identical_and_installs_side_by_side() {
     assert_eq!(report.loaded.len(), 1);
     assert_eq!(report.loaded[0].version().to_string(), "1.2.0");
     drop(manager);
-    uninstall(target.path(), "hello", None).unwrap();
+    uninstall(&PluginsDir::new(target.path()), "hello", None).unwrap();
     assert!(!target.path().join("hello").exists());
     assert!(matches!(
-        uninstall(target.path(), "hello", None),
+        uninstall(&PluginsDir::new(target.path()), "hello", None),
         Err(InstallError::NotInstalled { .. })
     ));
 }
@@ -545,12 +570,16 @@ fn a_crash_mid_swap_is_recovered_and_uninstall_spares_work_dirs() {
     std::fs::write(&good, bundle_with(&hello_files(), &[])).unwrap();
     // Without --force the recovered copy is found: "already installed".
     assert!(matches!(
-        install_file(&good, s.plugins.path(), &InstallOptions::default()),
+        install_file(
+            &good,
+            &PluginsDir::new(s.plugins.path()),
+            &InstallOptions::default()
+        ),
         Err(InstallError::AlreadyInstalled { .. })
     ));
     assert!(parent.join("1.2.0/plugin.json").is_file());
     // Uninstalling every version leaves an install in progress alone.
-    let removed = uninstall(s.plugins.path(), "hello", None).unwrap();
+    let removed = uninstall(&PluginsDir::new(s.plugins.path()), "hello", None).unwrap();
     assert_eq!(removed, [parent.join("1.2.0")]);
     assert!(parent.join(".staging-4242-2").is_dir());
 }

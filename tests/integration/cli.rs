@@ -3,9 +3,9 @@
 
 use std::process::{Command, Output};
 
-use plg_tests::{plg_bin, target_dir, workspace_root, PluginsDir, Profile};
+use plg_tests::{plg_bin, target_dir, workspace_root, Profile, TempPluginsDir};
 
-fn plg(dir: &PluginsDir, args: &[&str]) -> Output {
+fn plg(dir: &TempPluginsDir, args: &[&str]) -> Output {
     Command::new(plg_bin(Profile::Debug))
         .args(args)
         .arg("--plugins-dir")
@@ -26,7 +26,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn run_prints_the_resulting_context_as_json() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("hello");
     let out = plg(&dir, &["run", "hello", "--set", "name=x"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -38,7 +38,7 @@ fn run_prints_the_resulting_context_as_json() {
 
 #[test]
 fn run_reads_input_json_and_applies_set_on_top() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("counter");
     let input = dir.path().join("ctx.json");
     std::fs::write(&input, r#"{"by": 5, "note": "kept"}"#).unwrap();
@@ -60,7 +60,7 @@ fn run_reads_input_json_and_applies_set_on_top() {
 
 #[test]
 fn exit_codes_follow_the_failure() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("fixture-panic");
     dir.stage("fixture-not-plugin");
     dir.stage("fixture-hang");
@@ -92,7 +92,7 @@ fn exit_codes_follow_the_failure() {
 
 #[test]
 fn list_shows_status_and_why_each_failure_failed() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("hello");
     dir.stage("fixture-bad-layout");
     dir.write_manifest("broken", "{");
@@ -121,7 +121,7 @@ fn list_shows_status_and_why_each_failure_failed() {
 
 #[test]
 fn list_on_an_empty_dir_says_what_to_do() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     let out = plg(&dir, &["list"]);
     assert!(out.status.success());
     assert!(stdout(&out).contains("no plugins in"));
@@ -129,7 +129,7 @@ fn list_on_an_empty_dir_says_what_to_do() {
 
 #[test]
 fn help_explains_each_command() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     for cmd in [
         "new",
         "build",
@@ -152,7 +152,7 @@ fn help_explains_each_command() {
 
 #[test]
 fn new_build_run_as_a_new_user() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     let work = tempfile::tempdir().unwrap();
     let crate_dir = work.path().join("demo");
     let out = plg(
@@ -209,7 +209,7 @@ fn new_build_run_as_a_new_user() {
     assert_eq!(v["manifest"]["name"], "demo");
     assert_eq!(v["entries"].as_array().unwrap().len(), 2);
     assert!(v["signature"].is_null());
-    let other = PluginsDir::default();
+    let other = TempPluginsDir::default();
     let out = plg(&other, &["install", bundle.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = plg(&other, &["run", "demo", "--set", "name=y"]);
@@ -222,7 +222,7 @@ fn new_build_run_as_a_new_user() {
 
 #[test]
 fn signing_through_the_cli() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     let staged = dir.stage("hello");
     let work = tempfile::tempdir().unwrap();
     let key = work.path().join("alice");
@@ -247,7 +247,7 @@ fn signing_through_the_cli() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let target = PluginsDir::default();
+    let target = TempPluginsDir::default();
     let inspect = stdout(&plg(&target, &["inspect", signed.to_str().unwrap()]));
     assert!(inspect.contains("not in the keyring"), "{inspect}");
     let out = plg(
@@ -283,7 +283,7 @@ fn signing_through_the_cli() {
 
 #[test]
 fn new_refuses_a_bad_name() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     let work = tempfile::tempdir().unwrap();
     let out = plg(
         &dir,
@@ -301,7 +301,7 @@ fn new_refuses_a_bad_name() {
 
 #[test]
 fn build_without_a_manifest_says_what_to_do() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     let out = plg(
         &dir,
         &["build", workspace_root().join("loader").to_str().unwrap()],
@@ -312,7 +312,7 @@ fn build_without_a_manifest_says_what_to_do() {
 
 #[test]
 fn the_sample_host_loads_all_and_greets() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("hello");
     dir.stage("fixture-not-plugin");
     let host = plg_tests::artifacts(Profile::Debug).join("sample-host");
@@ -331,7 +331,7 @@ fn the_sample_host_loads_all_and_greets() {
 
 #[test]
 fn inspect_escapes_control_characters_from_the_bundle() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     let staged = dir.stage_with("hello", "hello", |m| {
         m["description"] = "hi\n  signature:   valid, by trusted key `release`\u{1b}[8m".into()
     });

@@ -93,7 +93,7 @@ fn values_written_by_a_plugin_outlive_its_unloading() {
 
 #[test]
 fn a_panic_is_an_error_and_everything_keeps_working() {
-    let dir = plg_tests::PluginsDir::default();
+    let dir = plg_tests::TempPluginsDir::default();
     dir.stage("fixture-panic");
     dir.stage("hello");
     let manager = plg_loader::PluginManager::new(dir.path());

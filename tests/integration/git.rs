@@ -11,7 +11,7 @@ use plg_loader::{
     git::{fetch_and_build, GitError, GitOptions, NoProgress},
     Context, PluginManager,
 };
-use plg_tests::{git, git_repo, hello_crate_files, plg_bin, target_dir, PluginsDir, Profile};
+use plg_tests::{git, git_repo, hello_crate_files, plg_bin, target_dir, Profile, TempPluginsDir};
 
 fn cargo_toml(name: &str, deps: &str) -> String {
     format!(
@@ -162,7 +162,7 @@ fn build_failures_are_clear() {
 #[test]
 fn a_remote_git_manifest_loads_builds_once_and_reuses_the_cache() {
     let (repo_dir, url, commit) = hello_repo();
-    let plugins = PluginsDir::default();
+    let plugins = TempPluginsDir::default();
     let cache = plugins.path().join(".plg/git-cache");
     let write_manifest = |rev: &str| {
         plugins.write_manifest(
@@ -224,7 +224,7 @@ fn find_build_dir(cache: &Path, commit: &str) -> PathBuf {
 #[test]
 fn plg_install_from_a_git_url_then_run() {
     let (_repo, url, _) = hello_repo();
-    let plugins = PluginsDir::default();
+    let plugins = TempPluginsDir::default();
     let run = |args: &[&str]| {
         Command::new(plg_bin(Profile::Debug))
             .args(args)

@@ -2,9 +2,9 @@
 //! carrying on afterwards.
 
 use plg_loader::{Context, LoadError, LookupError, ManifestError, PluginManager};
-use plg_tests::{library_file_name, PluginsDir};
+use plg_tests::{library_file_name, TempPluginsDir};
 
-fn load_err(dir: &PluginsDir, subdir: &str) -> LoadError {
+fn load_err(dir: &TempPluginsDir, subdir: &str) -> LoadError {
     let manager = PluginManager::new(dir.path());
     let manifest = std::fs::read_dir(dir.path().join(subdir))
         .unwrap()
@@ -17,7 +17,7 @@ fn load_err(dir: &PluginsDir, subdir: &str) -> LoadError {
 
 #[test]
 fn missing_library_is_not_found() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     let d = dir.stage("hello");
     std::fs::remove_file(d.join(library_file_name("hello"))).unwrap();
     match load_err(&dir, "hello") {
@@ -28,7 +28,7 @@ fn missing_library_is_not_found() {
 
 #[test]
 fn a_text_file_is_not_a_shared_object() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     let d = dir.stage("hello");
     std::fs::write(d.join(library_file_name("hello")), "#!/bin/sh\necho hi\n").unwrap();
     match load_err(&dir, "hello") {
@@ -39,7 +39,7 @@ fn a_text_file_is_not_a_shared_object() {
 
 #[test]
 fn a_plain_cdylib_is_not_a_plugin() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("fixture-not-plugin");
     match load_err(&dir, "fixture-not-plugin") {
         LoadError::NotAPlugin { reason, .. } => {
@@ -51,7 +51,7 @@ fn a_plain_cdylib_is_not_a_plugin() {
 
 #[test]
 fn an_incompatible_layout_is_refused_at_load_time() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("fixture-bad-layout");
     match load_err(&dir, "fixture-bad-layout") {
         LoadError::AbiLayout {
@@ -68,7 +68,7 @@ fn an_incompatible_layout_is_refused_at_load_time() {
 
 #[test]
 fn another_abi_version_is_refused() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("fixture-future-abi");
     match load_err(&dir, "fixture-future-abi") {
         LoadError::AbiVersion {
@@ -88,7 +88,7 @@ fn plg_api_abi() -> u32 {
 
 #[test]
 fn a_name_that_differs_from_the_library_is_refused() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage_with("hello", "hello", |m| m["name"] = "howdy".into());
     match load_err(&dir, "hello") {
         LoadError::Mismatch {
@@ -103,7 +103,7 @@ fn a_name_that_differs_from_the_library_is_refused() {
 
 #[test]
 fn a_version_that_differs_from_the_library_is_refused() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage_with("hello", "hello", |m| m["version"] = "9.9.9".into());
     match load_err(&dir, "hello") {
         LoadError::Mismatch { field, library, .. } => {
@@ -116,7 +116,7 @@ fn a_version_that_differs_from_the_library_is_refused() {
 #[cfg(unix)]
 #[test]
 fn a_symlink_out_of_the_plugin_dir_is_refused() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     let d = dir.stage("hello");
     let outside = dir.path().join("outside.so");
     std::fs::rename(d.join(library_file_name("hello")), &outside).unwrap();
@@ -129,7 +129,7 @@ fn a_symlink_out_of_the_plugin_dir_is_refused() {
 
 #[test]
 fn a_path_with_dotdot_is_an_invalid_manifest_field() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage_with("hello", "hello", |m| {
         m["source"]["path"] = "../../etc/x".into()
     });
@@ -143,7 +143,7 @@ fn a_path_with_dotdot_is_an_invalid_manifest_field() {
 
 #[test]
 fn remote_git_with_a_scheme_not_allowed_is_refused_before_any_fetch() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage_with(
         "hello",
         "hello",
@@ -160,7 +160,7 @@ fn remote_git_with_a_scheme_not_allowed_is_refused_before_any_fetch() {
 
 #[test]
 fn load_all_reports_every_failure_and_loads_the_rest() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("hello");
     dir.stage("counter");
     dir.stage("fixture-not-plugin");
@@ -218,7 +218,7 @@ fn load_all_reports_every_failure_and_loads_the_rest() {
 
 #[test]
 fn versions_load_side_by_side_and_lookups_follow_semver() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("hello");
     dir.stage_variant("hello", "2.0.0");
     let manager = PluginManager::new(dir.path());
@@ -253,7 +253,7 @@ fn versions_load_side_by_side_and_lookups_follow_semver() {
 
 #[test]
 fn the_same_name_and_version_twice_is_already_loaded() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage_with("hello", "a", |_| {});
     dir.stage_with("hello", "b", |_| {});
     let manager = PluginManager::new(dir.path());
@@ -268,7 +268,7 @@ fn the_same_name_and_version_twice_is_already_loaded() {
 
 #[test]
 fn load_matching_picks_the_highest_matching_version() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("hello");
     let manager = PluginManager::new(dir.path());
     dir.stage_variant("hello", "2.0.0");
@@ -295,7 +295,7 @@ fn load_matching_picks_the_highest_matching_version() {
 
 #[test]
 fn scan_checks_without_registering() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("hello");
     dir.stage("fixture-not-plugin");
     let manager = PluginManager::new(dir.path());

@@ -1,20 +1,22 @@
 //! plg's integration tests, one binary, a module per area. They go through plg-loader's
 //! public API and the `plg` binary, with fixture plugins built once per run.
+#![forbid(unsafe_code)]
 
 mod bundle;
 mod cli;
 mod execute;
 mod git;
+mod layers;
 mod load;
 mod logging;
 mod unload;
 
 use plg_loader::{Plugin, PluginManager};
-use plg_tests::PluginsDir;
+use plg_tests::TempPluginsDir;
 
 /// Stages `package`, loads it and returns the manager, the handle and the directory.
-pub fn load_one(package: &str) -> (PluginManager, Plugin, PluginsDir) {
-    let dir = PluginsDir::default();
+pub fn load_one(package: &str) -> (PluginManager, Plugin, TempPluginsDir) {
+    let dir = TempPluginsDir::default();
     dir.stage(package);
     let manager = PluginManager::new(dir.path());
     let report = manager.load_all();

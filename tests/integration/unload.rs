@@ -4,7 +4,7 @@
 use std::{sync::mpsc, time::Duration};
 
 use plg_loader::{Context, ExecError, LookupError, PluginManager, UnloadError};
-use plg_tests::PluginsDir;
+use plg_tests::TempPluginsDir;
 
 use crate::load_one;
 
@@ -70,7 +70,7 @@ fn unload_cancels_a_call_in_flight_and_waits_for_it() {
 
 #[test]
 fn a_call_that_ignores_cancellation_makes_unload_busy_not_unsafe() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     dir.stage("fixture-hang");
     let manager = PluginManager::new(dir.path()).with_unload_timeout(Duration::from_millis(100));
     manager.load_all();
@@ -203,7 +203,7 @@ fn one_image_is_opened_once_per_process() {
         report.failed[0].error,
         plg_loader::LoadError::ImageInUse { .. }
     ));
-    let linked = PluginsDir::default();
+    let linked = TempPluginsDir::default();
     let d = linked.path().join("fixture-hang/0.1.0");
     std::fs::create_dir_all(&d).unwrap();
     std::fs::copy(hang.manifest_path(), d.join("plugin.json")).unwrap();
@@ -225,7 +225,7 @@ fn one_image_is_opened_once_per_process() {
 
 #[test]
 fn concurrent_loads_of_one_plugin_load_it_once() {
-    let dir = PluginsDir::default();
+    let dir = TempPluginsDir::default();
     let manifest = dir.stage("fixture-hang").join("plugin.json");
     let manager = std::sync::Arc::new(PluginManager::new(dir.path()));
     let results: Vec<_> = (0..8)

@@ -1,6 +1,7 @@
 //! Helpers shared by plg's integration tests and benchmarks: build the sample and fixture
 //! plugins once, and stage copies of them in temporary plugin directories.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::{
     path::{Path, PathBuf},
@@ -8,7 +9,8 @@ use std::{
     sync::OnceLock,
 };
 
-/// Every plugin crate under `plugins/`, plus the binaries the tests run.
+/// Every plugin crate (the samples under `plugins/`, the fixtures under `tests/fixtures/`),
+/// plus the binaries the tests run.
 pub const PACKAGES: &[&str] = &[
     "hello",
     "counter",
@@ -32,6 +34,17 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("tests/ has a parent")
         .to_owned()
+}
+
+/// The source directory of plugin crate `package`: `tests/fixtures/<package>` for the test
+/// and bench fixtures (`fixture-*`), `plugins/<package>` for the samples.
+pub fn plugin_crate_dir(package: &str) -> PathBuf {
+    let root = workspace_root();
+    if package.starts_with("fixture-") {
+        root.join("tests/fixtures").join(package)
+    } else {
+        root.join("plugins").join(package)
+    }
 }
 
 /// cargo's target directory.
@@ -111,18 +124,18 @@ pub fn plg_bin(profile: Profile) -> PathBuf {
 }
 
 /// A temporary plugins directory.
-pub struct PluginsDir {
+pub struct TempPluginsDir {
     tmp: tempfile::TempDir,
     profile: Profile,
 }
 
-impl Default for PluginsDir {
+impl Default for TempPluginsDir {
     fn default() -> Self {
         Self::new(Profile::Debug)
     }
 }
 
-impl PluginsDir {
+impl TempPluginsDir {
     /// An empty directory; plugins are taken from `profile`'s build.
     pub fn new(profile: Profile) -> Self {
         artifacts(profile);
@@ -150,7 +163,7 @@ impl PluginsDir {
         subdir: &str,
         edit: impl FnOnce(&mut serde_json::Value),
     ) -> PathBuf {
-        let src = workspace_root().join("plugins").join(package);
+        let src = plugin_crate_dir(package);
         let text = std::fs::read_to_string(src.join("plugin.json")).expect("fixture manifest");
         let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
         let file = library_file_name(package);
@@ -189,7 +202,7 @@ pub fn build_variant(package: &str, version: &str) -> PathBuf {
     }
     let root = target_dir().join("plg-variants").join(&key);
     std::fs::create_dir_all(root.join("src")).unwrap();
-    let src = workspace_root().join("plugins").join(package);
+    let src = plugin_crate_dir(package);
     std::fs::copy(src.join("src/lib.rs"), root.join("src/lib.rs")).unwrap();
     let api = workspace_root().join("plugin-api");
     std::fs::write(
@@ -224,7 +237,7 @@ pub fn build_variant(package: &str, version: &str) -> PathBuf {
     kept
 }
 
-impl PluginsDir {
+impl TempPluginsDir {
     /// Stages `library` (built by [`build_variant`]) with `package`'s manifest at `version`.
     pub fn stage_variant(&self, package: &str, version: &str) -> PathBuf {
         let lib = build_variant(package, version);
@@ -240,7 +253,7 @@ impl PluginsDir {
 pub fn build_many_noops(n: usize) -> Vec<(String, PathBuf)> {
     let root = target_dir().join(format!("plg-bench-{n}-noops"));
     let api = workspace_root().join("plugin-api");
-    let source = std::fs::read_to_string(workspace_root().join("plugins/fixture-noop/src/lib.rs"))
+    let source = std::fs::read_to_string(plugin_crate_dir("fixture-noop").join("src/lib.rs"))
         .expect("fixture-noop source");
     let names: Vec<String> = (0..n).map(|i| format!("noop-{i:03}")).collect();
     for name in &names {
@@ -283,7 +296,7 @@ fn write_if_changed(path: &Path, text: &str) {
     }
 }
 
-impl PluginsDir {
+impl TempPluginsDir {
     /// Stages `library` as plugin `name` version `version` (a `local_so` manifest is written).
     pub fn stage_library(&self, name: &str, version: &str, library: &Path) -> PathBuf {
         let dir = self.path().join(name).join(version);

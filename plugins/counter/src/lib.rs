@@ -2,6 +2,7 @@
 //!
 //! Labels: `increment` (the default) adds `by` (default 1), `get` reads, `reset` sets it to 0.
 //! Every call sets `count`. The hooks log when the plugin is loaded and unloaded.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

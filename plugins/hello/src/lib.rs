@@ -1,4 +1,5 @@
 //! The `hello` sample plugin: reads `name` (default `"world"`) and sets `greeting`.
+#![forbid(unsafe_code)]
 
 use plg_api::{export_plugin, Context, ContextError, PluginError};
 

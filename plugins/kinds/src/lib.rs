@@ -2,6 +2,7 @@
 //!
 //! It writes one value of each kind under `out_*`, and `seen`: a map from each input key to
 //! the kind of its value.
+#![forbid(unsafe_code)]
 
 use plg_api::{export_plugin, Context, PluginError, Value, ValueMap};
 

@@ -1,12 +1,14 @@
-//! A minimal plg host, the shape of go-plugin's `main`: set the base dir, load all, get
+//! A minimal plg host, the shape of go-plugin's `main`: set the plugins dir, load all, get
 //! `hello`, set a value, execute, print.
 //!
 //! ```text
 //! cargo run -p sample-host -- [PLUGINS_DIR] [NAME]
 //! ```
-//! PLUGINS_DIR defaults to `$PLG_PLUGINS_DIR`; NAME to `world`.
+//! PLUGINS_DIR defaults to `$PLG_PLUGINS_DIR`, else the per-user data directory; NAME to
+//! `world`.
+#![forbid(unsafe_code)]
 
-use plg_loader::{Context, PluginManager};
+use plg_loader::{Context, PluginManager, PluginsDir};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Plugin log lines arrive as `tracing` events; print them.
@@ -15,13 +17,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let mut args = std::env::args().skip(1);
-    let base_dir = args
-        .next()
-        .or_else(|| std::env::var("PLG_PLUGINS_DIR").ok())
-        .ok_or("usage: sample-host PLUGINS_DIR [NAME] (or set PLG_PLUGINS_DIR)")?;
+    let plugins_dir = match args.next() {
+        Some(dir) => PluginsDir::new(dir),
+        None => PluginsDir::from_env()?,
+    };
     let name = args.next().unwrap_or_else(|| "world".into());
 
-    let manager = PluginManager::new(base_dir);
+    let manager = PluginManager::new(plugins_dir);
     let report = manager.load_all();
     for failure in &report.failed {
         eprintln!("skipped {}: {}", failure.path.display(), failure.error);

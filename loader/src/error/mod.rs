@@ -1,0 +1,14 @@
+//! Typed errors, at the bottom of the crate so that every layer can name them. Each names the
+//! file, plugin or field involved and says what to do next.
+
+mod call;
+mod io;
+mod load;
+mod manifest;
+mod pack;
+
+pub use call::{ExecError, LookupError, UnloadError};
+pub use io::{ConfigError, IoError};
+pub use load::{BuildError, GitError, InstallError, LoadError};
+pub use manifest::ManifestError;
+pub use pack::{BundleError, ScaffoldError};

@@ -1,0 +1,237 @@
+//! `plugin.json`: parsing and validation.
+//!
+//! Every error names the manifest file and the field path (`source.path`,
+//! `maintainers[1]`, …) and says what is wrong.
+
+use std::path::{Path, PathBuf};
+
+use semver::Version;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ManifestError;
+
+pub mod git_url;
+mod validate;
+
+pub use validate::{validate_name, with_platform_extension};
+
+/// The file name plg looks for in every plugin directory.
+pub const MANIFEST_FILE: &str = "plugin.json";
+
+/// The longest plugin name accepted.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A validated `plugin.json`.
+///
+/// ```
+/// use plg_loader::{Manifest, Source};
+///
+/// let m = Manifest::from_json(r#"{
+///     "name": "hello", "version": "1.2.0",
+///     "source": { "mode": "local_so", "path": "libhello" }
+/// }"#, "plugin.json").unwrap();
+/// assert_eq!(m.name, "hello");
+/// assert!(matches!(m.source, Source::LocalSo { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// `[a-z0-9_-]{1,64}`.
+    pub name: String,
+    /// A semver 2 version.
+    pub version: Version,
+    /// One line on what the plugin does.
+    pub description: Option<String>,
+    /// E-mail addresses, optionally as `Name <addr>`.
+    pub maintainers: Vec<String>,
+    /// An http(s) URL.
+    pub home: Option<String>,
+    /// Where the library comes from.
+    pub source: Source,
+    /// HTTP routes the plugin serves; parsed and validated, used by the management server.
+    pub http_services: Option<HttpServices>,
+}
+
+/// `source`: where the plugin's library comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `local_so`: a library next to the manifest.
+    LocalSo {
+        /// Relative to the manifest's directory, with the platform extension filled in.
+        path: PathBuf,
+    },
+    /// `remote_git`: a git repository to clone and build.
+    RemoteGit {
+        /// The repository URL.
+        url: String,
+        /// A branch, tag or commit.
+        rev: Option<String>,
+        /// The crate's directory inside the repository.
+        subdir: Option<PathBuf>,
+    },
+}
+
+impl Source {
+    /// `local_so` or `remote_git`.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Source::LocalSo { .. } => "local_so",
+            Source::RemoteGit { .. } => "remote_git",
+        }
+    }
+}
+
+/// `http_services`: the routes a plugin serves through the host's HTTP server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServices {
+    /// The HTTP driver the routes are meant for.
+    pub driver: String,
+    /// The routes.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// One route: requests to `method route` call `execute` with `label`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The path, starting with `/`.
+    pub route: String,
+    /// An HTTP method.
+    pub method: String,
+    /// The context label the call carries.
+    pub label: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: String,
+    version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    maintainers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    home: Option<String>,
+    source: RawSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    http_services: Option<HttpServices>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    mode: String,
+    path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rev: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subdir: Option<String>,
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ManifestError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses and validates manifest text; `path` is only used in error messages.
+    pub fn from_json(text: &str, path: impl AsRef<Path>) -> Result<Self, ManifestError> {
+        let path = path.as_ref();
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: RawManifest = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_data() {
+                ManifestError::Invalid {
+                    path: path.to_owned(),
+                    field: if field == "." {
+                        "(top level)".into()
+                    } else {
+                        field
+                    },
+                    problem: strip_position(&inner.to_string()),
+                }
+            } else {
+                ManifestError::Syntax {
+                    path: path.to_owned(),
+                    line: inner.line(),
+                    column: inner.column(),
+                    message: strip_position(&inner.to_string()),
+                }
+            }
+        })?;
+        raw.validate(path)
+    }
+
+    /// The manifest as pretty JSON, in the same format it is read from.
+    pub fn to_json(&self) -> String {
+        let (path, rev, subdir) = match &self.source {
+            Source::LocalSo { path } => (path.to_string_lossy().into_owned(), None, None),
+            Source::RemoteGit { url, rev, subdir } => (
+                url.clone(),
+                rev.clone(),
+                subdir.as_ref().map(|s| s.to_string_lossy().into_owned()),
+            ),
+        };
+        let raw = RawManifest {
+            name: self.name.clone(),
+            version: self.version.to_string(),
+            description: self.description.clone(),
+            maintainers: self.maintainers.clone(),
+            home: self.home.clone(),
+            source: RawSource {
+                mode: self.source.mode().to_owned(),
+                path,
+                rev,
+                subdir,
+            },
+            http_services: self.http_services.clone(),
+        };
+        serde_json::to_string_pretty(&raw).expect("a manifest always serializes")
+    }
+
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// This manifest with its source rewritten to a `local_so` library named `file_name`,
+    /// next to the manifest: what every staged, installed, packed or git-built copy holds.
+    pub fn with_local_library(&self, file_name: impl Into<PathBuf>) -> Manifest {
+        Manifest {
+            source: Source::LocalSo {
+                path: file_name.into(),
+            },
+            ..self.clone()
+        }
+    }
+}
+
+/// serde_json appends " at line L column C"; the path already says where.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// Turns a manifest whose library is not next to it (`remote_git`) into one that is, by
+/// fetching and building it. The runtime asks; the packaging layer answers
+/// (`git::GitSources`). Plain `local_so` manifests never reach a resolver.
+pub trait SourceResolver: Send + Sync + std::fmt::Debug {
+    /// The manifest and manifest path of a local copy of the plugin `manifest` (read from
+    /// `manifest_path`) describes. With `offline`, only what is already cached may be used.
+    fn localize(
+        &self,
+        manifest: &Manifest,
+        manifest_path: &Path,
+        offline: bool,
+    ) -> Result<(Manifest, PathBuf), crate::error::LoadError>;
+}

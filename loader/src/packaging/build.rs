@@ -1,0 +1,153 @@
+//! Build a plugin crate with cargo and stage it as a loadable plugin directory.
+//!
+//! ```no_run
+//! use plg_loader::build::{build_crate, stage, BuildOptions};
+//!
+//! let built = build_crate("plugins/hello".as_ref(), &BuildOptions::default())?;
+//! let dir = stage(&built, &"/tmp/plugins".into())?;
+//! println!("staged {} in {}", built.manifest.id(), dir.display());
+//! # Ok::<(), plg_loader::build::BuildError>(())
+//! ```
+
+use std::{
+    io::BufReader,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use cargo_metadata::Message;
+
+pub use crate::error::BuildError;
+use crate::{
+    error::IoError,
+    manifest::{Manifest, MANIFEST_FILE},
+    packaging::install::place_library,
+    plugins_dir::PluginsDir,
+};
+
+/// How to run cargo.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Build with `--release` (the default).
+    pub release: bool,
+    /// The cargo program: `$CARGO` if set, else `cargo`.
+    pub cargo: String,
+    /// Pass `--locked` (use the crate's Cargo.lock as it is).
+    pub locked: bool,
+    /// Build into this target directory instead of cargo's default.
+    pub target_dir: Option<PathBuf>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            release: true,
+            cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            locked: false,
+            target_dir: None,
+        }
+    }
+}
+
+/// A built plugin: its manifest and the library cargo produced.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The crate's manifest.
+    pub manifest: Manifest,
+    /// The cdylib, as cargo reported it.
+    pub library: PathBuf,
+}
+
+/// Builds the plugin crate in `dir` and finds its cdylib from cargo's JSON messages.
+/// cargo's human-readable output goes to this process's stderr.
+pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    if !manifest_path.is_file() {
+        return Err(BuildError::NoManifest {
+            dir: dir.to_owned(),
+        });
+    }
+    let manifest = Manifest::from_path(&manifest_path)?;
+    let cargo_toml = dir.join("Cargo.toml");
+    if !cargo_toml.is_file() {
+        return Err(BuildError::NoCargoToml {
+            dir: dir.to_owned(),
+        });
+    }
+    let cargo_toml = cargo_toml
+        .canonicalize()
+        .map_err(IoError::at::<BuildError>(&cargo_toml))?;
+    let mut cmd = Command::new(&opts.cargo);
+    cmd.arg("build")
+        .arg("--message-format=json-render-diagnostics")
+        .arg("--manifest-path")
+        .arg(&cargo_toml);
+    if opts.release {
+        cmd.arg("--release");
+    }
+    if opts.locked {
+        cmd.arg("--locked");
+    }
+    if let Some(t) = &opts.target_dir {
+        cmd.env("CARGO_TARGET_DIR", t);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|source| BuildError::CargoSpawn {
+            cargo: opts.cargo.clone(),
+            source,
+        })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut libs = Vec::new();
+    for message in Message::parse_stream(BufReader::new(stdout)).flatten() {
+        if let Message::CompilerArtifact(a) = message {
+            // The crate itself, or (for a workspace root) any member inside it.
+            let crate_dir = cargo_toml.parent().unwrap_or(Path::new("/"));
+            let ours = a.manifest_path.as_std_path().starts_with(crate_dir);
+            if ours && a.target.kind.iter().any(|k| k.to_string() == "cdylib") {
+                libs.extend(
+                    a.filenames
+                        .into_iter()
+                        .map(|f| f.into_std_path_buf())
+                        .filter(|f| {
+                            f.extension().and_then(|e| e.to_str())
+                                == Some(std::env::consts::DLL_EXTENSION)
+                        }),
+                );
+            }
+        }
+    }
+    let status = child.wait().map_err(|source| BuildError::CargoSpawn {
+        cargo: opts.cargo.clone(),
+        source,
+    })?;
+    if !status.success() {
+        return Err(BuildError::CargoFailed {
+            dir: dir.to_owned(),
+            status: status.to_string(),
+        });
+    }
+    libs.dedup();
+    match libs.len() {
+        0 => Err(BuildError::NoCdylib {
+            dir: dir.to_owned(),
+        }),
+        1 => Ok(Built {
+            manifest,
+            library: libs.remove(0),
+        }),
+        _ => Err(BuildError::SeveralCdylibs {
+            dir: dir.to_owned(),
+            files: libs,
+        }),
+    }
+}
+
+/// Stages `built` as `PLUGINS_DIR/NAME/VERSION/` (manifest plus library) and checks that it
+/// loads. The directory is assembled beside its final place and renamed in, so a failure
+/// leaves the previous state; an existing staged copy of the same version is replaced.
+pub fn stage(built: &Built, plugins_dir: &PluginsDir) -> Result<PathBuf, BuildError> {
+    Ok(place_library(&built.manifest, &built.library, plugins_dir, true)?.dir)
+}

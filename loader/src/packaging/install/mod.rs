@@ -1,0 +1,147 @@
+//! Installing and uninstalling plugins.
+//!
+//! Installing verifies a bundle, unpacks it into a temporary directory inside the plugins
+//! directory (the same file system), checks there that the library loads as the manifest
+//! says, and renames the directory into `PLUGINS_DIR/NAME/VERSION` ([`place`](self)). A
+//! crash at any point leaves the old state or the new one: the temporary directory's name
+//! starts with `.`, so discovery ignores a leftover one. Verifying loads the library, which
+//! runs its initializers: install only bundles you mean to run.
+//!
+//! The signature policy comes from `PLUGINS_DIR/.plg/config.json` (`require_signature`) and
+//! the keyring ([`Keyring`](crate::keys::Keyring)).
+//!
+//! ```no_run
+//! use plg_loader::{install::{install_file, InstallOptions}, PluginsDir};
+//!
+//! let plugins = PluginsDir::new("plugins");
+//! let installed = install_file("hello-1.2.0.plg".as_ref(), &plugins, &InstallOptions::default())?;
+//! println!("installed {} in {}", installed.manifest.id(), installed.dir.display());
+//! # Ok::<(), plg_loader::install::InstallError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    bundle::{Bundle, Limits},
+    keys::Keyring,
+};
+use crate::{error::IoError, manifest::Manifest, plugins_dir::PluginsDir, runtime::check_loads};
+
+pub(crate) mod place;
+
+pub use crate::error::InstallError;
+pub(crate) use place::place_library;
+pub use place::uninstall;
+
+/// How to install.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// Replace an installed plugin of the same name and version.
+    pub force: bool,
+    /// Require a trusted signature. `false` still applies the directory's `require_signature`
+    /// configuration.
+    pub require_signature: bool,
+    /// Caps on unpacking.
+    pub limits: Limits,
+}
+
+/// What was installed.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// `PLUGINS_DIR/NAME/VERSION`.
+    pub dir: PathBuf,
+    /// The trusted key's name, if the bundle was signed by one.
+    pub signed_by: Option<String>,
+    /// `true` if an installed copy was replaced (`force`).
+    pub replaced: bool,
+}
+
+/// Installs a built library with its manifest (cargo's output, a staged directory, a git
+/// build) without packing it: the library is copied and the manifest written into the
+/// temporary directory, checked and renamed into place like a bundle. Such a library carries
+/// no signature, so this refuses when signatures are required.
+pub fn install_library(
+    manifest: &Manifest,
+    library: &Path,
+    plugins_dir: &PluginsDir,
+    opts: &InstallOptions,
+) -> Result<Installed, InstallError> {
+    if opts.require_signature || plugins_dir.config()?.require_signature {
+        return Err(InstallError::Unsigned {
+            bundle: library.to_owned(),
+        });
+    }
+    let placed = place_library(manifest, library, plugins_dir, opts.force)?;
+    Ok(Installed {
+        manifest: placed.manifest,
+        dir: placed.dir,
+        signed_by: None,
+        replaced: placed.replaced,
+    })
+}
+
+/// Reads the bundle at `path` and installs it into `plugins_dir`.
+pub fn install_file(
+    path: &Path,
+    plugins_dir: &PluginsDir,
+    opts: &InstallOptions,
+) -> Result<Installed, InstallError> {
+    let bundle = Bundle::read(path, &opts.limits)?;
+    install_bundle(&bundle, plugins_dir, opts)
+}
+
+/// Installs a bundle that has been read: checks its signature against the directory's
+/// keyring and configuration, then places it atomically.
+pub fn install_bundle(
+    bundle: &Bundle,
+    plugins_dir: &PluginsDir,
+    opts: &InstallOptions,
+) -> Result<Installed, InstallError> {
+    let signed_by = check_signature(bundle, plugins_dir, opts.require_signature)?;
+    let manifest = bundle.manifest().clone();
+    let (dir, replaced) = place::place(plugins_dir, &manifest, opts.force, |tmp| {
+        bundle.write_files(tmp)?;
+        check_loads(&manifest, &tmp.join(crate::manifest::MANIFEST_FILE))?;
+        Ok(())
+    })?;
+    Ok(Installed {
+        manifest,
+        dir,
+        signed_by,
+        replaced,
+    })
+}
+
+/// Applies the signature policy (the caller's `require` or the directory's
+/// `require_signature`) to `bundle`: the trusted key's name, `None` for an unsigned or
+/// untrusted bundle where that is allowed, an error where it is not.
+fn check_signature(
+    bundle: &Bundle,
+    plugins_dir: &PluginsDir,
+    require: bool,
+) -> Result<Option<String>, InstallError> {
+    let require = require || plugins_dir.config()?.require_signature;
+    let keyring = Keyring::load(plugins_dir)?;
+    match bundle.signature() {
+        Some(sig) => match keyring.trusts(&sig.public_key) {
+            Some(name) => Ok(Some(name.to_owned())),
+            None if require => Err(InstallError::UnknownKey {
+                bundle: bundle.path().to_owned(),
+                key: sig.key_hex(),
+                keyring: plugins_dir.keyring_file(),
+            }),
+            None => Ok(None),
+        },
+        None if require => Err(InstallError::Unsigned {
+            bundle: bundle.path().to_owned(),
+        }),
+        None => Ok(None),
+    }
+}
+
+/// A `map_err` adapter for file operations during install.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
+    IoError::at(path)
+}

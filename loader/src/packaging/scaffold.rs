@@ -1,0 +1,132 @@
+//! Write a new plugin crate that builds as it is.
+//!
+//! ```
+//! use plg_loader::scaffold::{scaffold, PlgApiSource};
+//!
+//! let tmp = tempfile::tempdir().unwrap();
+//! let dir = tmp.path().join("demo");
+//! scaffold("demo", &dir, &PlgApiSource::Path("/src/plg/plugin-api".into())).unwrap();
+//! assert!(dir.join("plugin.json").is_file());
+//! assert!(dir.join("src/lib.rs").is_file());
+//! ```
+
+use std::path::{Path, PathBuf};
+
+pub use crate::error::ScaffoldError;
+use crate::{error::IoError, manifest::validate_name};
+
+/// Where the new crate gets plg-api from.
+#[derive(Debug, Clone)]
+pub enum PlgApiSource {
+    /// A path to a checkout's `plugin-api` directory.
+    Path(PathBuf),
+    /// A version requirement on crates.io.
+    Version(String),
+}
+
+/// Creates the crate `name` in `dir` (which must not exist): `Cargo.toml` (a cdylib with its
+/// own `[workspace]`, so it builds anywhere), `plugin.json` and `src/lib.rs` with a working
+/// `execute`. Files are written to a sibling temporary directory and renamed into place.
+pub fn scaffold(name: &str, dir: &Path, api: &PlgApiSource) -> Result<PathBuf, ScaffoldError> {
+    validate_name(name).map_err(|problem| ScaffoldError::InvalidName {
+        name: name.to_owned(),
+        problem,
+    })?;
+    if dir.exists() {
+        return Err(ScaffoldError::Exists {
+            path: dir.to_owned(),
+        });
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let io = IoError::at::<ScaffoldError>;
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let tmp = parent.join(format!(".plg-new-{name}-{}", std::process::id()));
+    let result = (|| {
+        std::fs::create_dir_all(tmp.join("src")).map_err(io(&tmp))?;
+        let dep = match api {
+            PlgApiSource::Path(p) => {
+                format!("plg-api = {{ path = {:?} }}", p.display().to_string())
+            }
+            PlgApiSource::Version(v) => format!("plg-api = {v:?}"),
+        };
+        let lib = name.replace('-', "_");
+        let files = [
+            ("Cargo.toml", cargo_toml(name, &dep)),
+            ("plugin.json", manifest(name, &lib)),
+            ("src/lib.rs", LIB_RS.to_owned()),
+            (".gitignore", "/target\n".to_owned()),
+        ];
+        for (file, text) in files {
+            let path = tmp.join(file);
+            std::fs::write(&path, text).map_err(io(&path))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(io(dir))?;
+        Ok(dir.to_owned())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+fn cargo_toml(name: &str, dep: &str) -> String {
+    format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+# A plugin is a cdylib: a shared object the host loads at run time.
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+{dep}
+
+# Keep unwinding: plg turns a panic into an error only if the plugin can unwind.
+[profile.release]
+panic = "unwind"
+
+# Its own workspace, so it builds wherever it lives.
+[workspace]
+"#
+    )
+}
+
+fn manifest(name: &str, lib: &str) -> String {
+    format!(
+        r#"{{
+  "name": "{name}",
+  "version": "0.1.0",
+  "description": "A plg plugin.",
+  "maintainers": [],
+  "source": {{ "mode": "local_so", "path": "lib{lib}" }}
+}}
+"#
+    )
+}
+
+const LIB_RS: &str = r#"//! A plg plugin. `plg build` builds and stages it; `plg run` calls it.
+
+use plg_api::{export_plugin, Context, ContextError, PluginError};
+
+/// Reads `name` (default "world") and sets `greeting`.
+///
+/// The host may call this from many threads at once: keep any state in `Sync` types.
+fn execute(ctx: &mut Context) -> Result<(), PluginError> {
+    let name = match ctx.get_str("name") {
+        Ok(name) => name.to_owned(),
+        Err(ContextError::Missing { .. }) => "world".to_owned(),
+        Err(e) => return Err(e.into()),
+    };
+    ctx.info(format!("greeting {name}"));
+    ctx.set("greeting", format!("Hello, {name}!"));
+    Ok(())
+}
+
+export_plugin!(execute: execute);
+"#;

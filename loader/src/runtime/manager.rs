@@ -1,0 +1,440 @@
+//! [`PluginManager`]: discovery, loading, lookup by name and semver, and unloading.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use plg_api::Context;
+use semver::{Version, VersionReq};
+
+use super::{
+    open::open_checked,
+    plugin::{map_call_error, Plugin, UnloadReport, HOST_SINK},
+};
+use crate::{
+    error::{LoadError, LookupError, UnloadError},
+    manifest::{Manifest, Source, SourceResolver},
+    plugins_dir::PluginsDir,
+};
+
+/// The default bound on how long [`PluginManager::unload`] waits for calls in flight.
+pub const DEFAULT_UNLOAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One plugin that failed to load, and why.
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// The manifest (or directory) involved.
+    pub path: PathBuf,
+    /// Why it failed.
+    pub error: LoadError,
+}
+
+/// What [`PluginManager::load_all`] did: every plugin loaded, and every failure.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// The plugins now loaded from the plugins directory (including ones loaded before).
+    pub loaded: Vec<Plugin>,
+    /// The plugins that failed, each with its error. One failure never stops the others.
+    pub failed: Vec<LoadFailure>,
+}
+
+/// One plugin found by [`PluginManager::scan`], checked but not loaded.
+#[derive(Debug)]
+pub struct ScanEntry {
+    /// The manifest file.
+    pub manifest_path: PathBuf,
+    /// The manifest, if it is valid.
+    pub manifest: Option<Manifest>,
+    /// `Ok` if the plugin would load; otherwise why not.
+    pub status: Result<(), LoadError>,
+}
+
+/// Loads plugins from a plugins directory and hands out [`Plugin`] handles.
+///
+/// # Layout
+/// A plugin is a directory holding `plugin.json` and its library. The manager finds them
+/// through [`PluginsDir::discover`]: at `PLUGINS_DIR/NAME/VERSION/plugin.json` (the layout
+/// `plg build` and `plg install` write, which keeps several versions side by side) and at
+/// `PLUGINS_DIR/DIR/plugin.json`. Directories whose names start with `.` are skipped.
+///
+/// A manifest whose source is not a local library (`remote_git`) is turned into one by the
+/// manager's [`SourceResolver`]. [`PluginManager::new`] wires in the git resolver when the
+/// `git` feature is on; it is defined with the crate's other defaults, the one place where
+/// the runtime meets the packaging layer.
+///
+/// All methods take `&self`; share a manager between threads in an `Arc`.
+#[derive(Debug)]
+pub struct PluginManager {
+    plugins_dir: PluginsDir,
+    unload_timeout: Duration,
+    plugins: RwLock<BTreeMap<String, BTreeMap<Version, Plugin>>>,
+    /// Held while a plugin loads, so two threads loading the same plugin cannot both run its
+    /// `on_load`: the second one finds it registered.
+    loading: Mutex<()>,
+    /// Turns `remote_git` (and any other non-local) sources into local libraries.
+    resolver: Option<Arc<dyn SourceResolver>>,
+}
+
+impl PluginManager {
+    /// A manager for plugins under `plugins_dir` that loads only local libraries. Nothing is
+    /// read until you load.
+    pub fn local_only(plugins_dir: impl Into<PluginsDir>) -> Self {
+        Self {
+            plugins_dir: plugins_dir.into(),
+            unload_timeout: DEFAULT_UNLOAD_TIMEOUT,
+            plugins: RwLock::default(),
+            loading: Mutex::new(()),
+            resolver: None,
+        }
+    }
+
+    /// Sets how sources that are not local libraries (`remote_git`) are fetched and built.
+    pub fn with_source_resolver(mut self, resolver: Arc<dyn SourceResolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// Resolves a manifest to the manifest and path of a local library: itself for
+    /// `local_so`, the resolver's for anything else (fetching and building it unless
+    /// `offline`). The local copy must be the same plugin: its name and version are checked.
+    fn localize(
+        &self,
+        manifest: &Manifest,
+        manifest_path: &Path,
+        offline: bool,
+    ) -> Result<(Manifest, PathBuf), LoadError> {
+        if let Source::LocalSo { .. } = manifest.source {
+            return Ok((manifest.clone(), manifest_path.to_owned()));
+        }
+        let Some(resolver) = &self.resolver else {
+            return Err(LoadError::UnsupportedSource {
+                manifest: manifest_path.to_owned(),
+                mode: manifest.source.mode(),
+            });
+        };
+        let (local, local_path) = resolver.localize(manifest, manifest_path, offline)?;
+        for (field, ours, theirs) in [
+            ("name", manifest.name.clone(), local.name.clone()),
+            (
+                "version",
+                manifest.version.to_string(),
+                local.version.to_string(),
+            ),
+        ] {
+            if ours != theirs {
+                return Err(LoadError::Mismatch {
+                    path: local_path,
+                    field,
+                    manifest: ours,
+                    library: theirs,
+                });
+            }
+        }
+        Ok((local, local_path))
+    }
+
+    /// Sets how long [`unload`](Self::unload) waits for calls in flight.
+    pub fn with_unload_timeout(mut self, timeout: Duration) -> Self {
+        self.unload_timeout = timeout;
+        self
+    }
+
+    /// The plugins directory.
+    pub fn plugins_dir(&self) -> &PluginsDir {
+        &self.plugins_dir
+    }
+
+    /// Every `plugin.json` under the plugins directory ([`PluginsDir::discover`]).
+    pub fn discover(&self) -> Result<Vec<PathBuf>, LoadError> {
+        self.plugins_dir.discover()
+    }
+
+    /// Loads every plugin under the plugins directory. Returns every failure; one broken plugin
+    /// never stops the others. Plugins already loaded stay loaded and are listed as loaded.
+    pub fn load_all(&self) -> LoadReport {
+        let mut report = LoadReport::default();
+        let manifests = match self.discover() {
+            Ok(m) => m,
+            Err(error) => {
+                report.failed.push(LoadFailure {
+                    path: self.plugins_dir.path().to_owned(),
+                    error,
+                });
+                return report;
+            }
+        };
+        for path in manifests {
+            match self.load_manifest(&path) {
+                Ok(p) => report.loaded.push(p),
+                Err(LoadError::AlreadyLoaded { plugin, existing }) if existing == path => {
+                    if let Some(p) = self.lookup_id(&plugin) {
+                        report.loaded.push(p);
+                    }
+                }
+                Err(error) => report.failed.push(LoadFailure { path, error }),
+            }
+        }
+        report
+    }
+
+    /// Loads the plugin described by the manifest at `manifest_path`: checks the library,
+    /// runs its `on_load` hook and registers it.
+    pub fn load_manifest(&self, manifest_path: impl AsRef<Path>) -> Result<Plugin, LoadError> {
+        let manifest_path = manifest_path.as_ref();
+        let manifest = Manifest::from_path(manifest_path)?;
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = self.lookup(&manifest.name, &manifest.version) {
+            return Err(LoadError::AlreadyLoaded {
+                plugin: manifest.id(),
+                existing: existing.manifest_path().to_owned(),
+            });
+        }
+        let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
+        let lib = open_checked(&local, &local_path)?;
+        let mut ctx = Context::new().with_label("load");
+        lib.on_load(&mut ctx, HOST_SINK).map_err(|e| {
+            let err = map_call_error(&manifest.id(), &ctx, e);
+            LoadError::OnLoad {
+                plugin: manifest.id(),
+                message: err.to_string(),
+            }
+        })?;
+        lib.arm_hooks();
+        let plugin = Plugin::in_process(manifest, manifest_path.to_owned(), lib);
+        let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
+        let versions = map.entry(plugin.name().to_owned()).or_default();
+        if let Some(existing) = versions.get(plugin.version()) {
+            return Err(LoadError::AlreadyLoaded {
+                plugin: plugin.id().to_owned(),
+                existing: existing.manifest_path().to_owned(),
+            });
+        }
+        versions.insert(plugin.version().clone(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Finds the highest version of `name` under the plugins directory that matches
+    /// `requirement` (any version if `None`) and loads it, or returns it if already loaded.
+    /// Other plugins are not touched, so a broken neighbour does not matter.
+    pub fn load_matching(
+        &self,
+        name: &str,
+        requirement: Option<&str>,
+    ) -> Result<Plugin, LoadError> {
+        let req = parse_req(requirement.unwrap_or("*"))?;
+        let mut candidates: Vec<(Version, PathBuf)> = Vec::new();
+        let mut broken: Vec<LoadFailure> = Vec::new();
+        for path in self.discover()? {
+            match Manifest::from_path(&path) {
+                Ok(m) if m.name == name => candidates.push((m.version, path)),
+                Ok(_) => {}
+                Err(e) => broken.push(LoadFailure {
+                    path,
+                    error: e.into(),
+                }),
+            }
+        }
+        let versions: Vec<String> = candidates.iter().map(|(v, _)| v.to_string()).collect();
+        let best = candidates
+            .into_iter()
+            .filter(|(v, _)| req.matches(v))
+            .max_by(|a, b| a.0.cmp(&b.0));
+        let Some((version, path)) = best else {
+            return Err(LoadError::NotInstalled {
+                name: name.to_owned(),
+                requirement: requirement.map(str::to_owned),
+                plugins_dir: self.plugins_dir.path().to_owned(),
+                versions,
+                broken: broken.len(),
+            });
+        };
+        if let Some(p) = self.lookup(name, &version) {
+            return Ok(p);
+        }
+        self.load_manifest(&path)
+    }
+
+    /// Checks every plugin under the plugins directory (manifest, library, ABI, name and
+    /// version) without running any plugin code or registering anything.
+    pub fn scan(&self) -> Result<Vec<ScanEntry>, LoadError> {
+        Ok(self
+            .discover()?
+            .into_iter()
+            .map(|path| match Manifest::from_path(&path) {
+                Err(e) => ScanEntry {
+                    manifest_path: path,
+                    manifest: None,
+                    status: Err(e.into()),
+                },
+                Ok(m) => {
+                    // A plugin this manager has loaded from this manifest is fine as it is;
+                    // opening its image a second time would be refused.
+                    let loaded_here = self
+                        .lookup(&m.name, &m.version)
+                        .is_some_and(|p| p.manifest_path() == path);
+                    let status = if loaded_here {
+                        Ok(())
+                    } else {
+                        self.localize(&m, &path, true)
+                            .and_then(|(local, p)| open_checked(&local, &p).map(drop))
+                    };
+                    ScanEntry {
+                        manifest_path: path,
+                        manifest: Some(m),
+                        status,
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// The highest loaded version of `name`.
+    pub fn get(&self, name: &str) -> Result<Plugin, LookupError> {
+        self.get_matching(name, "*")
+    }
+
+    /// The highest loaded version of `name` matching a semver requirement such as `^1.2`.
+    pub fn get_matching(&self, name: &str, requirement: &str) -> Result<Plugin, LookupError> {
+        let req = parse_req(requirement)?;
+        let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+        let Some(versions) = map.get(name).filter(|v| !v.is_empty()) else {
+            return Err(LookupError::NotLoaded {
+                name: name.to_owned(),
+                available: map
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+            });
+        };
+        versions
+            .iter()
+            .rev()
+            .find(|(v, _)| req.matches(v))
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| LookupError::NoMatch {
+                name: name.to_owned(),
+                requirement: requirement.to_owned(),
+                versions: versions.keys().map(Version::to_string).collect(),
+            })
+    }
+
+    /// Every loaded plugin, by name then version.
+    pub fn plugins(&self) -> Vec<Plugin> {
+        let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+        map.values().flat_map(|v| v.values().cloned()).collect()
+    }
+
+    /// Unloads `name` (one version, or every loaded version when `version` is `None`).
+    ///
+    /// For each: refuses new calls and signals cancellation (`Context::is_cancelled` turns
+    /// true inside the plugin), waits up to the unload timeout for calls in flight, runs
+    /// `on_unload`, closes the library and reports whether it is really unmapped. If calls are
+    /// still running at the timeout, the plugin stays registered (refusing new calls) and
+    /// [`UnloadError::Busy`] is returned; call `unload` again to wait longer. With several
+    /// versions, every version is tried; those that unloaded are gone from the registry even
+    /// when another returns an error.
+    pub fn unload(
+        &self,
+        name: &str,
+        version: Option<&Version>,
+    ) -> Result<Vec<UnloadReport>, UnloadError> {
+        let targets: Vec<Plugin> = {
+            let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+            let versions =
+                map.get(name)
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| LookupError::NotLoaded {
+                        name: name.to_owned(),
+                        available: map.keys().cloned().collect(),
+                    })?;
+            match version {
+                Some(v) => vec![versions
+                    .get(v)
+                    .cloned()
+                    .ok_or_else(|| LookupError::NoMatch {
+                        name: name.to_owned(),
+                        requirement: format!("={v}"),
+                        versions: versions.keys().map(Version::to_string).collect(),
+                    })?],
+                None => versions.values().cloned().collect(),
+            }
+        };
+        let mut reports = Vec::with_capacity(targets.len());
+        let mut first_error = None;
+        for plugin in targets {
+            match plugin.unload(self.unload_timeout) {
+                Ok(report) => {
+                    self.forget(&plugin);
+                    reports.push(report);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            None => Ok(reports),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Removes `plugin` from the registry, if that very instance is still registered (another
+    /// thread may have unloaded it and loaded a new instance of the same version since).
+    fn forget(&self, plugin: &Plugin) {
+        let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(versions) = map.get_mut(plugin.name()) {
+            if versions
+                .get(plugin.version())
+                .is_some_and(|p| p.same_instance(plugin))
+            {
+                versions.remove(plugin.version());
+            }
+            if versions.is_empty() {
+                map.remove(plugin.name());
+            }
+        }
+    }
+
+    /// Unloads every plugin; returns the reports and the failures.
+    pub fn unload_all(&self) -> (Vec<UnloadReport>, Vec<UnloadError>) {
+        let names: Vec<String> = {
+            let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+            map.keys().cloned().collect()
+        };
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for name in names {
+            match self.unload(&name, None) {
+                Ok(r) => ok.extend(r),
+                Err(e) => failed.push(e),
+            }
+        }
+        (ok, failed)
+    }
+
+    fn lookup(&self, name: &str, version: &Version) -> Option<Plugin> {
+        let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+        map.get(name)?.get(version).cloned()
+    }
+
+    fn lookup_id(&self, id: &str) -> Option<Plugin> {
+        let (name, version) = id.split_once('@')?;
+        self.lookup(name, &Version::parse(version).ok()?)
+    }
+}
+
+impl Drop for PluginManager {
+    fn drop(&mut self) {
+        let _ = self.unload_all();
+    }
+}
+
+fn parse_req(requirement: &str) -> Result<VersionReq, LookupError> {
+    VersionReq::parse(requirement).map_err(|e| LookupError::BadRequirement {
+        requirement: requirement.to_owned(),
+        message: e.to_string(),
+    })
+}

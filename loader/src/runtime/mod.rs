@@ -1,0 +1,15 @@
+//! The runtime: open and check a library (`open`), call it through a [`Plugin`] handle,
+//! keep a registry in the [`PluginManager`], and unload with verification. `ffi` is the one
+//! home of `unsafe` in the crate.
+//!
+//! The runtime imports only the shared bottom (manifest, errors, plugins directory), never the
+//! packaging layer. Packaging reaches in through one door, [`check_loads`].
+
+mod ffi;
+mod manager;
+mod open;
+mod plugin;
+
+pub use manager::{LoadFailure, LoadReport, PluginManager, ScanEntry, DEFAULT_UNLOAD_TIMEOUT};
+pub(crate) use open::check_loads;
+pub use plugin::{Plugin, UnloadReport};
