@@ -79,11 +79,13 @@ pub use packaging::git;
 pub use packaging::{build, scaffold};
 pub use packaging::{bundle, install, keys, origin};
 
-pub use error::{ExecError, IoError, LoadError, LookupError, ManifestError, UnloadError};
+pub use error::{
+    ExecError, IoError, LoadError, LoadFailure, LookupError, ManifestError, UnloadError,
+};
 pub use manifest::{HttpServices, Manifest, Route, Source, SourceResolver, MANIFEST_FILE};
-pub use plugins_dir::{Config, ConfigError, NoDefaultDir, PluginsDir, PLUGINS_DIR_ENV};
+pub use plugins_dir::{Config, ConfigError, Discovery, NoDefaultDir, PluginsDir, PLUGINS_DIR_ENV};
 pub use runtime::{
-    LoadFailure, LoadReport, Plugin, PluginManager, ScanEntry, UnloadReport, DEFAULT_UNLOAD_TIMEOUT,
+    LoadReport, Plugin, PluginManager, ScanEntry, UnloadReport, DEFAULT_UNLOAD_TIMEOUT,
 };
 
 pub use plg_api::{

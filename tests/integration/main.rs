@@ -6,6 +6,7 @@ mod bundle;
 mod cli;
 mod execute;
 mod git;
+mod hostile_dir;
 mod layers;
 mod load;
 mod logging;

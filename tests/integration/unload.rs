@@ -249,3 +249,61 @@ fn concurrent_loads_of_one_plugin_load_it_once() {
         .unwrap();
     assert_eq!(ctx.get::<bool>("cancelled"), Ok(false));
 }
+
+/// A refused call never counts itself in flight: under 64 threads calling a no-op plugin in a
+/// loop, unload drains at once instead of timing out with `Busy`. Every call returns Ok or
+/// Unloaded, and the library is verified unmapped. (Before the fix a refused call briefly
+/// counted itself in flight, and with this many callers the count rarely reached zero.)
+#[test]
+fn refused_calls_never_keep_unload_busy_under_64_threads() {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc, Barrier,
+    };
+    const THREADS: usize = 64;
+    for _round in 0..3 {
+        let dir = TempPluginsDir::default();
+        dir.stage("fixture-noop");
+        let manager = PluginManager::new(dir.path()); // the default 5 s unload timeout
+        let noop = manager.load_matching("fixture-noop", None).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let start = Arc::new(Barrier::new(THREADS + 1));
+        let callers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (noop, stop, ok, start) =
+                    (noop.clone(), stop.clone(), ok.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    while !stop.load(Ordering::Relaxed) {
+                        match noop.execute(&mut Context::new()) {
+                            Ok(()) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(ExecError::Unloaded { .. }) => {}
+                            Err(other) => panic!("unexpected {other}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        let warm_up = std::time::Instant::now();
+        while ok.load(Ordering::Relaxed) < 10_000 {
+            assert!(
+                warm_up.elapsed() < Duration::from_secs(60),
+                "the callers made no progress"
+            );
+            std::thread::yield_now();
+        }
+        let reports = manager.unload("fixture-noop", None);
+        stop.store(true, Ordering::Relaxed);
+        for t in callers {
+            t.join().unwrap();
+        }
+        let reports = reports.expect("unload drained; no refused call kept it busy");
+        #[cfg(target_os = "linux")]
+        assert_eq!(reports[0].unmapped, Some(true));
+        let _ = reports;
+    }
+}

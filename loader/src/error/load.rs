@@ -15,6 +15,15 @@ use super::{
     pack::BundleError,
 };
 
+/// One plugin (or plugin directory) that failed to load, and why.
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// The manifest (or directory) involved.
+    pub path: PathBuf,
+    /// Why it failed.
+    pub error: LoadError,
+}
+
 /// A plugin could not be loaded. Nothing of it stays loaded.
 #[derive(Debug, Error)]
 pub enum LoadError {

@@ -16,6 +16,23 @@ pub enum ManifestError {
         #[source]
         source: io::Error,
     },
+    /// The manifest is not a regular file: a symbolic link (plg never follows a link to a
+    /// manifest, which could point anywhere), a directory, a FIFO or a device.
+    #[error("{} is {kind}, not a regular file; a plugin's manifest must be a plain file inside its directory", path.display())]
+    NotAFile {
+        /// The manifest.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The manifest is larger than any real one.
+    #[error("{} is larger than {limit} bytes; a plugin.json is a few hundred bytes, so this is not one", path.display())]
+    TooLarge {
+        /// The manifest.
+        path: PathBuf,
+        /// The cap, [`MAX_MANIFEST_BYTES`](crate::manifest::MAX_MANIFEST_BYTES).
+        limit: u64,
+    },
     /// The file is not valid JSON.
     #[error("{}:{line}:{column}: invalid JSON: {message}", path.display())]
     Syntax {

@@ -18,6 +18,9 @@ pub use validate::{validate_name, with_platform_extension};
 /// The file name plg looks for in every plugin directory.
 pub const MANIFEST_FILE: &str = "plugin.json";
 
+/// The largest `plugin.json` plg reads (1 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
 /// The longest plugin name accepted.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -131,13 +134,12 @@ struct RawSource {
 }
 
 impl Manifest {
-    /// Reads and validates the manifest at `path`.
+    /// Reads and validates the manifest at `path`. The file must be a regular file of at most
+    /// [`MAX_MANIFEST_BYTES`]; a symbolic link is refused rather than followed, and opening
+    /// never blocks (a FIFO or device is refused, not read).
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ManifestError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = read_manifest_file(path)?;
         Self::from_json(&text, path)
     }
 
@@ -212,6 +214,55 @@ impl Manifest {
             ..self.clone()
         }
     }
+}
+
+/// Reads a manifest file: no link followed, nothing but a regular file, at most
+/// [`MAX_MANIFEST_BYTES`].
+fn read_manifest_file(path: &Path) -> Result<String, ManifestError> {
+    use std::io::Read;
+    let read_err = |source| ManifestError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let not_a_file = |kind| ManifestError::NotAFile {
+        path: path.to_owned(),
+        kind,
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let file = match opts.open(path) {
+        Ok(f) => f,
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(not_a_file("a symbolic link"))
+        }
+        Err(e) => return Err(read_err(e)),
+    };
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(not_a_file(if meta.is_dir() {
+            "a directory"
+        } else {
+            "a special file (FIFO, socket or device)"
+        }));
+    }
+    let too_large = || ManifestError::TooLarge {
+        path: path.to_owned(),
+        limit: MAX_MANIFEST_BYTES,
+    };
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(too_large());
+    }
+    let mut text = String::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
 }
 
 /// serde_json appends " at line L column C"; the path already says where.

@@ -19,9 +19,13 @@ use cargo_metadata::Message;
 
 pub use crate::error::BuildError;
 use crate::{
+    error::InstallError,
     error::IoError,
     manifest::{Manifest, MANIFEST_FILE},
-    packaging::install::place_library,
+    packaging::{
+        bundle::{pack_library, Bundle, Limits, SigningKey},
+        install::{install_bundle, place_library, Admission, InstallOptions},
+    },
     plugins_dir::PluginsDir,
 };
 
@@ -148,6 +152,36 @@ pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError>
 /// Stages `built` as `PLUGINS_DIR/NAME/VERSION/` (manifest plus library) and checks that it
 /// loads. The directory is assembled beside its final place and renamed in, so a failure
 /// leaves the previous state; an existing staged copy of the same version is replaced.
+///
+/// A staged copy carries no signature, so this is refused (`Stage(Unsigned)`) in a plugins
+/// directory that requires signatures; use [`stage_signed`] there.
 pub fn stage(built: &Built, plugins_dir: &PluginsDir) -> Result<PathBuf, BuildError> {
-    Ok(place_library(&built.manifest, &built.library, plugins_dir, true)?.dir)
+    let admission = Admission::unsigned(&built.library, false);
+    let placed = place_library(
+        &built.manifest,
+        &built.library,
+        plugins_dir,
+        true,
+        admission,
+    )?;
+    Ok(placed.dir)
+}
+
+/// Stages `built` signed with `key`: packs it into a signed bundle in memory and installs
+/// that (replacing a staged copy of the same version), so it passes a plugins directory that
+/// requires signatures when `key`'s public half is in its keyring.
+pub fn stage_signed(
+    built: &Built,
+    plugins_dir: &PluginsDir,
+    key: &SigningKey,
+) -> Result<PathBuf, BuildError> {
+    let packed =
+        pack_library(&built.manifest, &built.library, Some(key)).map_err(InstallError::from)?;
+    let bundle = Bundle::from_bytes(&packed.bytes, &built.library, &Limits::default())
+        .map_err(InstallError::from)?;
+    let opts = InstallOptions {
+        force: true,
+        ..InstallOptions::default()
+    };
+    Ok(install_bundle(&bundle, plugins_dir, &opts)?.dir)
 }

@@ -33,7 +33,7 @@ use std::{
 use semver::Version;
 
 use crate::{
-    error::{IoError, LoadError},
+    error::{IoError, LoadError, LoadFailure},
     manifest::MANIFEST_FILE,
 };
 
@@ -114,23 +114,111 @@ impl PluginsDir {
 
     /// Every `plugin.json` under the directory, in a stable order: at
     /// `PLUGINS_DIR/DIR/plugin.json`, else at `PLUGINS_DIR/NAME/VERSION/plugin.json`. A
-    /// missing directory holds no plugins; names starting with `.` are skipped.
-    pub fn discover(&self) -> Result<Vec<PathBuf>, LoadError> {
-        let mut found = Vec::new();
-        for dir in subdirs(&self.root)? {
-            let manifest = dir.join(MANIFEST_FILE);
-            if manifest.is_file() {
-                found.push(manifest);
-                continue;
-            }
-            for sub in subdirs(&dir)? {
-                let manifest = sub.join(MANIFEST_FILE);
-                if manifest.is_file() {
-                    found.push(manifest);
+    /// missing directory holds no plugins; names starting with `.` are skipped. An entry that
+    /// cannot be read, or a link that leads out of the plugins directory, fails that entry
+    /// alone (in [`Discovery::failed`]); only an unreadable plugins directory is an error.
+    pub fn discover(&self) -> Result<Discovery, LoadError> {
+        let mut found = Discovery::default();
+        let root = self.subdirs(&self.root, &mut found.failed)?;
+        for dir in root {
+            self.look_into(&dir, &mut found);
+        }
+        Ok(found)
+    }
+
+    /// The manifests of the plugin `name` alone: `PLUGINS_DIR/NAME/plugin.json`, else
+    /// `PLUGINS_DIR/NAME/VERSION/plugin.json`. Nothing else in the directory is read, so a
+    /// broken or hostile neighbour cannot get in the way. An invalid name finds nothing.
+    pub fn manifests_of(&self, name: &str) -> Discovery {
+        let mut found = Discovery::default();
+        if crate::manifest::validate_name(name).is_ok() {
+            let dir = self.plugin_dir(name);
+            if dir.symlink_metadata().is_ok() {
+                match self.checked_dir(&dir) {
+                    Ok(true) => self.look_into(&dir, &mut found),
+                    Ok(false) => {}
+                    Err(error) => found.failed.push(LoadFailure { path: dir, error }),
                 }
             }
         }
-        Ok(found)
+        found
+    }
+
+    /// Adds `dir/plugin.json`, or else each `dir/SUB/plugin.json`, to `found`.
+    fn look_into(&self, dir: &Path, found: &mut Discovery) {
+        let manifest = dir.join(MANIFEST_FILE);
+        if manifest.symlink_metadata().is_ok() {
+            found.manifests.push(manifest);
+            return;
+        }
+        match self.subdirs(dir, &mut found.failed) {
+            Ok(subs) => found.manifests.extend(
+                subs.into_iter()
+                    .map(|sub| sub.join(MANIFEST_FILE))
+                    .filter(|m| m.symlink_metadata().is_ok()),
+            ),
+            Err(error) => found.failed.push(LoadFailure {
+                path: dir.to_owned(),
+                error,
+            }),
+        }
+    }
+
+    /// Subdirectories of `dir`, sorted, skipping names that start with `.` and entries that
+    /// are not directories. A missing `dir` has none; a link out of the plugins directory
+    /// goes to `failed`.
+    fn subdirs(
+        &self,
+        dir: &Path,
+        failed: &mut Vec<LoadFailure>,
+    ) -> Result<Vec<PathBuf>, LoadError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(LoadError::Dir {
+                    path: dir.to_owned(),
+                    source,
+                })
+            }
+        };
+        let mut dirs = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            match self.checked_dir(&path) {
+                Ok(true) => dirs.push(path),
+                Ok(false) => {}
+                Err(error) => failed.push(LoadFailure { path, error }),
+            }
+        }
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// `Ok(true)` for a directory, `Ok(false)` for anything else, and an error for a link
+    /// that leads out of the plugins directory (plg follows links only within it).
+    fn checked_dir(&self, path: &Path) -> Result<bool, LoadError> {
+        let Ok(meta) = path.symlink_metadata() else {
+            return Ok(false);
+        };
+        if !meta.file_type().is_symlink() {
+            return Ok(meta.is_dir());
+        }
+        let inside = path
+            .canonicalize()
+            .ok()
+            .zip(self.root.canonicalize().ok())
+            .is_some_and(|(target, root)| target.starts_with(root));
+        if !inside {
+            return Err(LoadError::OutsideDir {
+                path: path.to_owned(),
+                dir: self.root.clone(),
+            });
+        }
+        Ok(path.is_dir())
     }
 
     /// The installed version directories of `name` (`PLUGINS_DIR/NAME/VERSION` holding a
@@ -186,6 +274,15 @@ impl From<&str> for PluginsDir {
     }
 }
 
+/// What discovery found: every manifest, and every entry it could not look into.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// The `plugin.json` files found, in a stable order (not yet read).
+    pub manifests: Vec<PathBuf>,
+    /// Entries that could not be looked into, each with its reason.
+    pub failed: Vec<LoadFailure>,
+}
+
 /// Neither `$PLG_PLUGINS_DIR` nor a per-user data directory is available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoDefaultDir;
@@ -226,28 +323,6 @@ pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IoError> 
     })
 }
 
-/// Subdirectories of `dir`, sorted, skipping names that start with `.`.
-fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(LoadError::Dir {
-                path: dir.to_owned(),
-                source,
-            })
-        }
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    Ok(dirs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +357,7 @@ mod tests {
         let found: Vec<PathBuf> = d
             .discover()
             .unwrap()
+            .manifests
             .into_iter()
             .map(|p| p.strip_prefix(tmp.path()).unwrap().to_owned())
             .collect();
@@ -299,7 +375,8 @@ mod tests {
     #[test]
     fn a_missing_directory_holds_no_plugins() {
         let d = PluginsDir::new("/nonexistent/plg-test-dir");
-        assert!(d.discover().unwrap().is_empty());
+        assert!(d.discover().unwrap().manifests.is_empty());
+        assert!(d.manifests_of("x").manifests.is_empty());
         assert!(d.installed_versions("x").is_empty());
     }
 

@@ -74,20 +74,20 @@ pub(crate) struct Closed;
 /// Counts calls in flight and refuses new ones once closing has begun.
 ///
 /// One atomic word: the top bit says "closing", the rest count calls in flight. Entering is
-/// one `fetch_add`; a caller that finds the closing bit backs out. Once the closing bit is set
-/// and the count reaches zero, no call is running or can start.
+/// a compare-and-swap that adds one only while the closing bit is clear, so a refused call
+/// never counts itself in flight, even for a moment, and cannot delay an unload. Once the
+/// closing bit is set and the count reaches zero, no call is running or can start.
 struct Gate(AtomicUsize);
 
 const CLOSING: usize = 1 << (usize::BITS - 1);
 
 impl Gate {
     fn enter(&self) -> bool {
-        let prev = self.0.fetch_add(1, Ordering::Acquire);
-        if prev & CLOSING != 0 {
-            self.0.fetch_sub(1, Ordering::Release);
-            return false;
-        }
-        true
+        self.0
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
+                (n & CLOSING == 0).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     fn exit(&self) {
@@ -363,9 +363,7 @@ impl Library {
     /// after [`begin_close`](Self::begin_close) and a successful
     /// [`wait_drained`](Self::wait_drained). Returns `None` if it was already closed.
     pub(crate) fn close(&self, sink: LogSink) -> Option<Closing> {
-        // (A refused `enter` briefly counts itself in flight, so only the closing bit is a
-        // reliable invariant here.)
-        debug_assert!(self.gate.is_closing());
+        debug_assert!(self.gate.is_closing() && self.gate.in_flight() == 0);
         let mut slot = self.lib.lock().unwrap_or_else(|e| e.into_inner());
         let lib = slot.take()?;
         let armed = self.hooks_armed.load(Ordering::Acquire);

@@ -15,22 +15,13 @@ use super::{
     plugin::{map_call_error, Plugin, UnloadReport, HOST_SINK},
 };
 use crate::{
-    error::{LoadError, LookupError, UnloadError},
+    error::{LoadError, LoadFailure, LookupError, UnloadError},
     manifest::{Manifest, Source, SourceResolver},
-    plugins_dir::PluginsDir,
+    plugins_dir::{Discovery, PluginsDir},
 };
 
 /// The default bound on how long [`PluginManager::unload`] waits for calls in flight.
 pub const DEFAULT_UNLOAD_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One plugin that failed to load, and why.
-#[derive(Debug)]
-pub struct LoadFailure {
-    /// The manifest (or directory) involved.
-    pub path: PathBuf,
-    /// Why it failed.
-    pub error: LoadError,
-}
 
 /// What [`PluginManager::load_all`] did: every plugin loaded, and every failure.
 #[derive(Debug, Default)]
@@ -147,8 +138,9 @@ impl PluginManager {
         &self.plugins_dir
     }
 
-    /// Every `plugin.json` under the plugins directory ([`PluginsDir::discover`]).
-    pub fn discover(&self) -> Result<Vec<PathBuf>, LoadError> {
+    /// Every `plugin.json` under the plugins directory, and every entry that could not be
+    /// looked into ([`PluginsDir::discover`]).
+    pub fn discover(&self) -> Result<Discovery, LoadError> {
         self.plugins_dir.discover()
     }
 
@@ -156,8 +148,8 @@ impl PluginManager {
     /// never stops the others. Plugins already loaded stay loaded and are listed as loaded.
     pub fn load_all(&self) -> LoadReport {
         let mut report = LoadReport::default();
-        let manifests = match self.discover() {
-            Ok(m) => m,
+        let found = match self.discover() {
+            Ok(found) => found,
             Err(error) => {
                 report.failed.push(LoadFailure {
                     path: self.plugins_dir.path().to_owned(),
@@ -166,7 +158,8 @@ impl PluginManager {
                 return report;
             }
         };
-        for path in manifests {
+        report.failed.extend(found.failed);
+        for path in found.manifests {
             match self.load_manifest(&path) {
                 Ok(p) => report.loaded.push(p),
                 Err(LoadError::AlreadyLoaded { plugin, existing }) if existing == path => {
@@ -218,7 +211,8 @@ impl PluginManager {
 
     /// Finds the highest version of `name` under the plugins directory that matches
     /// `requirement` (any version if `None`) and loads it, or returns it if already loaded.
-    /// Other plugins are not touched, so a broken neighbour does not matter.
+    /// Only `name`'s own manifests are read ([`PluginsDir::manifests_of`]), so a broken or
+    /// hostile neighbour does not matter.
     pub fn load_matching(
         &self,
         name: &str,
@@ -226,8 +220,9 @@ impl PluginManager {
     ) -> Result<Plugin, LoadError> {
         let req = parse_req(requirement.unwrap_or("*"))?;
         let mut candidates: Vec<(Version, PathBuf)> = Vec::new();
-        let mut broken: Vec<LoadFailure> = Vec::new();
-        for path in self.discover()? {
+        let found = self.plugins_dir.manifests_of(name);
+        let mut broken = found.failed;
+        for path in found.manifests {
             match Manifest::from_path(&path) {
                 Ok(m) if m.name == name => candidates.push((m.version, path)),
                 Ok(_) => {}
@@ -260,8 +255,14 @@ impl PluginManager {
     /// Checks every plugin under the plugins directory (manifest, library, ABI, name and
     /// version) without running any plugin code or registering anything.
     pub fn scan(&self) -> Result<Vec<ScanEntry>, LoadError> {
-        Ok(self
-            .discover()?
+        let found = self.discover()?;
+        let unreadable = found.failed.into_iter().map(|f| ScanEntry {
+            manifest_path: f.path,
+            manifest: None,
+            status: Err(f.error),
+        });
+        Ok(found
+            .manifests
             .into_iter()
             .map(|path| match Manifest::from_path(&path) {
                 Err(e) => ScanEntry {
@@ -288,6 +289,7 @@ impl PluginManager {
                     }
                 }
             })
+            .chain(unreadable)
             .collect())
     }
 

@@ -10,6 +10,6 @@ mod manager;
 mod open;
 mod plugin;
 
-pub use manager::{LoadFailure, LoadReport, PluginManager, ScanEntry, DEFAULT_UNLOAD_TIMEOUT};
+pub use manager::{LoadReport, PluginManager, ScanEntry, DEFAULT_UNLOAD_TIMEOUT};
 pub(crate) use open::check_loads;
 pub use plugin::{Plugin, UnloadReport};

@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    bundle::{Bundle, Limits},
+    bundle::{Bundle, BundleSignature, Limits},
     keys::Keyring,
 };
 use crate::{error::IoError, manifest::Manifest, plugins_dir::PluginsDir, runtime::check_loads};
@@ -68,18 +68,8 @@ pub fn install_library(
     plugins_dir: &PluginsDir,
     opts: &InstallOptions,
 ) -> Result<Installed, InstallError> {
-    if opts.require_signature || plugins_dir.config()?.require_signature {
-        return Err(InstallError::Unsigned {
-            bundle: library.to_owned(),
-        });
-    }
-    let placed = place_library(manifest, library, plugins_dir, opts.force)?;
-    Ok(Installed {
-        manifest: placed.manifest,
-        dir: placed.dir,
-        signed_by: None,
-        replaced: placed.replaced,
-    })
+    let admission = Admission::unsigned(library, opts.require_signature);
+    place_library(manifest, library, plugins_dir, opts.force, admission)
 }
 
 /// Reads the bundle at `path` and installs it into `plugins_dir`.
@@ -99,45 +89,64 @@ pub fn install_bundle(
     plugins_dir: &PluginsDir,
     opts: &InstallOptions,
 ) -> Result<Installed, InstallError> {
-    let signed_by = check_signature(bundle, plugins_dir, opts.require_signature)?;
     let manifest = bundle.manifest().clone();
-    let (dir, replaced) = place::place(plugins_dir, &manifest, opts.force, |tmp| {
+    let admission = Admission {
+        source: bundle.path().to_owned(),
+        signature: bundle.signature().cloned(),
+        require_signature: opts.require_signature,
+    };
+    place::place(plugins_dir, &manifest, opts.force, admission, |tmp| {
         bundle.write_files(tmp)?;
         check_loads(&manifest, &tmp.join(crate::manifest::MANIFEST_FILE))?;
         Ok(())
-    })?;
-    Ok(Installed {
-        manifest,
-        dir,
-        signed_by,
-        replaced,
     })
 }
 
-/// Applies the signature policy (the caller's `require` or the directory's
-/// `require_signature`) to `bundle`: the trusted key's name, `None` for an unsigned or
-/// untrusted bundle where that is allowed, an error where it is not.
-fn check_signature(
-    bundle: &Bundle,
-    plugins_dir: &PluginsDir,
-    require: bool,
-) -> Result<Option<String>, InstallError> {
-    let require = require || plugins_dir.config()?.require_signature;
-    let keyring = Keyring::load(plugins_dir)?;
-    match bundle.signature() {
-        Some(sig) => match keyring.trusts(&sig.public_key) {
-            Some(name) => Ok(Some(name.to_owned())),
-            None if require => Err(InstallError::UnknownKey {
-                bundle: bundle.path().to_owned(),
-                key: sig.key_hex(),
-                keyring: plugins_dir.keyring_file(),
+/// What is known about where a copy comes from, for the plugins directory's signature
+/// policy. Every way into a plugins directory (install from a bundle, a directory or git,
+/// `plg build`'s staging) goes through [`place`](self) with one, and the one policy check
+/// ([`Admission::admit`]) runs there.
+#[derive(Debug, Clone)]
+pub(crate) struct Admission {
+    /// The bundle or library, for messages.
+    pub source: PathBuf,
+    /// Its signature, verified against its contents (not yet against the keyring).
+    pub signature: Option<BundleSignature>,
+    /// The caller requires a trusted signature (on top of the directory's configuration).
+    pub require_signature: bool,
+}
+
+impl Admission {
+    /// A copy with no signature: a built library, a staged directory, a git build.
+    pub(crate) fn unsigned(source: &Path, require_signature: bool) -> Self {
+        Self {
+            source: source.to_owned(),
+            signature: None,
+            require_signature,
+        }
+    }
+
+    /// Applies the signature policy (the caller's `require_signature` or the directory's):
+    /// the trusted key's name; `None` for an unsigned or untrusted copy where that is
+    /// allowed; an error where it is not.
+    pub(crate) fn admit(&self, plugins_dir: &PluginsDir) -> Result<Option<String>, InstallError> {
+        let require = self.require_signature || plugins_dir.config()?.require_signature;
+        let keyring = Keyring::load(plugins_dir)?;
+        match &self.signature {
+            Some(sig) => match keyring.trusts(&sig.public_key) {
+                Some(name) => Ok(Some(name.to_owned())),
+                None if require => Err(InstallError::UnknownKey {
+                    bundle: self.source.clone(),
+                    key: sig.key_hex(),
+                    keyring: plugins_dir.keyring_file(),
+                }),
+                None => Ok(None),
+            },
+            None if require => Err(InstallError::Unsigned {
+                bundle: self.source.clone(),
             }),
             None => Ok(None),
-        },
-        None if require => Err(InstallError::Unsigned {
-            bundle: bundle.path().to_owned(),
-        }),
-        None => Ok(None),
+        }
     }
 }
 

@@ -8,24 +8,13 @@ use std::path::{Path, PathBuf};
 
 use semver::Version;
 
-use super::{io, InstallError};
+use super::{io, Admission, InstallError, Installed};
 use crate::{
     error::IoError,
     manifest::{validate_name, Manifest, MANIFEST_FILE},
     plugins_dir::{temp_name, PluginsDir},
     runtime::check_loads,
 };
-
-/// What [`place_library`] put in place.
-#[derive(Debug)]
-pub(crate) struct Placed {
-    /// The manifest as written (its source is the library's file name).
-    pub manifest: Manifest,
-    /// `PLUGINS_DIR/NAME/VERSION`.
-    pub dir: PathBuf,
-    /// An existing copy was replaced.
-    pub replaced: bool,
-}
 
 /// Places `library` with `manifest` at `PLUGINS_DIR/NAME/VERSION`, checking that it loads.
 /// Shared by `install_library` and `plg build`'s staging.
@@ -34,19 +23,22 @@ pub(crate) fn place_library(
     library: &Path,
     plugins_dir: &PluginsDir,
     force: bool,
-) -> Result<Placed, InstallError> {
-    let mut written = None;
-    let (dir, replaced) = place(plugins_dir, manifest, force, |tmp| {
-        let staged = write_plugin::<InstallError>(tmp, manifest, library)?;
+    admission: Admission,
+) -> Result<Installed, InstallError> {
+    let staged = manifest.with_local_library(library_file_name(library));
+    place(plugins_dir, &staged, force, admission, |tmp| {
+        write_plugin::<InstallError>(tmp, manifest, library)?;
         check_loads(&staged, &tmp.join(MANIFEST_FILE))?;
-        written = Some(staged);
         Ok(())
-    })?;
-    Ok(Placed {
-        manifest: written.expect("place ran fill"),
-        dir,
-        replaced,
     })
+}
+
+/// The file name a library is placed under.
+fn library_file_name(library: &Path) -> PathBuf {
+    library
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("plugin"))
 }
 
 /// Copies `library` into `dir` and writes `manifest` beside it, its source rewritten to the
@@ -56,10 +48,7 @@ pub(crate) fn write_plugin<E: From<IoError>>(
     manifest: &Manifest,
     library: &Path,
 ) -> Result<Manifest, E> {
-    let file_name = library
-        .file_name()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("plugin"));
+    let file_name = library_file_name(library);
     let staged = manifest.with_local_library(&file_name);
     let lib = dir.join(&file_name);
     std::fs::copy(library, &lib).map_err(IoError::at::<E>(&lib))?;
@@ -69,15 +58,18 @@ pub(crate) fn write_plugin<E: From<IoError>>(
     Ok(staged)
 }
 
-/// Assembles `PLUGINS_DIR/NAME/VERSION` with `fill` and renames it into place (swapping out
-/// an existing one when `force`). On any error the temporary directory is removed and the
-/// previous state is untouched.
+/// Admits a copy under the directory's signature policy, assembles
+/// `PLUGINS_DIR/NAME/VERSION` with `fill` and renames it into place (swapping out an existing
+/// one when `force`). On any error the temporary directory is removed and the previous state
+/// is untouched. The one way into a plugins directory.
 pub(crate) fn place(
     plugins_dir: &PluginsDir,
     manifest: &Manifest,
     force: bool,
+    admission: Admission,
     fill: impl FnOnce(&Path) -> Result<(), InstallError>,
-) -> Result<(PathBuf, bool), InstallError> {
+) -> Result<Installed, InstallError> {
+    let signed_by = admission.admit(plugins_dir)?;
     let parent = plugins_dir.plugin_dir(&manifest.name);
     let dest = plugins_dir.version_dir(&manifest.name, &manifest.version);
     recover(&parent, &dest);
@@ -92,7 +84,13 @@ pub(crate) fn place(
     if result.is_err() && std::fs::read_dir(&parent).is_ok_and(|mut d| d.next().is_none()) {
         let _ = std::fs::remove_dir(&parent);
     }
-    result.map(|replaced| (dest, replaced))
+    let replaced = result?;
+    Ok(Installed {
+        manifest: manifest.clone(),
+        dir: dest,
+        signed_by,
+        replaced,
+    })
 }
 
 /// Assembles the directory `dest` in a temporary sibling with `fill`, then renames it into
