@@ -72,7 +72,7 @@ pub(crate) fn place(
     let signed_by = admission.admit(plugins_dir)?;
     let parent = plugins_dir.plugin_dir(&manifest.name);
     let dest = plugins_dir.version_dir(&manifest.name, &manifest.version);
-    recover(&parent, &dest);
+    recover(&parent);
     let exists = || InstallError::AlreadyInstalled {
         plugin: manifest.id(),
         dir: dest.clone(),
@@ -110,12 +110,22 @@ pub(crate) fn assemble<E: From<IoError>>(
         std::fs::create_dir(&tmp).map_err(IoError::at::<E>(&tmp))?;
         fill(&tmp)?;
         if !dest.exists() {
-            std::fs::rename(&tmp, dest).map_err(IoError::at::<E>(dest))?;
-            return Ok(false);
+            match std::fs::rename(&tmp, dest) {
+                Ok(()) => return Ok(false),
+                // Another process placed it first; with `replace`, swap ours in below.
+                Err(_) if replace && dest.exists() => {}
+                Err(e) => return Err(IoError::new(dest, e).into()),
+            }
         }
         if !replace {
             return Err(exists());
         }
+        if exchange(&tmp, dest).map_err(IoError::at::<E>(dest))? {
+            // `tmp` now holds the old copy; readers saw the old or the new, never neither.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Ok(true);
+        }
+        // No atomic exchange here: move the old copy aside, then the new one in.
         let version = dest.file_name().unwrap_or_default().to_string_lossy();
         let old = parent.join(temp_name(&format!("replaced-{version}")));
         std::fs::rename(dest, &old).map_err(IoError::at::<E>(dest))?;
@@ -133,27 +143,68 @@ pub(crate) fn assemble<E: From<IoError>>(
     result
 }
 
-/// Repairs what a crash during a `--force` swap can leave: the old copy renamed to
-/// `.replaced-*` with nothing at `dest`. It is renamed back; leftovers beside an installed
-/// copy are deleted.
-fn recover(parent: &Path, dest: &Path) {
+/// Swaps the directories `a` and `b` atomically (`renameat2(RENAME_EXCHANGE)`). `Ok(false)`
+/// where the platform or file system cannot, so the caller falls back to two renames.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> std::io::Result<bool> {
+    Ok(false)
+}
+
+/// The process that made the temporary entry `name` (`.KIND-PID-NANOS-N`, from
+/// `temp_name`), and the part before the PID (`.KIND` or `.replaced-VERSION`).
+fn temp_owner(name: &str) -> Option<(&str, u32)> {
+    let mut parts = name.rsplitn(4, '-');
+    let (_n, _nanos, pid, head) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    Some((head, pid.parse().ok()?))
+}
+
+/// `true` unless the process `pid` is known to be gone. Only Linux can tell (through
+/// `/proc`); elsewhere every owner counts as alive and nothing is swept.
+fn owner_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// Cleans what crashed installs left in `parent` (`PLUGINS_DIR/NAME`): a copy renamed aside
+/// during a swap (`.replaced-VERSION-*`) is renamed back when its version is missing, else
+/// deleted; half-assembled (`.staging-*`) and half-deleted (`.removing-*`) directories are
+/// deleted. Only entries whose owning process is gone are touched, so a concurrent install
+/// is never disturbed.
+pub(crate) fn recover(parent: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
-    let version = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let prefix = format!(".replaced-{version}-");
     for e in entries.filter_map(Result::ok) {
-        if !e.file_name().to_string_lossy().starts_with(&prefix) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((head, pid)) = temp_owner(&name) else {
+            continue;
+        };
+        if owner_alive(pid) {
             continue;
         }
-        if !dest.exists() && e.path().join(MANIFEST_FILE).is_file() {
-            let _ = std::fs::rename(e.path(), dest);
-        } else {
-            let _ = std::fs::remove_dir_all(e.path());
+        if let Some(version) = head.strip_prefix(".replaced-") {
+            let dest = parent.join(version);
+            if !dest.exists() && e.path().join(MANIFEST_FILE).is_file() {
+                let _ = std::fs::rename(e.path(), &dest);
+                continue;
+            }
+        } else if head != ".staging" && head != ".removing" {
+            continue;
         }
+        let _ = std::fs::remove_dir_all(e.path());
     }
 }
 
@@ -174,7 +225,7 @@ pub fn uninstall(
     let targets: Vec<PathBuf> = match version {
         Some(v) => {
             let dest = plugins_dir.version_dir(name, v);
-            recover(&parent, &dest);
+            recover(&parent);
             Some(dest)
                 .filter(|d| d.join(MANIFEST_FILE).is_file())
                 .into_iter()
@@ -194,4 +245,46 @@ pub fn uninstall(
         let _ = std::fs::remove_dir(&parent);
     }
     Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_carry_their_owner() {
+        let name = temp_name("replaced-1.0.0-rc.1");
+        let (head, pid) = temp_owner(&name).unwrap();
+        assert_eq!(head, ".replaced-1.0.0-rc.1");
+        assert_eq!(pid, std::process::id());
+        assert_eq!(temp_owner("1.0.0"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn stale_leftovers_of_dead_owners_are_cleaned_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path();
+        let dead = u32::MAX - 1; // no such process
+        let write = |name: &str| {
+            std::fs::create_dir_all(parent.join(name)).unwrap();
+            std::fs::write(parent.join(name).join(MANIFEST_FILE), name).unwrap();
+        };
+        write("1.0.0-rc.1");
+        write(&format!(".replaced-1.0.0-{dead}-1-0")); // its version is missing: restored
+        write(&format!(".replaced-1.0.0-rc.1-{dead}-1-0")); // installed beside: deleted
+        write(&format!(".staging-{dead}-1-0"));
+        write(&format!(".removing-{dead}-1-0"));
+        let live = temp_name("staging");
+        write(&live);
+        recover(parent);
+        let mut left: Vec<String> = std::fs::read_dir(parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [live.as_str(), "1.0.0", "1.0.0-rc.1"]);
+        let restored = std::fs::read_to_string(parent.join("1.0.0").join(MANIFEST_FILE)).unwrap();
+        assert!(restored.starts_with(".replaced-1.0.0-"), "{restored}");
+    }
 }
