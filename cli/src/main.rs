@@ -15,12 +15,12 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use plg_loader::{
     build::{build_crate, stage, BuildError, BuildOptions},
-    bundle::{library_of, pack_library, Bundle, BundleError, Limits, Packed},
-    git::{fetch_and_build, GitError, GitProgress},
-    install::{
-        generate_key, install_file, install_library, read_public_key, read_signing_key, uninstall,
-        write_key_pair, InstallError, InstallOptions, Keyring,
-    },
+    bundle::{pack_library, Bundle, BundleError, Limits, Packed},
+    git::{fetch_and_build, GitError, GitOptions, GitProgress, Phase},
+    install::{install_file, install_library, uninstall, InstallError, InstallOptions},
+    keys::{generate_key, read_public_key, read_signing_key, write_key_pair, Keyring},
+    origin::library_of,
+    PluginsDir,
     scaffold::{scaffold, PlgApiSource},
     Context, ExecError, LoadError, PluginManager, Value, ValueMap,
 };
@@ -265,18 +265,10 @@ fn init_logging(verbose: bool) {
         .try_init();
 }
 
-fn plugins_dir(global: &Global) -> anyhow::Result<PathBuf> {
-    if let Some(d) = &global.plugins_dir {
-        return Ok(d.clone());
-    }
-    if let Some(d) = std::env::var_os("PLG_PLUGINS_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d));
-    }
-    match dirs::data_dir() {
-        Some(d) => Ok(d.join("plg").join("plugins")),
-        None => bail!(
-            "cannot find a per-user data directory; pass --plugins-dir or set PLG_PLUGINS_DIR"
-        ),
+fn plugins_dir(global: &Global) -> anyhow::Result<PluginsDir> {
+    match &global.plugins_dir {
+        Some(d) => Ok(PluginsDir::new(d)),
+        None => Ok(PluginsDir::from_env()?),
     }
 }
 
@@ -437,16 +429,16 @@ impl CliProgress {
 }
 
 impl GitProgress for CliProgress {
-    fn phase(&self, phase: &str) {
+    fn phase(&self, phase: Phase) {
         let msg = match phase {
-            "resolve" => "resolving the revision",
-            "clone" => "cloning",
-            "build" => "building with cargo (the repository's build scripts run now)",
-            "install" => "verifying and installing",
+            Phase::Resolve => "resolving the revision",
+            Phase::Clone => "cloning",
+            Phase::Build => "building with cargo (the repository's build scripts run now)",
+            Phase::Install => "verifying and installing",
             _ => "done",
         };
         self.0.set_message(msg);
-        if phase == "clone" {
+        if phase == Phase::Clone {
             self.0.set_style(
                 indicatif::ProgressStyle::with_template(
                     "{spinner} {msg} [{bar:30}] {pos}/{len} objects",
@@ -467,14 +459,14 @@ impl GitProgress for CliProgress {
 fn install_from_git(
     g: &Global,
     a: &InstallArgs,
-    dir: &Path,
+    dir: &PluginsDir,
     progress: &CliProgress,
 ) -> Result<(plg_loader::Manifest, PathBuf), Failure> {
     let (url, rev) = match a.source.rsplit_once('#') {
         Some((u, r)) if !r.is_empty() => (u, Some(r)),
         _ => (a.source.as_str(), None),
     };
-    let mut opts = PluginManager::new(dir).git_options()?;
+    let mut opts = GitOptions::for_plugins_dir(dir)?;
     opts.allowed_schemes.extend(a.allow_scheme.iter().cloned());
     opts.fetch_submodules = a.submodules;
     // Refuse a URL before warning about building it.
@@ -498,7 +490,7 @@ fn install_from_git(
             )
         });
     }
-    progress.phase("install");
+    progress.phase(Phase::Install);
     let lib = match &built.manifest.source {
         plg_loader::Source::LocalSo { path } => built.dir.join(path),
         plg_loader::Source::RemoteGit { .. } => unreachable!("builds are local"),
@@ -606,9 +598,9 @@ fn cmd_trust(g: &Global, a: TrustArgs) -> Result<(), Failure> {
     };
     Keyring::add(&dir, &name, &key)?;
     if g.json {
-        print_json(&serde_json::json!({ "name": name, "keyring": Keyring::path(&dir) }))
+        print_json(&serde_json::json!({ "name": name, "keyring": dir.keyring_file() }))
     } else {
-        println!("trusted key `{name}` in {}", Keyring::path(&dir).display());
+        println!("trusted key `{name}` in {}", dir.keyring_file().display());
         Ok(())
     }
 }
@@ -701,7 +693,7 @@ fn cmd_list(g: &Global) -> Result<(), Failure> {
     if rows.is_empty() {
         println!(
             "no plugins in {}; build one with `plg build DIR` (see `plg new --help`)",
-            dir.display()
+            dir.path().display()
         );
         return Ok(());
     }

@@ -563,9 +563,17 @@ fn packing_is_byte_identical_and_installs_side_by_side() {
 fn a_crash_mid_swap_is_recovered_and_uninstall_spares_work_dirs() {
     let s = Scene::new();
     let parent = s.plugins.path().join("hello");
-    // Simulate a crash between the two renames of a --force swap.
-    std::fs::rename(parent.join("1.2.0"), parent.join(".replaced-1.2.0-4242-1")).unwrap();
-    std::fs::create_dir(parent.join(".staging-4242-2")).unwrap();
+    // Simulate a crash between the two renames of a --force swap (where the platform has no
+    // atomic exchange) by a process that is gone, and an install in progress in this live
+    // process.
+    let dead = u32::MAX - 1;
+    let in_progress = format!(".staging-{}-2-0", std::process::id());
+    std::fs::rename(
+        parent.join("1.2.0"),
+        parent.join(format!(".replaced-1.2.0-{dead}-1-0")),
+    )
+    .unwrap();
+    std::fs::create_dir(parent.join(&in_progress)).unwrap();
     let good = s.work.path().join("again.plg");
     std::fs::write(&good, bundle_with(&hello_files(), &[])).unwrap();
     // Without --force the recovered copy is found: "already installed".
@@ -581,7 +589,56 @@ fn a_crash_mid_swap_is_recovered_and_uninstall_spares_work_dirs() {
     // Uninstalling every version leaves an install in progress alone.
     let removed = uninstall(&PluginsDir::new(s.plugins.path()), "hello", None).unwrap();
     assert_eq!(removed, [parent.join("1.2.0")]);
-    assert!(parent.join(".staging-4242-2").is_dir());
+    assert!(parent.join(&in_progress).is_dir());
+}
+
+#[test]
+fn readers_never_see_a_version_missing_during_force_installs() {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    };
+    let s = Scene::new();
+    let manifest = s.plugins.path().join("hello/1.2.0/plugin.json");
+    let (stop, misses, looks) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let reader = {
+        let (stop, misses, looks, manifest) = (
+            stop.clone(),
+            misses.clone(),
+            looks.clone(),
+            manifest.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                looks.fetch_add(1, Ordering::Relaxed);
+                if !manifest.is_file() {
+                    misses.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let force = InstallOptions {
+        force: true,
+        ..Default::default()
+    };
+    for _ in 0..30 {
+        s.install(&bundle_with(&hello_files(), &[]), &force)
+            .unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(looks.load(Ordering::Relaxed) > 0);
+    #[cfg(target_os = "linux")]
+    assert_eq!(
+        misses.load(Ordering::Relaxed),
+        0,
+        "a reader found no plugin.json"
+    );
+    s.assert_untouched();
 }
 
 #[test]

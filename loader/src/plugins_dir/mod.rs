@@ -244,6 +244,12 @@ impl AsRef<Path> for PluginsDir {
     }
 }
 
+impl From<&PluginsDir> for PluginsDir {
+    fn from(dir: &PluginsDir) -> Self {
+        dir.clone()
+    }
+}
+
 impl From<PathBuf> for PluginsDir {
     fn from(root: PathBuf) -> Self {
         Self::new(root)
