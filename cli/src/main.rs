@@ -20,9 +20,8 @@ use plg_loader::{
     install::{install_file, install_library, uninstall, InstallError, InstallOptions},
     keys::{generate_key, read_public_key, read_signing_key, write_key_pair, Keyring},
     origin::library_of,
-    PluginsDir,
     scaffold::{scaffold, PlgApiSource},
-    Context, ExecError, LoadError, PluginManager, Value, ValueMap,
+    Context, ExecError, LoadError, PluginManager, PluginsDir, Value, ValueMap,
 };
 use serde::Serialize;
 

@@ -94,7 +94,7 @@ pub use error::{PluginError, PluginErrorKind};
 pub use module::__private;
 pub use module::{
     ExecuteFn, HookFn, PluginDeclaration, PluginModule, PluginModuleRef, ABI_VERSION,
-    DECLARATION_SYMBOL, MAGIC,
+    DECLARATION_SYMBOL, MAGIC, NOTE_SYMBOL,
 };
 pub use value::{FromValue, Value, ValueError, ValueKind, ValueMap};
 

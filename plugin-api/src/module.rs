@@ -21,6 +21,27 @@ pub const MAGIC: [u8; 8] = *b"plg\0decl";
 /// The name of the symbol every plugin exports.
 pub const DECLARATION_SYMBOL: &str = "PLG_PLUGIN_DECLARATION";
 
+/// The name of the plugin's note: a byte string a host reads from the library *file*, without
+/// loading it, to list and inspect plugins without running their code. Its text is
+/// `plg-note-v1\nabi=ABI_VERSION\nname=NAME\nversion=VERSION\n`; new `key=value` lines may be
+/// appended, and readers ignore keys they do not know.
+pub const NOTE_SYMBOL: &str = "PLG_PLUGIN_NOTE";
+
+/// [`ABI_VERSION`] as a literal, for the note `export_plugin!` builds at compile time. Not a
+/// public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __plg_abi_version {
+    () => {
+        "1"
+    };
+}
+
+const _: () = assert!(
+    ABI_VERSION == 1 && matches!(__plg_abi_version!().as_bytes(), b"1"),
+    "keep __plg_abi_version! equal to ABI_VERSION"
+);
+
 /// `execute` and `on_load` as seen across the boundary.
 pub type ExecuteFn = extern "C" fn(&mut Context) -> RResult<(), PluginError>;
 
@@ -115,6 +136,19 @@ pub mod __private {
 
     use crate::{Context, PluginError};
 
+    /// The bytes of `text`, as an array: the plugin's note. `N` must be `text.len()`.
+    pub const fn note_bytes<const N: usize>(text: &str) -> [u8; N] {
+        let bytes = text.as_bytes();
+        assert!(bytes.len() == N);
+        let mut out = [0u8; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = bytes[i];
+            i += 1;
+        }
+        out
+    }
+
     /// Sets the stop flag of this copy of plg-api.
     pub extern "C" fn set_stop(stop: bool) {
         super::STOP.store(stop, Ordering::Relaxed);
@@ -170,7 +204,8 @@ pub mod __private {
 /// ```
 ///
 /// `on_load` and `on_unload` are optional, in that order. The macro embeds the crate's name and
-/// version and plg-api's ABI version, and wraps every entry point so that a panic reaches the
+/// version and plg-api's ABI version (in the declaration, and in a note a host reads from the
+/// file without loading it, [`NOTE_SYMBOL`]), and wraps every entry point so that a panic reaches the
 /// host as an error instead of unwinding across `extern "C"` (which would abort the host).
 #[macro_export]
 macro_rules! export_plugin {
@@ -191,6 +226,21 @@ macro_rules! export_plugin {
                     on_unload: $crate::__plg_hook!($($on_unload)?),
                     set_stop: __plg::set_stop,
                 });
+
+            const __PLG_NOTE_TEXT: &str = concat!(
+                "plg-note-v1\nabi=",
+                $crate::__plg_abi_version!(),
+                "\nname=",
+                env!("CARGO_PKG_NAME"),
+                "\nversion=",
+                env!("CARGO_PKG_VERSION"),
+                "\n",
+            );
+
+            /// What the library says about itself, readable from the file without loading it.
+            #[unsafe(no_mangle)]
+            pub static PLG_PLUGIN_NOTE: [u8; __PLG_NOTE_TEXT.len()] =
+                __plg::note_bytes(__PLG_NOTE_TEXT);
 
             #[unsafe(no_mangle)]
             pub static PLG_PLUGIN_DECLARATION: $crate::PluginDeclaration =

@@ -109,3 +109,21 @@ fn loading_one_plugin_reads_only_its_own_manifests() {
         Err(LoadError::NotInstalled { .. })
     ));
 }
+
+/// Listing reads files and never loads a library: a plugin whose initializer aborts the
+/// process is listed (its note read from the file), and so are its neighbours.
+#[test]
+fn scanning_runs_no_plugin_code() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-bad-init");
+    dir.stage("hello");
+    let manager = PluginManager::new(dir.path());
+    let entries = manager.scan().unwrap();
+    assert_eq!(entries.len(), 2);
+    for e in &entries {
+        assert!(e.status.is_ok(), "{:?}", e.status);
+        let note = e.note.as_ref().expect("built with notes");
+        assert_eq!(Some(&note.name), e.manifest.as_ref().map(|m| &m.name));
+        assert_eq!(note.abi_version, 1, "plg's ABI version");
+    }
+}

@@ -24,6 +24,7 @@ pub const PACKAGES: &[&str] = &[
     "fixture-not-plugin",
     "fixture-evil-context",
     "fixture-big",
+    "fixture-bad-init",
     "plg-cli",
     "sample-host",
 ];

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ManifestError;
 
 pub mod git_url;
+pub mod note;
 mod validate;
 
 pub use validate::{validate_name, with_platform_extension};

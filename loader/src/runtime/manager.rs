@@ -11,12 +11,12 @@ use plg_api::Context;
 use semver::{Version, VersionReq};
 
 use super::{
-    open::open_checked,
+    open::{inspect, open_checked},
     plugin::{map_call_error, Plugin, UnloadReport, HOST_SINK},
 };
 use crate::{
     error::{LoadError, LoadFailure, LookupError, UnloadError},
-    manifest::{Manifest, Source, SourceResolver},
+    manifest::{note::PluginNote, Manifest, Source, SourceResolver},
     plugins_dir::{Discovery, PluginsDir},
 };
 
@@ -32,15 +32,19 @@ pub struct LoadReport {
     pub failed: Vec<LoadFailure>,
 }
 
-/// One plugin found by [`PluginManager::scan`], checked but not loaded.
+/// One plugin found by [`PluginManager::scan`], inspected from its files but not loaded.
 #[derive(Debug)]
 pub struct ScanEntry {
     /// The manifest file.
     pub manifest_path: PathBuf,
     /// The manifest, if it is valid.
     pub manifest: Option<Manifest>,
-    /// `Ok` if the plugin would load; otherwise why not.
+    /// `Ok` if everything that can be checked without loading holds (the manifest, the
+    /// library file in place, its note's ABI version, name and version); otherwise why not.
+    /// Only loading checks the rest (type layouts, initializers, `on_load`).
     pub status: Result<(), LoadError>,
+    /// The library's note, when it has one (plugins built with an older plg-api have none).
+    pub note: Option<PluginNote>,
 }
 
 /// Loads plugins from a plugins directory and hands out [`Plugin`] handles.
@@ -252,14 +256,17 @@ impl PluginManager {
         self.load_manifest(&path)
     }
 
-    /// Checks every plugin under the plugins directory (manifest, library, ABI, name and
-    /// version) without running any plugin code or registering anything.
+    /// Inspects every plugin under the plugins directory from its files (manifest, library in
+    /// place, the note's ABI version, name and version) without loading any library, so no
+    /// plugin code runs, and without registering anything. `remote_git` sources are looked up
+    /// in the cache only.
     pub fn scan(&self) -> Result<Vec<ScanEntry>, LoadError> {
         let found = self.discover()?;
         let unreadable = found.failed.into_iter().map(|f| ScanEntry {
             manifest_path: f.path,
             manifest: None,
             status: Err(f.error),
+            note: None,
         });
         Ok(found
             .manifests
@@ -269,23 +276,21 @@ impl PluginManager {
                     manifest_path: path,
                     manifest: None,
                     status: Err(e.into()),
+                    note: None,
                 },
                 Ok(m) => {
-                    // A plugin this manager has loaded from this manifest is fine as it is;
-                    // opening its image a second time would be refused.
-                    let loaded_here = self
-                        .lookup(&m.name, &m.version)
-                        .is_some_and(|p| p.manifest_path() == path);
-                    let status = if loaded_here {
-                        Ok(())
-                    } else {
-                        self.localize(&m, &path, true)
-                            .and_then(|(local, p)| open_checked(&local, &p).map(drop))
+                    let inspected = self
+                        .localize(&m, &path, true)
+                        .and_then(|(local, p)| inspect(&local, &p));
+                    let (status, note) = match inspected {
+                        Ok(note) => (Ok(()), note),
+                        Err(e) => (Err(e), None),
                     };
                     ScanEntry {
                         manifest_path: path,
                         manifest: Some(m),
                         status,
+                        note,
                     }
                 }
             })

@@ -2,22 +2,25 @@
 //! manifest, running no plugin hook. Loading builds on it; packaging uses it (and only it) to
 //! check what it installs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use semver::Version;
 
 use super::ffi::Library;
 use crate::{
     error::LoadError,
-    manifest::{Manifest, Source},
+    manifest::{
+        note::{read_note, NoteError, PluginNote},
+        Manifest, Source,
+    },
 };
 
-/// Resolves the manifest's library, opens it and checks it against the manifest. Runs no
-/// plugin hook.
-pub(crate) fn open_checked(
+/// The canonical path of the library `manifest` (read from `manifest_path`) describes,
+/// checked to exist and to stay inside the manifest's directory. Reads; runs nothing.
+pub(crate) fn locate_library(
     manifest: &Manifest,
     manifest_path: &Path,
-) -> Result<Library, LoadError> {
+) -> Result<PathBuf, LoadError> {
     let Source::LocalSo { path: rel } = &manifest.source else {
         return Err(LoadError::UnsupportedSource {
             manifest: manifest_path.to_owned(),
@@ -47,23 +50,77 @@ pub(crate) fn open_checked(
             dir: dir.to_owned(),
         });
     }
-    let lib = Library::open(&real_lib)?;
-    if lib.name() != manifest.name {
+    Ok(real_lib)
+}
+
+/// Checks the library `manifest` describes from its file alone: it exists inside the
+/// plugin's directory, and its note (ABI version, name, version) agrees with the manifest.
+/// Loads nothing and runs no plugin code. `Ok(None)`: the library has no note (built with an
+/// older plg-api); only loading it can check it.
+pub(crate) fn inspect(
+    manifest: &Manifest,
+    manifest_path: &Path,
+) -> Result<Option<PluginNote>, LoadError> {
+    let path = locate_library(manifest, manifest_path)?;
+    let note = match read_note(&path) {
+        Ok(note) => note,
+        Err(NoteError::Missing) => return Ok(None),
+        Err(NoteError::NotAnObject(reason)) => {
+            return Err(LoadError::NotSharedObject { path, reason })
+        }
+        Err(e @ NoteError::Malformed(_)) => {
+            return Err(LoadError::NotAPlugin {
+                path,
+                reason: e.to_string(),
+            })
+        }
+    };
+    if note.abi_version != plg_api::ABI_VERSION {
+        return Err(LoadError::AbiVersion {
+            path,
+            expected: plg_api::ABI_VERSION,
+            found: note.abi_version,
+        });
+    }
+    check_identity(manifest, &path, &note.name, &note.version)?;
+    Ok(Some(note))
+}
+
+/// The library's embedded name and version must be the manifest's.
+fn check_identity(
+    manifest: &Manifest,
+    path: &Path,
+    name: &str,
+    version: &str,
+) -> Result<(), LoadError> {
+    if name != manifest.name {
         return Err(LoadError::Mismatch {
-            path: real_lib,
+            path: path.to_owned(),
             field: "name",
             manifest: manifest.name.clone(),
-            library: lib.name().to_owned(),
+            library: name.to_owned(),
         });
     }
-    if Version::parse(lib.version()).ok().as_ref() != Some(&manifest.version) {
+    if Version::parse(version).ok().as_ref() != Some(&manifest.version) {
         return Err(LoadError::Mismatch {
-            path: real_lib,
+            path: path.to_owned(),
             field: "version",
             manifest: manifest.version.to_string(),
-            library: lib.version().to_owned(),
+            library: version.to_owned(),
         });
     }
+    Ok(())
+}
+
+/// Resolves the manifest's library, opens it and checks it against the manifest. Runs no
+/// plugin hook.
+pub(crate) fn open_checked(
+    manifest: &Manifest,
+    manifest_path: &Path,
+) -> Result<Library, LoadError> {
+    let real_lib = locate_library(manifest, manifest_path)?;
+    let lib = Library::open(&real_lib)?;
+    check_identity(manifest, &real_lib, lib.name(), lib.version())?;
     Ok(lib)
 }
 
