@@ -43,7 +43,7 @@
 //!   │     ▼
 //!   ├── runtime/             open, ffi (all unsafe), plugin, manager
 //!   │     ▼
-//!   └── manifest/, plugins_dir/, error/   the shared bottom
+//!   └── manifest/, plugins_dir/, error/, untrusted.rs   the shared bottom
 //! ```
 //!
 //! The runtime never imports packaging; a `remote_git` manifest reaches the git code through
@@ -72,6 +72,7 @@ pub mod manifest;
 mod packaging;
 mod plugins_dir;
 mod runtime;
+pub mod untrusted;
 
 #[cfg(feature = "git")]
 pub use packaging::git;

@@ -14,6 +14,7 @@ use super::ffi::{self, CallError, Closed, Library};
 use crate::{
     error::{ExecError, UnloadError},
     manifest::Manifest,
+    untrusted,
 };
 
 /// What [`PluginManager::unload`](crate::PluginManager::unload) did.
@@ -49,11 +50,15 @@ struct InProcess {
     lib: Library,
 }
 
-/// Forwards plugin log lines to `tracing`, target `plg::plugin`, with a `plugin` field.
+/// Forwards plugin log lines to `tracing`, target `plg::plugin`, with a `plugin` field. The
+/// plugin's text is escaped first ([`untrusted::escape`]): a log line cannot drive the
+/// terminal or forge another line.
 extern "C" fn tracing_sink(origin: RStr<'_>, level: LogLevel, message: RStr<'_>) {
     // A subscriber that panics must not unwind into the plugin; nor may dropping its payload.
     let outcome = std::panic::catch_unwind(|| {
-        let (plugin, message) = (origin.as_str(), message.as_str());
+        let plugin = untrusted::escape(origin.as_str());
+        let message = untrusted::escape(message.as_str());
+        let plugin = plugin.as_ref();
         match level {
             LogLevel::Error => tracing::error!(target: "plg::plugin", plugin, "{message}"),
             LogLevel::Warn => tracing::warn!(target: "plg::plugin", plugin, "{message}"),
