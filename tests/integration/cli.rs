@@ -82,9 +82,18 @@ fn exit_codes_follow_the_failure() {
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("deadline passed"));
 
+    // Bad arguments are usage errors: exit 2, as `plg --help` says.
     let out = plg(&dir, &["run", "fixture-panic", "--set", "novalue"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("expected KEY=VALUE"));
+
+    let out = plg(&dir, &["uninstall", "hello@one"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("write hello@1.2.3"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = plg(&dir, &["run", "--bogus-flag"]);
     assert_eq!(out.status.code(), Some(2));
@@ -96,7 +105,15 @@ fn list_shows_status_and_why_each_failure_failed() {
     dir.stage("hello");
     dir.stage("fixture-bad-layout");
     dir.write_manifest("broken", "{");
+    // Listing reads files: both libraries are found (their notes agree with their manifests),
+    // the broken manifest is an error. Only --check loads, and finds the bad layout.
     let out = plg(&dir, &["list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows.len(), 3);
+    let by_status = |s: &str| rows.iter().filter(|r| r["status"] == s).count();
+    assert_eq!((by_status("found"), by_status("error")), (2, 1));
+    let out = plg(&dir, &["list", "--check", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(rows.len(), 3);
@@ -113,7 +130,7 @@ fn list_shows_status_and_why_each_failure_failed() {
 
     let text = stdout(&plg(&dir, &["list"]));
     assert!(
-        text.contains("hello") && text.contains("1.2.0") && text.contains("ok"),
+        text.contains("hello") && text.contains("1.2.0") && text.contains("found"),
         "{text}"
     );
     assert!(text.contains("invalid JSON"), "{text}");

@@ -4,6 +4,7 @@
 
 mod bundle;
 mod cli;
+mod cli_hardening;
 mod execute;
 mod git;
 mod hostile_dir;

@@ -298,6 +298,24 @@ impl PluginManager {
             .collect())
     }
 
+    /// Checks that the plugin at `manifest_path` loads, as loading would, without running its
+    /// hooks or registering it: the manifest, the library in place, every ABI and layout
+    /// check. Opening the library runs its initializers, which may crash or hang the process;
+    /// `plg list --check` calls this in a child process for that reason. `remote_git` sources
+    /// are looked up in the cache only.
+    pub fn check_loads(&self, manifest_path: impl AsRef<Path>) -> Result<(), LoadError> {
+        let manifest_path = manifest_path.as_ref();
+        let manifest = Manifest::from_path(manifest_path)?;
+        if self
+            .lookup(&manifest.name, &manifest.version)
+            .is_some_and(|p| p.manifest_path() == manifest_path)
+        {
+            return Ok(()); // loaded from here already; a second open would be refused
+        }
+        let (local, local_path) = self.localize(&manifest, manifest_path, true)?;
+        open_checked(&local, &local_path).map(drop)
+    }
+
     /// The highest loaded version of `name`.
     pub fn get(&self, name: &str) -> Result<Plugin, LookupError> {
         self.get_matching(name, "*")

@@ -1,0 +1,173 @@
+//! `plg list`: every plugin found, read from its files (no library is loaded, so no plugin
+//! code runs); with `--check`, each library is also loaded in a child process with a
+//! timeout, so a crashing or hanging initializer is that plugin's error, not plg's.
+
+use std::{
+    io::Read,
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use clap::Args;
+use plg_loader::{PluginManager, ScanEntry};
+use serde::Serialize;
+
+use crate::{failure::Failure, output::Output, Global};
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Also load each library to check it fully (type layouts, initializers), each in a child
+    /// process. Loading runs the library's initializers.
+    #[arg(long)]
+    check: bool,
+    /// With --check: how long one library may take to load before it counts as hung.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    check_timeout: u64,
+}
+
+#[derive(Args)]
+pub struct CheckLoadArgs {
+    /// The manifest to check.
+    manifest: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: Option<String>,
+    version: Option<String>,
+    /// `found` (its files are in order; not loaded), `ok` (loaded in a check) or `error`.
+    status: &'static str,
+    error: Option<String>,
+    manifest: PathBuf,
+}
+
+pub fn run(g: &Global, a: ListArgs, out: &Output) -> Result<(), Failure> {
+    let dir = g.plugins_dir()?;
+    let manager = PluginManager::new(&dir);
+    let timeout = Duration::from_secs(a.check_timeout);
+    let rows: Vec<Row> = manager
+        .scan()?
+        .into_iter()
+        .map(|e| row(e, a.check.then_some((&dir, timeout))))
+        .collect();
+    if out.is_json() {
+        return out.json(&rows);
+    }
+    if rows.is_empty() {
+        out.line(format!(
+            "no plugins in {}; build one with `plg build DIR` (see `plg new --help`)",
+            dir.path().display()
+        ));
+        return Ok(());
+    }
+    for r in &rows {
+        let name = r.name.as_deref().unwrap_or("?");
+        let version = r.version.as_deref().unwrap_or("?");
+        match &r.error {
+            None => out.line(format!("{name:<24} {version:<12} {}", r.status)),
+            Some(e) => out.line(format!("{name:<24} {version:<12} error: {e}")),
+        }
+    }
+    Ok(())
+}
+
+fn row(e: ScanEntry, check: Option<(&plg_loader::PluginsDir, Duration)>) -> Row {
+    let status = match (e.status, check) {
+        (Err(err), _) => Err(err.to_string()),
+        (Ok(()), None) => Ok("found"),
+        (Ok(()), Some((dir, timeout))) => {
+            check_in_child(dir.path(), &e.manifest_path, timeout).map(|()| "ok")
+        }
+    };
+    Row {
+        name: e.manifest.as_ref().map(|m| m.name.clone()),
+        version: e.manifest.as_ref().map(|m| m.version.to_string()),
+        status: status.as_ref().copied().unwrap_or("error"),
+        error: status.err(),
+        manifest: e.manifest_path,
+    }
+}
+
+/// Runs `plg __check-load MANIFEST` and waits at most `timeout`. Its crash, its hang or its
+/// error becomes this plugin's error message.
+fn check_in_child(
+    plugins_dir: &std::path::Path,
+    manifest: &std::path::Path,
+    timeout: Duration,
+) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find plg itself: {e}"))?;
+    let mut child = Command::new(exe)
+        .arg("__check-load")
+        .arg(manifest)
+        .arg("--plugins-dir")
+        .arg(plugins_dir)
+        .arg("--json")
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start a check: {e}"))?;
+    // Read stderr as it comes, so a chatty library cannot fill the pipe and stall the check.
+    let reader = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.by_ref().take(64 * 1024).read_to_string(&mut text);
+            let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+            text
+        })
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "loading did not finish within {}s (an initializer hangs?); it was stopped",
+                    timeout.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(format!("cannot wait for the check: {e}")),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let stderr = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    let reported = stderr
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|v| v["error"].as_str().map(str::to_owned));
+    Err(match (reported, signal_of(&status)) {
+        (Some(message), _) => message,
+        (None, Some(sig)) => {
+            format!("loading the library crashed the process that loaded it (signal {sig})")
+        }
+        (None, None) => format!("loading the library failed ({status})"),
+    })
+}
+
+#[cfg(unix)]
+fn signal_of(status: &std::process::ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(status)
+}
+
+#[cfg(not(unix))]
+fn signal_of(_status: &std::process::ExitStatus) -> Option<i32> {
+    None
+}
+
+/// The child's side: load-check one manifest in this process.
+pub fn check_load(g: &Global, a: CheckLoadArgs, out: &Output) -> Result<(), Failure> {
+    let manager = PluginManager::new(g.plugins_dir()?);
+    manager.check_loads(&a.manifest)?;
+    if out.is_json() {
+        return out.json(&serde_json::json!({ "ok": true }));
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `plg run`: load one plugin, execute it once, print the context as JSON.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use clap::Args;
+use plg_loader::{Context, PluginManager, Value, ValueMap};
+
+use crate::{
+    args::{parse_set, PluginSpec},
+    failure::Failure,
+    output::Output,
+    Global,
+};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The plugin, optionally with a semver requirement: `hello`, `hello@^1.2`, `hello@=1.2.0`.
+    plugin: PluginSpec,
+    /// Set a context value. VALUE is read as JSON if it parses (`n=5`, `ok=true`,
+    /// `l=[1,2]`), otherwise as a string (`name=Ada`). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    set: Vec<(String, Value)>,
+    /// Read the initial context from a JSON object file (`-` for stdin). `--set` applies
+    /// on top.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// The operation label passed to the plugin.
+    #[arg(long)]
+    label: Option<String>,
+    /// Cancel the call after this many seconds (the plugin must poll `is_cancelled`).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("`{s}` is not a number of seconds"))
+}
+
+fn read_input(path: &Path) -> anyhow::Result<ValueMap> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading --input from stdin")?
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading --input {}", path.display()))?
+    };
+    serde_json::from_str(&text)
+        .with_context(|| format!("--input {}: expected a JSON object", path.display()))
+}
+
+pub fn run(g: &Global, a: RunArgs, out: &Output) -> Result<(), Failure> {
+    let mut values = match &a.input {
+        Some(p) => read_input(p)?,
+        None => ValueMap::new(),
+    };
+    for (k, v) in a.set {
+        values.insert(k, v);
+    }
+    let manager = PluginManager::new(g.plugins_dir()?);
+    let plugin = manager.load_matching(&a.plugin.name, a.plugin.requirement.as_deref())?;
+    let mut ctx = Context::from_values(values);
+    if let Some(label) = a.label {
+        ctx.set_label(label);
+    }
+    if let Some(timeout) = a.timeout {
+        ctx.set_timeout(timeout);
+    }
+    plugin.execute(&mut ctx)?;
+    out.json(ctx.values())
+}

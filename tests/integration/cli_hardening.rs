@@ -1,0 +1,192 @@
+//! The `plg` binary against hostile plugins, manifests and directories: listing runs no
+//! plugin code, a crash or hang in `list --check` is one plugin's error, untrusted text is
+//! escaped, the signature policy covers `plg build`, and I/O errors have their own code.
+
+use std::process::{Command, Output};
+
+use plg_tests::{plg_bin, target_dir, workspace_root, Profile, TempPluginsDir};
+
+fn plg(dir: &TempPluginsDir, args: &[&str]) -> Output {
+    plg_env(dir, args, &[])
+}
+
+fn plg_env(dir: &TempPluginsDir, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(plg_bin(Profile::Debug))
+        .args(args)
+        .arg("--plugins-dir")
+        .arg(dir.path())
+        .env_remove("PLG_PLUGINS_DIR")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn list_runs_no_plugin_code_and_check_contains_crashes_and_hangs() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-bad-init");
+    dir.stage("hello");
+    // Without --check nothing is loaded: the aborting initializer never runs.
+    let out = plg(&dir, &["list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert!(rows.iter().all(|r| r["status"] == "found"), "{rows:?}");
+
+    // --check loads each library in a child: the crash is that plugin's error.
+    let out = plg(&dir, &["list", "--check", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap().clone();
+    assert_eq!(row("hello")["status"], "ok");
+    assert_eq!(row("fixture-bad-init")["status"], "error");
+    assert!(
+        row("fixture-bad-init")["error"]
+            .as_str()
+            .unwrap()
+            .contains("crashed"),
+        "{rows:?}"
+    );
+
+    // A hanging initializer is stopped at the timeout and reported.
+    let out = plg_env(
+        &dir,
+        &["list", "--check", "--check-timeout", "1", "--json"],
+        &[("PLG_FIXTURE_INIT", "hang")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let bad = rows
+        .iter()
+        .find(|r| r["name"] == "fixture-bad-init")
+        .unwrap();
+    assert!(
+        bad["error"].as_str().unwrap().contains("did not finish"),
+        "{rows:?}"
+    );
+}
+
+/// Terminal control from a manifest or a plugin never reaches the terminal raw.
+#[test]
+fn untrusted_text_is_escaped_in_every_command() {
+    const NASTY: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}1m";
+    let dir = TempPluginsDir::default();
+    // An invalid manifest whose values and unknown keys carry escapes.
+    let manifest = serde_json::json!({
+        "name": format!("x{NASTY}"),
+        "version": format!("1{NASTY}"),
+        "home": format!("ftp://{NASTY}"),
+        "maintainers": [NASTY],
+        "source": { "mode": format!("zip{NASTY}"), "path": format!("../{NASTY}") },
+        format!("unknown{NASTY}"): 1,
+    });
+    dir.write_manifest("nasty", &manifest.to_string());
+    let staged = dir.stage("hello");
+    // A valid plugin whose description carries escapes, for `inspect`.
+    let mut good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(staged.join("plugin.json")).unwrap())
+            .unwrap();
+    good["description"] = serde_json::Value::from(format!("d{NASTY}"));
+    std::fs::write(staged.join("plugin.json"), good.to_string()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("h.plg");
+    let packed = plg(
+        &dir,
+        &[
+            "pack",
+            staged.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(packed.status.success(), "{}", text(&packed.stderr));
+    for args in [
+        vec!["list"],
+        vec!["list", "--check"],
+        vec!["run", "nasty"],
+        vec!["inspect", bundle.to_str().unwrap()],
+        vec!["install", "nasty/plugin.json"],
+    ] {
+        let out = plg(&dir, &args);
+        for stream in [&out.stdout, &out.stderr] {
+            let s = text(stream);
+            assert!(
+                !s.contains('\u{1b}') && !s.contains('\u{7}') && !s.contains('\u{9b}'),
+                "{args:?} printed a raw control character: {s:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn build_obeys_require_signature_unless_signed_with_a_trusted_key() {
+    let dir = TempPluginsDir::default();
+    let config = dir.path().join(".plg/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, r#"{"require_signature": true}"#).unwrap();
+    let hello = workspace_root().join("plugins/hello");
+    let build = |extra: &[&str]| {
+        Command::new(plg_bin(Profile::Debug))
+            .args(["build", "--debug", hello.to_str().unwrap()])
+            .args(extra)
+            .arg("--plugins-dir")
+            .arg(dir.path())
+            .env("CARGO_TARGET_DIR", target_dir())
+            .output()
+            .unwrap()
+    };
+    let out = build(&[]);
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("requires signatures"));
+    assert!(!dir.path().join("hello").exists(), "nothing was staged");
+
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("alice");
+    assert!(plg(&dir, &["keygen", key.to_str().unwrap()])
+        .status
+        .success());
+    let secret = key.with_extension("key");
+    // Signed with a key the directory does not trust: still refused.
+    let out = build(&["--sign", secret.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out.stderr));
+    let public = key.with_extension("pub");
+    assert!(plg(&dir, &["trust", public.to_str().unwrap()])
+        .status
+        .success());
+    let out = build(&["--sign", secret.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(plg(&dir, &["run", "hello"]).status.success());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_write_failure_is_an_io_error_not_a_hostile_bundle() {
+    let dir = TempPluginsDir::default();
+    let staged = dir.stage("hello");
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("h.plg");
+    assert!(plg(
+        &dir,
+        &[
+            "pack",
+            staged.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap()
+        ]
+    )
+    .status
+    .success());
+    // The plugins directory is a file: nothing can be written under it.
+    let blocked = work.path().join("not-a-dir");
+    std::fs::write(&blocked, "").unwrap();
+    let out = Command::new(plg_bin(Profile::Debug))
+        .args(["install", bundle.to_str().unwrap(), "--plugins-dir"])
+        .arg(&blocked)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10), "{}", text(&out.stderr));
+}
