@@ -5,22 +5,30 @@ use std::process::{Command, Output};
 
 use plg_tests::{plg_bin, target_dir, workspace_root, Profile, TempPluginsDir};
 
-fn plg(dir: &TempPluginsDir, args: &[&str]) -> Output {
+/// Runs `plg ARGS --plugins-dir DIR`, with `PLG_PLUGINS_DIR` unset and `extra` set in its
+/// environment.
+pub fn plg_env(dir: &TempPluginsDir, args: &[&str], extra: &[(&str, &str)]) -> Output {
     Command::new(plg_bin(Profile::Debug))
         .args(args)
         .arg("--plugins-dir")
         .arg(dir.path())
         .env_remove("PLG_PLUGINS_DIR")
         .env("RUST_LOG", "info")
+        .envs(extra.iter().copied())
         .output()
         .expect("run plg")
 }
 
-fn stdout(o: &Output) -> String {
+/// Runs `plg ARGS --plugins-dir DIR`.
+pub fn plg(dir: &TempPluginsDir, args: &[&str]) -> Output {
+    plg_env(dir, args, &[])
+}
+
+pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 

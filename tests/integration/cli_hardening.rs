@@ -2,25 +2,11 @@
 //! plugin code, a crash or hang in `list --check` is one plugin's error, untrusted text is
 //! escaped, the signature policy covers `plg build`, and I/O errors have their own code.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use plg_tests::{plg_bin, target_dir, workspace_root, Profile, TempPluginsDir};
 
-fn plg(dir: &TempPluginsDir, args: &[&str]) -> Output {
-    plg_env(dir, args, &[])
-}
-
-fn plg_env(dir: &TempPluginsDir, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(plg_bin(Profile::Debug))
-        .args(args)
-        .arg("--plugins-dir")
-        .arg(dir.path())
-        .env_remove("PLG_PLUGINS_DIR")
-        .env("RUST_LOG", "info")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
-}
+use crate::cli::{plg, plg_env};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

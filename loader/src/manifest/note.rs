@@ -23,8 +23,10 @@ pub struct PluginNote {
 pub enum NoteError {
     /// The file is not an object file this platform loads (ELF or Mach-O).
     NotAnObject(String),
-    /// The library exports no note: it is not a plg plugin, or was built with a plg-api from
-    /// before notes (loading it still checks it fully).
+    /// The library exports neither a note nor a plg declaration: it is not a plg plugin.
+    NotAPlugin,
+    /// The library exports a plg declaration but no note: it was built with a plg-api from
+    /// before notes, and only loading it can check it.
     Missing,
     /// The note is there but is not `plg-note-v1` text.
     Malformed(String),
@@ -34,6 +36,11 @@ impl std::fmt::Display for NoteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NoteError::NotAnObject(e) => write!(f, "not a shared object ({e})"),
+            NoteError::NotAPlugin => write!(
+                f,
+                "it exports no `{}`; a plugin crate must invoke `plg_api::export_plugin!`",
+                plg_api::DECLARATION_SYMBOL
+            ),
             NoteError::Missing => f.write_str("it has no plg note (`PLG_PLUGIN_NOTE`)"),
             NoteError::Malformed(e) => write!(f, "its plg note is malformed ({e})"),
         }
@@ -52,16 +59,18 @@ pub fn read_note(path: &Path) -> Result<PluginNote, NoteError> {
 /// Reads the note of a library held in memory.
 pub fn parse_note(data: &[u8]) -> Result<PluginNote, NoteError> {
     let file = object::File::parse(data).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
-    let symbol = file
-        .dynamic_symbols()
-        .chain(file.symbols())
-        .find(|s| {
-            matches!(
-                s.name(),
-                Ok(n) if n == plg_api::NOTE_SYMBOL || n.strip_prefix('_') == Some(plg_api::NOTE_SYMBOL)
-            ) && s.is_definition()
+    let find = |wanted: &str| {
+        file.dynamic_symbols().chain(file.symbols()).find(|s| {
+            s.is_definition()
+                && matches!(s.name(), Ok(n) if n == wanted || n.strip_prefix('_') == Some(wanted))
         })
-        .ok_or(NoteError::Missing)?;
+    };
+    let Some(symbol) = find(plg_api::NOTE_SYMBOL) else {
+        return Err(match find(plg_api::DECLARATION_SYMBOL) {
+            Some(_) => NoteError::Missing,
+            None => NoteError::NotAPlugin,
+        });
+    };
     let size = symbol.size();
     if size == 0 || size > MAX_NOTE {
         return Err(NoteError::Malformed(format!("{size} bytes")));

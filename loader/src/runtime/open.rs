@@ -68,7 +68,7 @@ pub(crate) fn inspect(
         Err(NoteError::NotAnObject(reason)) => {
             return Err(LoadError::NotSharedObject { path, reason })
         }
-        Err(e @ NoteError::Malformed(_)) => {
+        Err(e @ (NoteError::Malformed(_) | NoteError::NotAPlugin)) => {
             return Err(LoadError::NotAPlugin {
                 path,
                 reason: e.to_string(),

@@ -54,10 +54,7 @@ impl SourceResolver for GitSources {
         offline: bool,
     ) -> Result<(Manifest, PathBuf), LoadError> {
         let Source::RemoteGit { url, rev, subdir } = &manifest.source else {
-            return Err(LoadError::UnsupportedSource {
-                manifest: manifest_path.to_owned(),
-                mode: manifest.source.mode(),
-            });
+            return Ok((manifest.clone(), manifest_path.to_owned())); // already local
         };
         let mut opts = self.options()?;
         opts.offline = offline;
