@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 cargo bench -p plg-loader --bench overhead
 cargo bench -p plg-loader --bench load
 cargo bench -p plg-loader --bench unload_memory
+cargo bench -p plg-loader --bench unload_busy
 cargo bench -p plg-loader --bench distribution
 python3 scripts/bench_ratios.py

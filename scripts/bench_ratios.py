@@ -26,6 +26,8 @@ GROUPS = [
      "install a bundle with a 5 MB library (plg install) vs tar xzf of the same archive"),
     ("pack_5mb", "baseline_tar_czf", "plg_pack", 1.2,
      "pack (plg pack) vs tar czf of the same files, gzip level 6"),
+    ("unload_64_callers", "baseline_unload_idle", "plg_unload_under_64_callers", None,
+     "unload while 64 threads call the plugin vs unload idle"),
     ("git_warm_cache", "baseline_local_so_load", "plg_remote_git_cached_load", None,
      "remote_git load with a warm cache vs local_so load of the same library"),
 ]
