@@ -21,17 +21,16 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{
-    bundle::{Bundle, BundleSignature, Limits},
-    keys::Keyring,
-};
+use super::bundle::{Bundle, Limits};
 use crate::{error::IoError, manifest::Manifest, plugins_dir::PluginsDir, runtime::check_loads};
 
 pub(crate) mod place;
+mod policy;
 
 pub use crate::error::InstallError;
 pub(crate) use place::place_library;
 pub use place::uninstall;
+pub(crate) use policy::Admission;
 
 /// How to install.
 #[derive(Debug, Clone, Default)]
@@ -100,54 +99,6 @@ pub fn install_bundle(
         check_loads(&manifest, &tmp.join(crate::manifest::MANIFEST_FILE))?;
         Ok(())
     })
-}
-
-/// What is known about where a copy comes from, for the plugins directory's signature
-/// policy. Every way into a plugins directory (install from a bundle, a directory or git,
-/// `plg build`'s staging) goes through [`place`](self) with one, and the one policy check
-/// ([`Admission::admit`]) runs there.
-#[derive(Debug, Clone)]
-pub(crate) struct Admission {
-    /// The bundle or library, for messages.
-    pub source: PathBuf,
-    /// Its signature, verified against its contents (not yet against the keyring).
-    pub signature: Option<BundleSignature>,
-    /// The caller requires a trusted signature (on top of the directory's configuration).
-    pub require_signature: bool,
-}
-
-impl Admission {
-    /// A copy with no signature: a built library, a staged directory, a git build.
-    pub(crate) fn unsigned(source: &Path, require_signature: bool) -> Self {
-        Self {
-            source: source.to_owned(),
-            signature: None,
-            require_signature,
-        }
-    }
-
-    /// Applies the signature policy (the caller's `require_signature` or the directory's):
-    /// the trusted key's name; `None` for an unsigned or untrusted copy where that is
-    /// allowed; an error where it is not.
-    pub(crate) fn admit(&self, plugins_dir: &PluginsDir) -> Result<Option<String>, InstallError> {
-        let require = self.require_signature || plugins_dir.config()?.require_signature;
-        let keyring = Keyring::load(plugins_dir)?;
-        match &self.signature {
-            Some(sig) => match keyring.trusts(&sig.public_key) {
-                Some(name) => Ok(Some(name.to_owned())),
-                None if require => Err(InstallError::UnknownKey {
-                    bundle: self.source.clone(),
-                    key: sig.key_hex(),
-                    keyring: plugins_dir.keyring_file(),
-                }),
-                None => Ok(None),
-            },
-            None if require => Err(InstallError::Unsigned {
-                bundle: self.source.clone(),
-            }),
-            None => Ok(None),
-        }
-    }
 }
 
 /// A `map_err` adapter for file operations during install.
