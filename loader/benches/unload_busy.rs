@@ -31,15 +31,27 @@ fn unloads(iters: u64, callers: bool) -> Duration {
     let current: Arc<RwLock<Option<Plugin>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
+    // The longest wall time of one real call, in ns: on 2 cores, 64 busy threads are
+    // preempted mid-call, and unload must wait for such a call to return.
+    let longest_call = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..if callers { CALLERS } else { 0 })
         .map(|_| {
-            let (current, stop, calls) = (current.clone(), stop.clone(), calls.clone());
+            let (current, stop, calls, longest) = (
+                current.clone(),
+                stop.clone(),
+                calls.clone(),
+                longest_call.clone(),
+            );
             std::thread::spawn(move || {
                 let mut ctx = Context::new();
                 while !stop.load(Ordering::Relaxed) {
                     let plugin = current.read().unwrap().clone();
                     if let Some(p) = plugin {
-                        let _ = black_box(p.execute(&mut ctx));
+                        let start = Instant::now();
+                        if black_box(p.execute(&mut ctx)).is_ok() {
+                            let ns = start.elapsed().as_nanos() as u64;
+                            longest.fetch_max(ns, Ordering::Relaxed);
+                        }
                         calls.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -47,6 +59,7 @@ fn unloads(iters: u64, callers: bool) -> Duration {
         })
         .collect();
     let mut spent = Duration::ZERO;
+    let mut slowest_unload = Duration::ZERO;
     for _ in 0..iters {
         let plugin = manager.load_matching("fixture-noop", None).unwrap();
         *current.write().unwrap() = Some(plugin);
@@ -58,13 +71,22 @@ fn unloads(iters: u64, callers: bool) -> Duration {
         }
         let start = Instant::now();
         let reports = manager.unload("fixture-noop", None).expect("unload drains");
-        spent += start.elapsed();
+        let took = start.elapsed();
+        spent += took;
+        slowest_unload = slowest_unload.max(took);
         black_box(reports);
         *current.write().unwrap() = None;
     }
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
+    }
+    if callers {
+        eprintln!(
+            "{iters} unloads under {CALLERS} callers: slowest unload {slowest_unload:?}, \
+             longest single real call {:?}",
+            Duration::from_nanos(longest_call.load(Ordering::Relaxed))
+        );
     }
     spent
 }

@@ -133,12 +133,10 @@ impl PluginsDir {
         let mut found = Discovery::default();
         if crate::manifest::validate_name(name).is_ok() {
             let dir = self.plugin_dir(name);
-            if dir.symlink_metadata().is_ok() {
-                match self.checked_dir(&dir) {
-                    Ok(true) => self.look_into(&dir, &mut found),
-                    Ok(false) => {}
-                    Err(error) => found.failed.push(LoadFailure { path: dir, error }),
-                }
+            match self.checked_dir(&dir) {
+                Ok(true) => self.look_into(&dir, &mut found),
+                Ok(false) => {}
+                Err(error) => found.failed.push(LoadFailure { path: dir, error }),
             }
         }
         found

@@ -222,15 +222,12 @@ pub fn uninstall(
     };
     validate_name(name).map_err(|_| not_installed())?;
     let parent = plugins_dir.plugin_dir(name);
+    recover(&parent);
     let targets: Vec<PathBuf> = match version {
-        Some(v) => {
-            let dest = plugins_dir.version_dir(name, v);
-            recover(&parent);
-            Some(dest)
-                .filter(|d| d.join(MANIFEST_FILE).is_file())
-                .into_iter()
-                .collect()
-        }
+        Some(v) => Some(plugins_dir.version_dir(name, v))
+            .filter(|d| d.join(MANIFEST_FILE).is_file())
+            .into_iter()
+            .collect(),
         None => plugins_dir.installed_versions(name),
     };
     if targets.is_empty() {
