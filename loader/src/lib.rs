@@ -81,7 +81,8 @@ pub use packaging::{build, scaffold};
 pub use packaging::{bundle, install, keys, origin};
 
 pub use error::{
-    ExecError, IoError, LoadError, LoadFailure, LookupError, ManifestError, UnloadError,
+    BuildError, BundleError, ExecError, GitError, InstallError, IoError, LoadError, LoadFailure,
+    LookupError, ManifestError, ScaffoldError, UnloadError,
 };
 pub use manifest::{HttpServices, Manifest, Route, Source, SourceResolver, MANIFEST_FILE};
 pub use plugins_dir::{Config, ConfigError, Discovery, NoDefaultDir, PluginsDir, PLUGINS_DIR_ENV};

@@ -8,8 +8,10 @@ use std::{
     str::FromStr,
 };
 
+#[cfg(feature = "build")]
+use crate::error::InstallError;
 use crate::{
-    error::{BundleError, InstallError},
+    error::BundleError,
     manifest::{git_url, Manifest, Source, MANIFEST_FILE},
 };
 
