@@ -72,9 +72,7 @@ pub fn inspect(g: &Global, a: InspectArgs, out: &Output) -> Result<(), Failure> 
         let entries: Vec<_> = bundle
             .entries()
             .iter()
-            .map(
-                |e| serde_json::json!({ "name": e.name, "size": e.data.len(), "sha256": e.sha256 }),
-            )
+            .map(|e| serde_json::json!({ "name": e.name, "size": e.size, "sha256": e.sha256 }))
             .collect();
         let manifest: serde_json::Value = serde_json::from_str(&bundle.manifest().to_json())?;
         let signature = bundle.signature().map(|s| {
@@ -106,9 +104,7 @@ pub fn inspect(g: &Global, a: InspectArgs, out: &Output) -> Result<(), Failure> 
     for e in bundle.entries() {
         out.line(format!(
             "    {:<28} {:>10} bytes  sha256 {}",
-            e.name,
-            e.data.len(),
-            e.sha256
+            e.name, e.size, e.sha256
         ));
     }
     out.line(match (bundle.signature(), trusted_as) {

@@ -38,7 +38,7 @@ use std::{
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 
 pub use crate::error::BundleError;
-use crate::{error::IoError, manifest::Manifest};
+use crate::manifest::Manifest;
 
 mod pack;
 mod read;
@@ -76,27 +76,33 @@ impl Default for Limits {
     }
 }
 
-/// One file of a bundle.
+/// One file of a bundle, as checked (its contents stay in the bundle until unpacked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The file name.
     pub name: String,
-    /// The contents.
-    pub data: Vec<u8>,
+    /// The size, in bytes.
+    pub size: u64,
     /// SHA-256, lowercase hex.
     pub sha256: String,
 }
 
-/// A bundle read into memory and checked: entry names and types, sizes, checksums, manifest,
-/// and the signature's validity (when it has one). Loading the library is left to install.
+/// A checked bundle: entry names and types, sizes, checksums, manifest, and the signature's
+/// validity (when it has one). Reading streams the archive and keeps only the small entries
+/// plg parses (manifest, checksums, signature), so memory does not grow with the bundle; the
+/// files are streamed again, and their hashes checked again, when unpacked
+/// ([`write_files`](Self::write_files)). Loading the library is left to install.
 #[derive(Debug, Clone)]
 pub struct Bundle {
     path: PathBuf,
+    source: read::Source,
     manifest: Manifest,
     entries: Vec<Entry>,
     library: String,
     signature: Option<BundleSignature>,
     compressed_size: u64,
+    /// The caps it was read under, applied again when it is unpacked.
+    limits: Limits,
 }
 
 impl Bundle {
@@ -128,21 +134,6 @@ impl Bundle {
     /// The size of the compressed bundle.
     pub fn compressed_size(&self) -> u64 {
         self.compressed_size
-    }
-
-    /// Writes the files into `dir` (which must exist and be empty), creating each new.
-    pub fn write_files(&self, dir: &Path) -> Result<(), BundleError> {
-        for e in &self.entries {
-            let target = dir.join(&e.name);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&target)
-                .map_err(IoError::at::<BundleError>(&target))?;
-            std::io::Write::write_all(&mut f, &e.data)
-                .map_err(IoError::at::<BundleError>(&target))?;
-        }
-        Ok(())
     }
 }
 
