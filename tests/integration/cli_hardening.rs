@@ -176,3 +176,61 @@ fn a_write_failure_is_an_io_error_not_a_hostile_bundle() {
         .unwrap();
     assert_eq!(out.status.code(), Some(10), "{}", text(&out.stderr));
 }
+
+/// Installing streams: a gzip bomb is refused without its contents ever being held in
+/// memory. Peak memory of the `plg` process is read with GNU time (`/usr/bin/time`).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_gzip_bomb_is_refused_in_bounded_memory() {
+    use std::io::Write;
+    let time = std::path::Path::new("/usr/bin/time");
+    assert!(time.exists(), "GNU time is needed (Debian package `time`)");
+    let work = tempfile::tempdir().unwrap();
+    let bomb = work.path().join("bomb.plg");
+    // 512 MiB of zeros in one entry: about 0.5 MB compressed, refused by the ratio cap
+    // (200x) after about 100 MB, which the old reader held in memory.
+    let mut tar = Vec::new();
+    let mut header = tar::Header::new_ustar();
+    header.set_path("libbomb.so").unwrap();
+    header.set_size(512 << 20);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.extend_from_slice(header.as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&bomb).unwrap(),
+        flate2::Compression::best(),
+    );
+    gz.write_all(&tar).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..512 {
+        gz.write_all(&zeros).unwrap();
+    }
+    gz.finish().unwrap();
+    let dir = TempPluginsDir::default();
+    let rss = work.path().join("rss");
+    let out = Command::new(time)
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss)
+        .arg(plg_bin(Profile::Debug))
+        .args(["install", bomb.to_str().unwrap(), "--plugins-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("exceed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let kib: u64 = std::fs::read_to_string(&rss)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(kib < 64 << 10, "plg install peaked at {kib} KiB");
+}
