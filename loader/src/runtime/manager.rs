@@ -11,12 +11,12 @@ use plg_api::Context;
 use semver::{Version, VersionReq};
 
 use super::{
-    open::{inspect, open_checked},
+    open::open_checked,
     plugin::{map_call_error, Plugin, UnloadReport, HOST_SINK},
 };
 use crate::{
     error::{LoadError, LoadFailure, LookupError, UnloadError},
-    manifest::{note::PluginNote, Manifest, Source, SourceResolver},
+    manifest::{Manifest, Source, SourceResolver},
     plugins_dir::{Discovery, PluginsDir},
 };
 
@@ -30,21 +30,6 @@ pub struct LoadReport {
     pub loaded: Vec<Plugin>,
     /// The plugins that failed, each with its error. One failure never stops the others.
     pub failed: Vec<LoadFailure>,
-}
-
-/// One plugin found by [`PluginManager::scan`], inspected from its files but not loaded.
-#[derive(Debug)]
-pub struct ScanEntry {
-    /// The manifest file.
-    pub manifest_path: PathBuf,
-    /// The manifest, if it is valid.
-    pub manifest: Option<Manifest>,
-    /// `Ok` if everything that can be checked without loading holds (the manifest, the
-    /// library file in place, its note's ABI version, name and version); otherwise why not.
-    /// Only loading checks the rest (type layouts, initializers, `on_load`).
-    pub status: Result<(), LoadError>,
-    /// The library's note, when it has one (plugins built with an older plg-api have none).
-    pub note: Option<PluginNote>,
 }
 
 /// Loads plugins from a plugins directory and hands out [`Plugin`] handles.
@@ -95,7 +80,7 @@ impl PluginManager {
     /// Resolves a manifest to the manifest and path of a local library: itself for
     /// `local_so`, the resolver's for anything else (fetching and building it unless
     /// `offline`). The local copy must be the same plugin: its name and version are checked.
-    fn localize(
+    pub(super) fn localize(
         &self,
         manifest: &Manifest,
         manifest_path: &Path,
@@ -256,66 +241,6 @@ impl PluginManager {
         self.load_manifest(&path)
     }
 
-    /// Inspects every plugin under the plugins directory from its files (manifest, library in
-    /// place, the note's ABI version, name and version) without loading any library, so no
-    /// plugin code runs, and without registering anything. `remote_git` sources are looked up
-    /// in the cache only.
-    pub fn scan(&self) -> Result<Vec<ScanEntry>, LoadError> {
-        let found = self.discover()?;
-        let unreadable = found.failed.into_iter().map(|f| ScanEntry {
-            manifest_path: f.path,
-            manifest: None,
-            status: Err(f.error),
-            note: None,
-        });
-        Ok(found
-            .manifests
-            .into_iter()
-            .map(|path| match Manifest::from_path(&path) {
-                Err(e) => ScanEntry {
-                    manifest_path: path,
-                    manifest: None,
-                    status: Err(e.into()),
-                    note: None,
-                },
-                Ok(m) => {
-                    let inspected = self
-                        .localize(&m, &path, true)
-                        .and_then(|(local, p)| inspect(&local, &p));
-                    let (status, note) = match inspected {
-                        Ok(note) => (Ok(()), note),
-                        Err(e) => (Err(e), None),
-                    };
-                    ScanEntry {
-                        manifest_path: path,
-                        manifest: Some(m),
-                        status,
-                        note,
-                    }
-                }
-            })
-            .chain(unreadable)
-            .collect())
-    }
-
-    /// Checks that the plugin at `manifest_path` loads, as loading would, without running its
-    /// hooks or registering it: the manifest, the library in place, every ABI and layout
-    /// check. Opening the library runs its initializers, which may crash or hang the process;
-    /// `plg list --check` calls this in a child process for that reason. `remote_git` sources
-    /// are looked up in the cache only.
-    pub fn check_loads(&self, manifest_path: impl AsRef<Path>) -> Result<(), LoadError> {
-        let manifest_path = manifest_path.as_ref();
-        let manifest = Manifest::from_path(manifest_path)?;
-        if self
-            .lookup(&manifest.name, &manifest.version)
-            .is_some_and(|p| p.manifest_path() == manifest_path)
-        {
-            return Ok(()); // loaded from here already; a second open would be refused
-        }
-        let (local, local_path) = self.localize(&manifest, manifest_path, true)?;
-        open_checked(&local, &local_path).map(drop)
-    }
-
     /// The highest loaded version of `name`.
     pub fn get(&self, name: &str) -> Result<Plugin, LookupError> {
         self.get_matching(name, "*")
@@ -440,7 +365,7 @@ impl PluginManager {
         (ok, failed)
     }
 
-    fn lookup(&self, name: &str, version: &Version) -> Option<Plugin> {
+    pub(super) fn lookup(&self, name: &str, version: &Version) -> Option<Plugin> {
         let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
         map.get(name)?.get(version).cloned()
     }

@@ -9,7 +9,9 @@ mod ffi;
 mod manager;
 mod open;
 mod plugin;
+mod scan;
 
-pub use manager::{LoadReport, PluginManager, ScanEntry, DEFAULT_UNLOAD_TIMEOUT};
+pub use manager::{LoadReport, PluginManager, DEFAULT_UNLOAD_TIMEOUT};
 pub(crate) use open::check_loads;
 pub use plugin::{Plugin, UnloadReport};
+pub use scan::ScanEntry;

@@ -40,9 +40,11 @@ pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use crate::error::BundleError;
 use crate::manifest::Manifest;
 
+mod archive;
 mod pack;
 mod read;
 mod signature;
+mod unpack;
 
 pub use pack::{pack_dir, pack_library, Packed};
 pub use signature::BundleSignature;
@@ -95,7 +97,7 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub struct Bundle {
     path: PathBuf,
-    source: read::Source,
+    source: archive::Source,
     manifest: Manifest,
     entries: Vec<Entry>,
     library: String,

@@ -1,0 +1,91 @@
+//! Looking at plugins without loading them into the registry: [`PluginManager::scan`] reads
+//! files only, so no plugin code runs; [`PluginManager::check_loads`] opens a library as
+//! loading would (its initializers run) but registers nothing.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    manager::PluginManager,
+    open::{inspect, open_checked},
+};
+use crate::{
+    error::LoadError,
+    manifest::{note::PluginNote, Manifest},
+};
+
+/// One plugin found by [`PluginManager::scan`], inspected from its files but not loaded.
+#[derive(Debug)]
+pub struct ScanEntry {
+    /// The manifest file.
+    pub manifest_path: PathBuf,
+    /// The manifest, if it is valid.
+    pub manifest: Option<Manifest>,
+    /// `Ok` if everything that can be checked without loading holds (the manifest, the
+    /// library file in place, its note's ABI version, name and version); otherwise why not.
+    /// Only loading checks the rest (type layouts, initializers, `on_load`).
+    pub status: Result<(), LoadError>,
+    /// The library's note, when it has one (plugins built with an older plg-api have none).
+    pub note: Option<PluginNote>,
+}
+
+impl PluginManager {
+    /// Inspects every plugin under the plugins directory from its files (manifest, library in
+    /// place, the note's ABI version, name and version) without loading any library, so no
+    /// plugin code runs, and without registering anything. `remote_git` sources are looked up
+    /// in the cache only.
+    pub fn scan(&self) -> Result<Vec<ScanEntry>, LoadError> {
+        let found = self.discover()?;
+        let unreadable = found.failed.into_iter().map(|f| ScanEntry {
+            manifest_path: f.path,
+            manifest: None,
+            status: Err(f.error),
+            note: None,
+        });
+        Ok(found
+            .manifests
+            .into_iter()
+            .map(|path| match Manifest::from_path(&path) {
+                Err(e) => ScanEntry {
+                    manifest_path: path,
+                    manifest: None,
+                    status: Err(e.into()),
+                    note: None,
+                },
+                Ok(m) => {
+                    let inspected = self
+                        .localize(&m, &path, true)
+                        .and_then(|(local, p)| inspect(&local, &p));
+                    let (status, note) = match inspected {
+                        Ok(note) => (Ok(()), note),
+                        Err(e) => (Err(e), None),
+                    };
+                    ScanEntry {
+                        manifest_path: path,
+                        manifest: Some(m),
+                        status,
+                        note,
+                    }
+                }
+            })
+            .chain(unreadable)
+            .collect())
+    }
+
+    /// Checks that the plugin at `manifest_path` loads, as loading would, without running its
+    /// hooks or registering it: the manifest, the library in place, every ABI and layout
+    /// check. Opening the library runs its initializers, which may crash or hang the process;
+    /// `plg list --check` calls this in a child process for that reason. `remote_git` sources
+    /// are looked up in the cache only.
+    pub fn check_loads(&self, manifest_path: impl AsRef<Path>) -> Result<(), LoadError> {
+        let manifest_path = manifest_path.as_ref();
+        let manifest = Manifest::from_path(manifest_path)?;
+        if self
+            .lookup(&manifest.name, &manifest.version)
+            .is_some_and(|p| p.manifest_path() == manifest_path)
+        {
+            return Ok(()); // loaded from here already; a second open would be refused
+        }
+        let (local, local_path) = self.localize(&manifest, manifest_path, true)?;
+        open_checked(&local, &local_path).map(drop)
+    }
+}
