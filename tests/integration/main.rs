@@ -7,6 +7,7 @@ mod cli;
 mod cli_hardening;
 mod execute;
 mod git;
+mod git_credentials;
 mod hostile_dir;
 mod layers;
 mod load;

@@ -374,3 +374,194 @@ pub fn hello_crate_files() -> Vec<(&'static str, String)> {
         ("src/lib.rs", read("plugins/hello/src/lib.rs")),
     ]
 }
+
+/// A smart-HTTP git server on 127.0.0.1 for tests: `git http-backend` as a CGI behind a tiny
+/// HTTP/1.1 front that requires Basic auth for `user:password`. It serves the bare
+/// repositories under `root` and stops when dropped. Loopback only; one request at a time.
+pub struct GitHttpServer {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GitHttpServer {
+    /// Serves `root` (a directory of bare repositories), requiring `user:password`.
+    pub fn start(root: &Path, user: &str, password: &str) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("address");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let expected = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+        let (root, flag) = (root.to_owned(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            // Bounded: a test server never outlives ten minutes.
+            while !flag.load(Ordering::Relaxed) && started.elapsed().as_secs() < 600 {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nonblocking(false);
+                        let _ = serve_one(stream, &root, &expected);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        GitHttpServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://USERINFO127.0.0.1:PORT/REPO`, with `userinfo` such as `alice:S3CRET@` or empty.
+    pub fn url(&self, userinfo: &str, repo: &str) -> String {
+        format!("http://{userinfo}{}/{repo}", self.addr)
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Answers one HTTP request on `stream` by running `git http-backend`.
+fn serve_one(stream: std::net::TcpStream, root: &Path, expected_auth: &str) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, target) = (
+        parts.next().unwrap_or("").to_owned(),
+        parts.next().unwrap_or("").to_owned(),
+    );
+    let mut headers = std::collections::HashMap::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let mut out = stream;
+    if headers.get("authorization").map(String::as_str) != Some(expected_auth) {
+        out.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"plg\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
+        return Ok(());
+    }
+    let mut body = Vec::new();
+    if let Some(len) = headers.get("content-length") {
+        let len: usize = len.parse().unwrap_or(0);
+        body.resize(len, 0);
+        reader.read_exact(&mut body)?;
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let mut child = Command::new("git")
+        .arg("http-backend")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", &method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env(
+            "CONTENT_TYPE",
+            headers.get("content-type").cloned().unwrap_or_default(),
+        )
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("REMOTE_USER", "test")
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env(
+            "HTTP_CONTENT_ENCODING",
+            headers.get("content-encoding").cloned().unwrap_or_default(),
+        )
+        .env(
+            "GIT_PROTOCOL",
+            headers.get("git-protocol").cloned().unwrap_or_default(),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    child.stdin.take().expect("stdin").write_all(&body)?;
+    let cgi = child.wait_with_output()?.stdout;
+    let split = cgi
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| cgi.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let Some((end, sep)) = split else {
+        out.write_all(b"HTTP/1.1 500 Bad CGI\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        return Ok(());
+    };
+    let head = String::from_utf8_lossy(&cgi[..end]).into_owned();
+    let mut status = "200 OK".to_owned();
+    let mut response = Vec::new();
+    for h in head.lines() {
+        match h.split_once(':') {
+            Some((k, v)) if k.eq_ignore_ascii_case("status") => status = v.trim().to_owned(),
+            _ => {
+                response.extend_from_slice(h.as_bytes());
+                response.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    let payload = &cgi[end + sep..];
+    out.write_all(format!("HTTP/1.1 {status}\r\n").as_bytes())?;
+    out.write_all(&response)?;
+    out.write_all(
+        format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            payload.len()
+        )
+        .as_bytes(),
+    )?;
+    out.write_all(payload)?;
+    out.flush()
+}

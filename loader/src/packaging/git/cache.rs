@@ -30,9 +30,11 @@ fn sha256_hex(data: &[u8]) -> String {
 
 impl RepoCache {
     pub(super) fn new(cache_dir: &Path, url: &str) -> Self {
+        // Keyed by the URL without credentials: the key is a directory name anyone can list.
+        let url = redact(url);
         Self {
             dir: cache_dir.join(&sha256_hex(url.as_bytes())[..24]),
-            url: redact(url),
+            url,
         }
     }
 
@@ -73,7 +75,7 @@ impl RepoCache {
     pub(super) fn keep_checkout(&self, commit: &str, checkout: &Path) -> Result<PathBuf, GitError> {
         let commit_dir = self.commit_dir(commit);
         let src = self.src(commit);
-        std::fs::create_dir_all(&commit_dir).map_err(IoError::at::<GitError>(&commit_dir))?;
+        super::remote::private_dir(&commit_dir).map_err(IoError::at::<GitError>(&commit_dir))?;
         if src.exists() {
             let _ = std::fs::remove_dir_all(checkout);
         } else {

@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 use git2::{build::CheckoutBuilder, Direction, FetchOptions, RemoteCallbacks, Repository};
 
 use super::{check_url, progress::GitProgress, GitError, GitOptions};
-use crate::{error::IoError, manifest::git_url::redact, plugins_dir::temp_name};
+use crate::{
+    error::IoError,
+    manifest::git_url::{redact, GitUrl},
+    plugins_dir::temp_name,
+};
 
 /// `true` for a full 40-hex commit id, which needs no network to resolve.
 pub(super) fn is_full_commit(rev: &str) -> bool {
@@ -19,12 +23,34 @@ fn fetch_err(url: &str) -> impl Fn(git2::Error) -> GitError + '_ {
     }
 }
 
+/// Callbacks that answer libgit2's credentials request with the URL's user name and
+/// password, once (a refused password is not retried forever). libgit2 never sees the
+/// password inside a URL, so it cannot store it in `.git/config`, the reflog or a message.
+fn callbacks(url: &GitUrl) -> RemoteCallbacks<'_> {
+    let mut callbacks = RemoteCallbacks::new();
+    if let Some((user, password)) = url.credentials() {
+        let mut tried = false;
+        callbacks.credentials(move |_url, _user_from_url, allowed| {
+            if tried || !allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
+                return Err(git2::Error::from_str("the URL's credentials were refused"));
+            }
+            tried = true;
+            git2::Cred::userpass_plaintext(user, password.expose())
+        });
+    }
+    callbacks
+}
+
 /// Resolves `rev` (None: the remote's HEAD) to a commit by listing the remote's refs.
 /// `Ok(None)` means the rev is not a ref name (it may still be an abbreviated commit).
 pub(super) fn resolve_remotely(url: &str, rev: Option<&str>) -> Result<Option<String>, GitError> {
-    let mut remote = git2::Remote::create_detached(url).map_err(fetch_err(url))?;
-    remote.connect(Direction::Fetch).map_err(fetch_err(url))?;
-    let heads = remote.list().map_err(fetch_err(url))?;
+    let git_url = GitUrl::new(url);
+    let mut remote = git2::Remote::create_detached(git_url.clean()).map_err(fetch_err(url))?;
+    // The connection lasts as long as `connection`: list the refs through it.
+    let connection = remote
+        .connect_auth(Direction::Fetch, Some(callbacks(&git_url)), None)
+        .map_err(fetch_err(url))?;
+    let heads = connection.list().map_err(fetch_err(url))?;
     let wanted: Vec<String> = match rev {
         None => vec!["HEAD".into()],
         Some(r) => vec![
@@ -53,12 +79,14 @@ pub(super) fn clone_at(
     opts: &GitOptions,
     progress: &dyn GitProgress,
 ) -> Result<(String, PathBuf), GitError> {
-    std::fs::create_dir_all(repo_dir).map_err(IoError::at::<GitError>(repo_dir))?;
+    private_dir(repo_dir).map_err(IoError::at::<GitError>(repo_dir))?;
     let tmp = repo_dir.join(temp_name("clone"));
     match clone_into(&tmp, url, rev, known, opts, progress) {
         Ok(commit) => Ok((commit, tmp)),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
+            // Nothing was fetched: leave no empty directory for this URL behind.
+            let _ = std::fs::remove_dir(repo_dir);
             Err(e)
         }
     }
@@ -72,7 +100,8 @@ fn clone_into(
     opts: &GitOptions,
     progress: &dyn GitProgress,
 ) -> Result<String, GitError> {
-    let mut callbacks = RemoteCallbacks::new();
+    let git_url = GitUrl::new(url);
+    let mut callbacks = callbacks(&git_url);
     callbacks.transfer_progress(|p| {
         progress.transfer(p.received_objects(), p.total_objects());
         true
@@ -81,7 +110,7 @@ fn clone_into(
     fetch.remote_callbacks(callbacks);
     let repo = git2::build::RepoBuilder::new()
         .fetch_options(fetch)
-        .clone(url, dir)
+        .clone(git_url.clean(), dir)
         .map_err(fetch_err(url))?;
     let unknown = |rev: &str| GitError::UnknownRev {
         url: redact(url),
@@ -111,6 +140,16 @@ fn clone_into(
         }
     }
     Ok(commit)
+}
+
+/// Creates `dir` and its missing parents, readable only by their owner (0700 on Unix): the
+/// git cache holds what private repositories contain.
+pub(super) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 fn resolve_locally(repo: &Repository, rev: &str) -> Option<String> {
