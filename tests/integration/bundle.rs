@@ -652,3 +652,81 @@ fn an_oversized_bundle_file_is_refused_before_it_is_read_whole() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The hello files with the library replaced by `size` zero bytes (read, never loaded).
+fn with_zero_library(size: usize) -> BTreeMap<String, Vec<u8>> {
+    let mut files = hello_files();
+    let lib = files.keys().find(|k| k.ends_with(".so")).unwrap().clone();
+    files.insert(lib, vec![0; size]);
+    files
+}
+
+#[test]
+fn the_absolute_cap_applies_to_the_decompressed_size() {
+    let bytes = bundle_with(&with_zero_library(3 << 20), &[]);
+    let limits = Limits {
+        max_unpacked: 2 << 20,
+        max_ratio: 1_000_000,
+        ..Limits::default()
+    };
+    assert!(
+        (bytes.len() as u64) < limits.max_unpacked,
+        "small compressed"
+    );
+    match Bundle::from_bytes(&bytes, Path::new("x.plg"), &limits) {
+        Err(BundleError::TooLarge { why, limit, .. }) => {
+            assert_eq!((why, limit), ("the absolute cap", 2 << 20))
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+#[test]
+fn small_bundles_may_always_reach_one_mib() {
+    // A few KiB compressed: 200x that is far below 1 MiB, yet 900 KiB unpacks.
+    let bytes = bundle_with(&with_zero_library(900 << 10), &[]);
+    assert!(bytes.len() * 200 < 900 << 10);
+    let bundle = Bundle::from_bytes(&bytes, Path::new("x.plg"), &Limits::default()).unwrap();
+    assert!(bundle.entries().iter().any(|e| e.size == 900 << 10));
+    // Past the floor, the ratio cap applies.
+    let bytes = bundle_with(&with_zero_library(3 << 20), &[]);
+    match Bundle::from_bytes(&bytes, Path::new("x.plg"), &Limits::default()) {
+        Err(BundleError::TooLarge { why, limit, .. }) => {
+            assert_eq!((why, limit), ("its ratio to the compressed size", 1 << 20))
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_directory_entry_a_missing_listed_entry_and_no_checksums_are_refused() {
+    let limits = Limits::default();
+    let read = |bytes: &[u8]| Bundle::from_bytes(bytes, Path::new("x.plg"), &limits);
+    let dir_entry = Raw {
+        kind: tar::EntryType::Directory,
+        ..raw("sub", b"")
+    };
+    assert!(matches!(
+        read(&bundle_with(&hello_files(), &[dir_entry])),
+        Err(BundleError::NotFlat { entry, .. }) if entry == "sub"
+    ));
+    // Checksums that list a file the bundle lacks.
+    let files = hello_files();
+    let mut listed = files.clone();
+    listed.insert("ghost.txt".into(), b"boo".to_vec());
+    let sums = checksums(&listed);
+    let mut entries: Vec<Raw<'_>> = files.iter().map(|(n, d)| raw(n, d)).collect();
+    entries.push(raw("CHECKSUMS.sha256", &sums));
+    match read(&tar_gz(&entries)) {
+        Err(BundleError::BadChecksums { problem, .. }) => {
+            assert!(problem.contains("ghost.txt"), "{problem}")
+        }
+        other => panic!("expected BadChecksums, got {other:?}"),
+    }
+    // No checksums file at all.
+    let entries: Vec<Raw<'_>> = files.iter().map(|(n, d)| raw(n, d)).collect();
+    assert!(matches!(
+        read(&tar_gz(&entries)),
+        Err(BundleError::Missing { entry, .. }) if entry == "CHECKSUMS.sha256"
+    ));
+}

@@ -234,3 +234,59 @@ fn a_gzip_bomb_is_refused_in_bounded_memory() {
         .unwrap();
     assert!(kib < 64 << 10, "plg install peaked at {kib} KiB");
 }
+
+#[cfg(unix)]
+#[test]
+fn keygen_writes_the_secret_key_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempPluginsDir::default();
+    let work = tempfile::tempdir().unwrap();
+    let prefix = work.path().join("k");
+    assert!(plg(&dir, &["keygen", prefix.to_str().unwrap()])
+        .status
+        .success());
+    let mode = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(prefix.with_extension("key")), 0o600);
+    // Keygen refuses to overwrite a key.
+    let again = plg(&dir, &["keygen", prefix.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+}
+
+#[test]
+fn json_errors_are_one_object_on_stderr_and_the_env_var_names_the_dir() {
+    let dir = TempPluginsDir::default();
+    let out = plg(&dir, &["run", "nope", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    let v: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(v["exit_code"], 3);
+    assert!(v["error"].as_str().unwrap().contains("no plugin `nope`"));
+
+    // Without --plugins-dir, $PLG_PLUGINS_DIR is the plugins directory.
+    dir.stage("hello");
+    let out = Command::new(plg_bin(Profile::Debug))
+        .args(["run", "hello", "--set", "name=Env"])
+        .env("PLG_PLUGINS_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Hello, Env!"));
+}
+
+#[test]
+fn dot_directories_are_never_plugins() {
+    let dir = TempPluginsDir::default();
+    let staged = dir.stage("hello");
+    // A copy under a dot name (as an install in progress or plg's own .plg would be).
+    let hidden = dir.path().join(".hidden/1.2.0");
+    std::fs::create_dir_all(&hidden).unwrap();
+    for e in std::fs::read_dir(&staged).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), hidden.join(e.file_name())).unwrap();
+    }
+    let manager = plg_loader::PluginManager::new(dir.path());
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.loaded.len(), 1);
+    assert_eq!(report.loaded[0].manifest_path(), staged.join("plugin.json"));
+}

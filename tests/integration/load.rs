@@ -248,7 +248,12 @@ fn versions_load_side_by_side_and_lookups_follow_semver() {
     assert_eq!(manager.get("hello").unwrap().version().to_string(), "1.2.0");
     let mut ctx = Context::new();
     v1.execute(&mut ctx).unwrap();
-    assert!(v2.execute(&mut Context::new()).is_err());
+    assert_eq!(
+        v2.execute(&mut Context::new()),
+        Err(plg_loader::ExecError::Unloaded {
+            plugin: "hello@2.0.0".into()
+        })
+    );
 }
 
 #[test]
