@@ -730,3 +730,46 @@ fn a_directory_entry_a_missing_listed_entry_and_no_checksums_are_refused() {
         Err(BundleError::Missing { entry, .. }) if entry == "CHECKSUMS.sha256"
     ));
 }
+
+/// Determinism is in the bytes: no time, owner or name in the tar or gzip headers.
+#[test]
+fn packed_headers_carry_no_time_or_owner() {
+    let staged = TempPluginsDir::default();
+    let packed = pack_dir(&staged.stage("hello"), None).unwrap();
+    let gz = &packed.bytes;
+    assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+    assert_eq!(gz[3] & 0x08, 0, "no file name in the gzip header");
+    assert_eq!(&gz[4..8], &[0, 0, 0, 0], "gzip mtime is 0");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&gz[..]));
+    let mut names = Vec::new();
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        names.push(e.path().unwrap().display().to_string());
+        assert_eq!(h.mtime().unwrap(), 0);
+        assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+        assert_eq!(h.mode().unwrap(), 0o644);
+        assert_eq!(h.username().unwrap().unwrap_or(""), "");
+        assert_eq!(h.groupname().unwrap().unwrap_or(""), "");
+        assert_eq!(h.entry_type(), tar::EntryType::Regular);
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "entries sorted by name");
+}
+
+#[test]
+fn force_reports_that_it_replaced() {
+    let s = Scene::new();
+    let path = s.work.path().join("again.plg");
+    std::fs::write(&path, bundle_with(&hello_files(), &[])).unwrap();
+    let dir = PluginsDir::new(s.plugins.path());
+    let opts = InstallOptions {
+        force: true,
+        ..Default::default()
+    };
+    let installed = install_file(&path, &dir, &opts).unwrap();
+    assert!(installed.replaced);
+    assert_eq!(installed.dir, s.plugins.path().join("hello/1.2.0"));
+    s.assert_untouched();
+}

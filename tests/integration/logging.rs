@@ -50,6 +50,30 @@ fn plugin_logs_reach_tracing_with_the_plugin_name() {
     assert!(out.contains("plg::plugin"), "{out}");
 }
 
+/// `on_load` runs when the plugin loads (its log line is the proof), and `on_unload` sees
+/// the state the calls left.
+#[test]
+fn on_load_runs_at_load_and_on_unload_sees_the_calls() {
+    let dir = plg_tests::TempPluginsDir::default();
+    dir.stage("counter");
+    let manager = plg_loader::PluginManager::new(dir.path());
+    let loaded = capture_logs(|| {
+        manager.load_matching("counter", None).unwrap();
+    });
+    assert!(loaded.contains("counter loaded"), "{loaded}");
+    let counter = manager.get("counter").unwrap();
+    for _ in 0..3 {
+        counter.execute(&mut Context::new()).unwrap();
+    }
+    let unloaded = capture_logs(|| {
+        manager.unload("counter", None).unwrap();
+    });
+    assert!(
+        unloaded.contains("counter unloading at count 3"),
+        "{unloaded}"
+    );
+}
+
 #[test]
 fn hooks_can_log_too() {
     let (manager, _counter, _d) = load_one("counter");
