@@ -310,3 +310,90 @@ fn scan_checks_without_registering() {
     assert!(matches!(bad.status, Err(LoadError::NotAPlugin { .. })));
     assert!(manager.plugins().is_empty());
 }
+
+#[test]
+fn a_failing_on_load_registers_nothing_and_releases_the_image() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-bad-onload");
+    let manager = PluginManager::new(dir.path());
+    for _ in 0..2 {
+        // The second time gives OnLoad again, not ImageInUse: the image was released.
+        match manager.load_matching("fixture-bad-onload", None) {
+            Err(LoadError::OnLoad { plugin, message }) => {
+                assert_eq!(plugin, "fixture-bad-onload@0.1.0");
+                assert!(message.contains("refuses to load"), "{message}");
+            }
+            other => panic!("expected OnLoad, got {other:?}"),
+        }
+        assert!(manager.plugins().is_empty());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(!maps.contains("libfixture_bad_onload"), "still mapped");
+    }
+}
+
+#[test]
+fn a_missing_manifest_is_a_read_error() {
+    let dir = TempPluginsDir::default();
+    let manager = PluginManager::new(dir.path());
+    match manager.load_manifest(dir.path().join("nope/plugin.json")) {
+        Err(LoadError::Manifest(ManifestError::Read { path, source })) => {
+            assert!(path.ends_with("nope/plugin.json"));
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("expected Manifest(Read), got {other:?}"),
+    }
+}
+
+/// A library whose dependency is missing is refused by the dynamic loader: `Open`, with the
+/// loader's message naming the dependency.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_library_with_a_missing_dependency_cannot_be_opened() {
+    let dir = TempPluginsDir::default();
+    let plugin = dir.path().join("needsdep");
+    std::fs::create_dir_all(&plugin).unwrap();
+    let cc = |args: &[&str]| {
+        let out = std::process::Command::new("cc")
+            .current_dir(&plugin)
+            .args(args)
+            .output()
+            .expect("a C compiler (cc)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(plugin.join("dep.c"), "int plg_dep(void) { return 1; }\n").unwrap();
+    std::fs::write(
+        plugin.join("main.c"),
+        "int plg_dep(void);\nint plg_uses(void) { return plg_dep(); }\n",
+    )
+    .unwrap();
+    cc(&["-shared", "-fPIC", "-o", "libplgdep.so", "dep.c"]);
+    cc(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        "libneedsdep.so",
+        "main.c",
+        "-L.",
+        "-lplgdep",
+    ]);
+    std::fs::remove_file(plugin.join("libplgdep.so")).unwrap();
+    std::fs::write(
+        plugin.join("plugin.json"),
+        r#"{"name":"needsdep","version":"1.0.0","source":{"mode":"local_so","path":"libneedsdep.so"}}"#,
+    )
+    .unwrap();
+    let manager = PluginManager::new(dir.path());
+    match manager.load_manifest(plugin.join("plugin.json")) {
+        Err(LoadError::Open { message, .. }) => {
+            assert!(message.contains("libplgdep.so"), "{message}")
+        }
+        other => panic!("expected Open, got {other:?}"),
+    }
+}

@@ -25,6 +25,7 @@ pub const PACKAGES: &[&str] = &[
     "fixture-evil-context",
     "fixture-big",
     "fixture-bad-init",
+    "fixture-bad-onload",
     "plg-cli",
     "sample-host",
 ];
