@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bundle;
+mod claims;
 mod cli;
 mod cli_hardening;
 mod execute;
