@@ -290,36 +290,67 @@ fn gzip_bombs_hit_the_ratio_and_absolute_caps() {
         "the bomb compresses well: {}",
         bomb.len()
     );
-    let e = bundle_err(s.refuse(&bomb));
-    assert!(
-        matches!(e, BundleError::TooLarge { why, .. } if why.contains("ratio")),
-        "{e:?}"
-    );
+    match bundle_err(s.refuse(&bomb)) {
+        BundleError::TooLarge { why, limit, .. } => assert_eq!(
+            (why, limit),
+            (
+                "its ratio to the compressed size",
+                (bomb.len() as u64 * Limits::default().max_ratio).max(1 << 20)
+            )
+        ),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
 
-    // Incompressible data under an absolute cap of 1 MiB.
-    let mut noise = vec![0u8; 2 << 20];
+    // The absolute cap on the DECOMPRESSED size. The file is under `max_unpacked`, so the
+    // check on the compressed file passes; an incompressible part keeps the ratio cap far
+    // above `max_unpacked`; only the inflated bytes cross the absolute cap.
+    let limits = Limits {
+        max_unpacked: 2 << 20,
+        ..Limits::default()
+    };
+    let bytes = tar_gz(&[
+        raw("noise", &noise(600 << 10)),
+        raw("zeros", &zeros[..4 << 20]),
+    ]);
+    let compressed = bytes.len() as u64;
+    assert!(compressed < limits.max_unpacked, "compressed: {compressed}");
+    assert!(
+        compressed * limits.max_ratio > limits.max_unpacked,
+        "the ratio cap must not be the one that applies"
+    );
+    let path = s.work.path().join("inflates.plg");
+    std::fs::write(&path, &bytes).unwrap();
+    let absolute = |e: BundleError| match e {
+        BundleError::TooLarge { why, limit, .. } => assert_eq!(
+            (why, limit),
+            ("the absolute cap", limits.max_unpacked),
+            "refused for another reason"
+        ),
+        other => panic!("expected TooLarge, got {other:?}"),
+    };
+    absolute(Bundle::read(&path, &limits).unwrap_err());
+    let opts = InstallOptions {
+        limits,
+        force: true,
+        ..Default::default()
+    };
+    absolute(bundle_err(
+        install_file(&path, &PluginsDir::new(s.plugins.path()), &opts).unwrap_err(),
+    ));
+    s.assert_untouched();
+}
+
+/// `len` bytes that do not compress (xorshift).
+fn noise(len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for b in noise.iter_mut() {
+    for b in out.iter_mut() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         *b = x as u8;
     }
-    let path = s.work.path().join("big.plg");
-    std::fs::write(&path, tar_gz(&[raw("noise", &noise)])).unwrap();
-    let opts = InstallOptions {
-        limits: Limits {
-            max_unpacked: 1 << 20,
-            ..Limits::default()
-        },
-        ..Default::default()
-    };
-    let e = bundle_err(install_file(&path, &PluginsDir::new(s.plugins.path()), &opts).unwrap_err());
-    assert!(
-        matches!(e, BundleError::TooLarge { why, .. } if why.contains("absolute")),
-        "{e:?}"
-    );
-    s.assert_untouched();
+    out
 }
 
 #[test]
@@ -501,8 +532,31 @@ fn packing_is_byte_identical_and_installs_side_by_side() {
     let staged = TempPluginsDir::default();
     let one = staged.stage("hello");
     let a = pack_dir(&one, None).unwrap();
-    let b = pack_dir(&one, None).unwrap();
-    assert_eq!(a.bytes, b.bytes);
+    assert_packed_headers_are_neutral(&a.bytes);
+    // Change everything of the files but their contents: times, permissions, and the
+    // directory they sit in. None of it may reach the bundle.
+    let elsewhere = TempPluginsDir::default();
+    let copy = elsewhere.stage("hello");
+    for e in std::fs::read_dir(&copy).unwrap() {
+        let path = e.unwrap().path();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30),
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o751))
+                .unwrap();
+        }
+    }
+    let b = pack_dir(&copy, None).unwrap();
+    assert_packed_headers_are_neutral(&b.bytes);
+    assert!(
+        a.bytes == b.bytes,
+        "packing the same files twice gave different bytes"
+    );
     assert_eq!(a.file_name(), "hello-1.2.0.plg");
 
     let target = TempPluginsDir::default();
@@ -610,7 +664,9 @@ fn readers_never_see_a_version_missing_during_force_installs() {
             manifest.clone(),
         );
         std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
+            // Bounded: the reader gives up after ten minutes even if the installs panicked.
+            let started = std::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed().as_secs() < 600 {
                 looks.fetch_add(1, Ordering::Relaxed);
                 if !manifest.is_file() {
                     misses.fetch_add(1, Ordering::Relaxed);
@@ -622,9 +678,14 @@ fn readers_never_see_a_version_missing_during_force_installs() {
         force: true,
         ..Default::default()
     };
+    let bundle = s.work.path().join("again.plg");
+    std::fs::write(&bundle, bundle_with(&hello_files(), &[])).unwrap();
     for _ in 0..30 {
-        s.install(&bundle_with(&hello_files(), &[]), &force)
-            .unwrap();
+        let installed = install_file(&bundle, &PluginsDir::new(s.plugins.path()), &force).unwrap();
+        assert!(
+            installed.replaced,
+            "--force over an installed version replaces it"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     reader.join().unwrap();
@@ -736,7 +797,12 @@ fn a_directory_entry_a_missing_listed_entry_and_no_checksums_are_refused() {
 fn packed_headers_carry_no_time_or_owner() {
     let staged = TempPluginsDir::default();
     let packed = pack_dir(&staged.stage("hello"), None).unwrap();
-    let gz = &packed.bytes;
+    assert_packed_headers_are_neutral(&packed.bytes);
+}
+
+/// The gzip header has no name and mtime 0; every tar entry is a regular file with mtime 0,
+/// uid/gid 0, mode 0644 and empty owner names, and the entries are sorted by name.
+fn assert_packed_headers_are_neutral(gz: &[u8]) {
     assert_eq!(&gz[..2], &[0x1f, 0x8b]);
     assert_eq!(gz[3] & 0x08, 0, "no file name in the gzip header");
     assert_eq!(&gz[4..8], &[0, 0, 0, 0], "gzip mtime is 0");

@@ -105,6 +105,20 @@ fn exit_codes_follow_the_failure() {
 
     let out = plg(&dir, &["run", "--bogus-flag"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // Every value clap parses is a usage error when it does not parse: exit 2, and the
+    // message names the value.
+    for (args, names) in [
+        (&["run", "hello@notareq"][..], "notareq"),
+        (&["run", "hello", "--timeout", "soon"][..], "soon"),
+        (&["list", "--check-timeout", "ten"][..], "ten"),
+        (&["uninstall", "Bad@1.0.0"][..], "Bad"),
+        (&["install"][..], "<SOURCE>"),
+    ] {
+        let out = plg(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(names), "{args:?}: {}", stderr(&out));
+    }
 }
 
 #[test]
@@ -121,12 +135,20 @@ fn list_shows_status_and_why_each_failure_failed() {
     assert_eq!(rows.len(), 3);
     let by_status = |s: &str| rows.iter().filter(|r| r["status"] == s).count();
     assert_eq!((by_status("found"), by_status("error")), (2, 1));
+    let status_of = |rows: &[serde_json::Value], name: &str| {
+        let row = rows.iter().find(|r| r["name"] == name).expect(name);
+        row["status"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(status_of(&rows, "hello"), "found");
+    assert_eq!(status_of(&rows, "fixture-bad-layout"), "found");
     let out = plg(&dir, &["list", "--check", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(rows.len(), 3);
     let by_status = |s: &str| rows.iter().filter(|r| r["status"] == s).count();
     assert_eq!((by_status("ok"), by_status("error")), (1, 2));
+    assert_eq!(status_of(&rows, "hello"), "ok");
+    assert_eq!(status_of(&rows, "fixture-bad-layout"), "error");
     let bad = rows
         .iter()
         .find(|r| r["name"] == "fixture-bad-layout")
@@ -136,12 +158,31 @@ fn list_shows_status_and_why_each_failure_failed() {
         .unwrap()
         .contains("incompatible plg-api"));
 
+    // Text: one line per plugin, NAME VERSION STATUS; the status column is exact (an error
+    // message may well contain "found" or "ok").
     let text = stdout(&plg(&dir, &["list"]));
-    assert!(
-        text.contains("hello") && text.contains("1.2.0") && text.contains("found"),
-        "{text}"
-    );
-    assert!(text.contains("invalid JSON"), "{text}");
+    let columns = |name: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {text}"));
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(columns("hello"), ["hello", "1.2.0", "found"], "{text}");
+    assert_eq!(columns("fixture-bad-layout")[2], "found", "{text}");
+    let broken = columns("?");
+    assert_eq!(broken[2], "error:", "{text}");
+    assert!(broken.join(" ").contains("invalid JSON"), "{text}");
+    let text = stdout(&plg(&dir, &["list", "--check"]));
+    let status = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or_else(|| panic!("no line for {name}: {text}"))
+            .to_owned()
+    };
+    assert_eq!(status("hello"), "ok", "{text}");
+    assert_eq!(status("fixture-bad-layout"), "error:", "{text}");
 }
 
 #[test]
@@ -319,9 +360,34 @@ fn new_refuses_a_bad_name() {
             work.path().join("x").to_str().unwrap(),
         ],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        matches!(out.status.code(), Some(c) if c != 0),
+        "{:?}",
+        out.status
+    );
     assert!(stderr(&out).contains("not a valid plugin name"));
     assert!(!work.path().join("x").exists());
+}
+
+/// An invalid plugin name is a bad argument wherever it is given: exit 2, as for
+/// `plg uninstall Bad@1.0.0`.
+#[test]
+#[ignore = "bug: `plg new 'Bad Name'` exits 1, not 2 (the name is validated after clap parsing)"]
+fn a_bad_plugin_name_is_a_usage_error_in_every_command() {
+    let dir = TempPluginsDir::default();
+    let work = tempfile::tempdir().unwrap();
+    let out = plg(&dir, &["uninstall", "Bad@1.0.0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = plg(
+        &dir,
+        &[
+            "new",
+            "Bad Name",
+            "--path",
+            work.path().join("x").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[test]

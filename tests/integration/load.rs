@@ -397,3 +397,68 @@ fn a_library_with_a_missing_dependency_cannot_be_opened() {
         other => panic!("expected Open, got {other:?}"),
     }
 }
+
+/// Each way a shared object fails to be a plugin has its own reason.
+#[test]
+fn not_a_plugin_says_which_check_failed() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-not-plugin");
+    dir.stage("fixture-bad-magic");
+    for (subdir, reason) in [
+        (
+            "fixture-not-plugin",
+            "exports no `PLG_PLUGIN_DECLARATION` symbol",
+        ),
+        ("fixture-bad-magic", "does not start with plg's magic bytes"),
+    ] {
+        match load_err(&dir, subdir) {
+            LoadError::NotAPlugin { reason: r, .. } => assert!(r.contains(reason), "{r}"),
+            e => panic!("expected NotAPlugin, got {e:?}"),
+        }
+    }
+}
+
+/// A `PLG_PLUGIN_DECLARATION` symbol whose address is null (an absolute symbol at 0, which
+/// `dlsym` returns as NULL without an error) is "not a plugin", and the reason says null:
+/// distinct from a missing symbol and from wrong magic bytes.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_null_declaration_is_not_a_plugin() {
+    let dir = TempPluginsDir::default();
+    let plugin = dir.path().join("nulldecl");
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::fs::write(
+        plugin.join("null.c"),
+        "__asm__(\".globl PLG_PLUGIN_DECLARATION\\n.set PLG_PLUGIN_DECLARATION, 0\\n\");\n\
+         int plg_null_fixture(void) { return 0; }\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new("cc")
+        .current_dir(&plugin)
+        .args(["-shared", "-fPIC", "-o", "libnulldecl.so", "null.c"])
+        .output()
+        .expect("a C compiler (cc)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        plugin.join("plugin.json"),
+        r#"{"name":"nulldecl","version":"1.0.0","source":{"mode":"local_so","path":"libnulldecl.so"}}"#,
+    )
+    .unwrap();
+    let manager = PluginManager::new(dir.path());
+    match manager.load_manifest(plugin.join("plugin.json")) {
+        Err(LoadError::NotAPlugin { reason, .. }) => {
+            assert_eq!(reason, "`PLG_PLUGIN_DECLARATION` is null")
+        }
+        other => panic!("expected NotAPlugin, got {other:?}"),
+    }
+    // Refused, and released: a second attempt meets the same check, not ImageInUse.
+    assert!(matches!(
+        manager.load_manifest(plugin.join("plugin.json")),
+        Err(LoadError::NotAPlugin { .. })
+    ));
+    assert!(manager.plugins().is_empty());
+}

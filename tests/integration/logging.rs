@@ -23,7 +23,7 @@ impl Write for Buffer {
 }
 
 /// Runs `f` with a `tracing` subscriber that records everything, and returns what it wrote.
-fn capture_logs(f: impl FnOnce()) -> String {
+pub(crate) fn capture_logs(f: impl FnOnce()) -> String {
     let buf = Buffer::default();
     let writer = buf.clone();
     let subscriber = tracing_subscriber::fmt()

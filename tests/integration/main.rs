@@ -9,6 +9,7 @@ mod cli_hardening;
 mod execute;
 mod git;
 mod git_credentials;
+mod git_more;
 mod hostile_dir;
 mod layers;
 mod load;

@@ -53,9 +53,7 @@ fn unload_cancels_a_call_in_flight_and_waits_for_it() {
         })
     };
     rx.recv().unwrap();
-    while hang.in_flight() == 0 {
-        std::thread::yield_now();
-    }
+    wait_until(|| hang.in_flight() > 0, "the call never started");
     let reports = manager.unload("fixture-hang", None).unwrap();
     assert_eq!(
         worker.join().unwrap(),
@@ -81,9 +79,7 @@ fn a_call_that_ignores_cancellation_makes_unload_busy_not_unsafe() {
         let hang = hang.clone();
         std::thread::spawn(move || hang.execute(&mut ctx))
     };
-    while hang.in_flight() == 0 {
-        std::thread::yield_now();
-    }
+    wait_until(|| hang.in_flight() > 0, "the call never started");
     match manager.unload("fixture-hang", None) {
         Err(UnloadError::Busy { in_flight, .. }) => assert_eq!(in_flight, 1),
         other => panic!("expected Busy, got {other:?}"),
@@ -106,13 +102,41 @@ fn a_call_that_ignores_cancellation_makes_unload_busy_not_unsafe() {
     let _ = reports;
 }
 
+/// Spins until `done` holds; fails (never hangs) after a generous bound.
+fn wait_until(done: impl Fn() -> bool, what: &str) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{what}");
+        std::thread::yield_now();
+    }
+}
+
+/// Both hooks run, each observed by its log line: `on_load` when the plugin loads (before
+/// any call), `on_unload` at unload, seeing the state the calls left.
 #[test]
 fn hooks_run_on_load_and_on_unload() {
-    let (manager, counter, _d) = load_one("counter");
+    let dir = TempPluginsDir::default();
+    dir.stage("counter");
+    let manager = PluginManager::new(dir.path());
+    let loaded = crate::logging::capture_logs(|| {
+        manager.load_matching("counter", None).unwrap();
+    });
+    assert!(
+        loaded.contains("counter loaded"),
+        "on_load did not run: {loaded}"
+    );
+    let counter = manager.get("counter").unwrap();
     let mut ctx = Context::new();
     counter.execute(&mut ctx).unwrap();
     assert_eq!(ctx.get::<i64>("count"), Ok(1));
-    let reports = manager.unload("counter", None).unwrap();
+    let mut reports = Vec::new();
+    let unloaded = crate::logging::capture_logs(|| {
+        reports = manager.unload("counter", None).unwrap();
+    });
+    assert!(
+        unloaded.contains("counter unloading at count 1"),
+        "on_unload did not run: {unloaded}"
+    );
     assert_eq!(reports[0].on_unload_error, None);
 }
 
@@ -275,7 +299,9 @@ fn refused_calls_never_keep_unload_busy_under_64_threads() {
                     (noop.clone(), stop.clone(), ok.clone(), start.clone());
                 std::thread::spawn(move || {
                     start.wait();
-                    while !stop.load(Ordering::Relaxed) {
+                    // Bounded: a caller stops by itself if the test failed before `stop`.
+                    let begun = std::time::Instant::now();
+                    while !stop.load(Ordering::Relaxed) && begun.elapsed().as_secs() < 300 {
                         match noop.execute(&mut Context::new()) {
                             Ok(()) => {
                                 ok.fetch_add(1, Ordering::Relaxed);

@@ -26,6 +26,7 @@ pub const PACKAGES: &[&str] = &[
     "fixture-big",
     "fixture-bad-init",
     "fixture-bad-onload",
+    "fixture-bad-magic",
     "plg-cli",
     "sample-host",
 ];
