@@ -76,6 +76,12 @@ impl fmt::Display for PluginVersion {
     }
 }
 
+/// A plugin name for `plg new`: lowercase letters, digits, `_` and `-`.
+pub fn plugin_name(s: &str) -> Result<String, String> {
+    validate_name(s).map_err(|p| format!("`{s}` is not a valid plugin name: {p}"))?;
+    Ok(s.to_owned())
+}
+
 /// `--set KEY=VALUE`: VALUE is read as JSON when it parses (`n=5`, `ok=true`, `l=[1,2]`),
 /// otherwise as a string (`name=Ada`).
 pub fn parse_set(s: &str) -> Result<(String, Value), String> {

@@ -806,7 +806,7 @@ fn assert_packed_headers_are_neutral(gz: &[u8]) {
     assert_eq!(&gz[..2], &[0x1f, 0x8b]);
     assert_eq!(gz[3] & 0x08, 0, "no file name in the gzip header");
     assert_eq!(&gz[4..8], &[0, 0, 0, 0], "gzip mtime is 0");
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&gz[..]));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
     let mut names = Vec::new();
     for e in archive.entries().unwrap() {
         let e = e.unwrap();

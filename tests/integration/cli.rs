@@ -372,7 +372,6 @@ fn new_refuses_a_bad_name() {
 /// An invalid plugin name is a bad argument wherever it is given: exit 2, as for
 /// `plg uninstall Bad@1.0.0`.
 #[test]
-#[ignore = "bug: `plg new 'Bad Name'` exits 1, not 2 (the name is validated after clap parsing)"]
 fn a_bad_plugin_name_is_a_usage_error_in_every_command() {
     let dir = TempPluginsDir::default();
     let work = tempfile::tempdir().unwrap();

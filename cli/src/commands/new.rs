@@ -6,11 +6,12 @@ use anyhow::Context as _;
 use clap::Args;
 use plg_loader::scaffold::{scaffold, PlgApiSource};
 
-use crate::{failure::Failure, output::Output};
+use crate::{args::plugin_name, failure::Failure, output::Output};
 
 #[derive(Args)]
 pub struct NewArgs {
     /// The plugin's name: lowercase letters, digits, `_` and `-`.
+    #[arg(value_parser = plugin_name)]
     name: String,
     /// Where to create the crate [default: ./NAME].
     #[arg(long, value_name = "DIR")]
