@@ -137,3 +137,65 @@ fn a_cargo_lock_in_the_repository_builds_locked() {
     let built = fetch_and_build(&url, None, None, &options(cache.path()), &NoProgress).unwrap();
     assert_eq!(built.manifest.id(), "hello@1.2.0");
 }
+
+/// `git_schemes` in `.plg/config.json` is what `plg install` obeys: without it a `file://`
+/// URL is refused (exit 9, before any fetch); with `"git_schemes": [..., "file"]` the same
+/// command, with no `--allow-scheme`, clones, builds the crate at `--subdir` and installs it.
+#[test]
+fn plg_install_obeys_git_schemes_from_the_config_and_builds_a_subdir() {
+    let mut files: Vec<(String, String)> = hello_crate_files()
+        .into_iter()
+        .map(|(p, t)| (format!("plugins/hello/{p}"), t))
+        .collect();
+    files.push(("README".into(), "the plugin is in plugins/hello".into()));
+    let (_repo, url, commit) = git_repo(&refs(&files));
+    let plugins = TempPluginsDir::default();
+    let plg = |args: &[&str]| {
+        std::process::Command::new(plg_tests::plg_bin(plg_tests::Profile::Debug))
+            .args(args)
+            .arg("--plugins-dir")
+            .arg(plugins.path())
+            .env_remove("PLG_PLUGINS_DIR")
+            .output()
+            .unwrap()
+    };
+    let source = format!("{url}#v1");
+    let install = ["install", source.as_str(), "--subdir", "plugins/hello"];
+
+    let refused = plg(&install);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(9), "{stderr}");
+    assert!(stderr.contains("not allowed"), "{stderr}");
+    // Nothing was fetched: no commit in the cache.
+    let cached = walk_names(&plugins.path().join(".plg/git-cache"));
+    assert!(!cached.contains(&commit), "{cached:?}");
+
+    let config = plugins.path().join(".plg/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, r#"{"git_schemes": ["https", "ssh", "file"]}"#).unwrap();
+    let out = plg(&install);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(plugins.path().join("hello/1.2.0/plugin.json").is_file());
+    let out = plg(&["run", "hello", "--set", "name=Config"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["greeting"], "Hello, Config!");
+}
+
+/// Every file and directory name under `dir`.
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten() {
+        let e = e.unwrap();
+        out.push(e.file_name().to_string_lossy().into_owned());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk_names(&e.path()));
+        }
+    }
+    out
+}

@@ -567,3 +567,223 @@ fn serve_one(stream: std::net::TcpStream, root: &Path, expected_auth: &str) -> s
     out.write_all(payload)?;
     out.flush()
 }
+
+// --- a later plg-api, for the ABI forward-compatibility tests ----------------------------------
+
+/// Builds `package` from a generated workspace that stands for a later plg release: a copy
+/// of `plugin-api` (version 0.1.1) whose `PluginModule` has one more optional entry point,
+/// `appended`, after the `last_prefix_field`; a copy of `loader` built against it, which
+/// prints `appended entry point present: BOOL` to stderr for every library it opens; and
+/// two crates on top. Returns the artifact:
+///
+/// - `"later-hello"`: the `hello` sample (named `later-hello`) built against the later
+///   plg-api, a cdylib;
+/// - `"plg-later-host"`: a host binary built with the later plg-loader. `HOST DIR NAME`
+///   loads every plugin in `DIR` (exit 4 and each failure on stderr if any fails), runs
+///   `NAME` with `name=Later`, prints the greeting and then `unmapped: …` for the unload.
+///
+/// The workspace lives under the target directory with a target dir of its own; it builds
+/// offline from a copy of the workspace's Cargo.lock. Built once per process per package.
+pub fn build_later_api(package: &str) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
+        OnceLock::new();
+    let _serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.get(package) {
+        return p.clone();
+    }
+    let root = target_dir().join("plg-later-api");
+    let ws = root.join("ws");
+    write_later_workspace(&ws);
+    let target = root.join("target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&ws)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--quiet", "--offline", "-p", package])
+        .status()
+        .expect("cannot run cargo");
+    assert!(
+        status.success(),
+        "building {package} of the later plg-api failed"
+    );
+    let artifact = target.join("debug").join(match package {
+        "plg-later-host" => format!("plg-later-host{}", std::env::consts::EXE_SUFFIX),
+        other => library_file_name(other),
+    });
+    assert!(artifact.is_file(), "{} was not built", artifact.display());
+    built.insert(package.to_owned(), artifact.clone());
+    artifact
+}
+
+/// Writes the later-plg workspace of [`build_later_api`] into `ws` (files rewritten only when
+/// they change, so cargo rebuilds only what did).
+fn write_later_workspace(ws: &Path) {
+    let root = workspace_root();
+    let patch = |text: String, from: &str, to: &str, what: &str| -> String {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "the later-plg-api patch no longer applies ({what}): update plg_tests::build_later_api"
+        );
+        text.replacen(from, to, 1)
+    };
+    // The patched files are written below, once: rewriting them twice would make cargo
+    // rebuild the copies every run.
+    let patched = [
+        root.join("plugin-api/src/lib.rs"),
+        root.join("plugin-api/src/module.rs"),
+        root.join("loader/src/runtime/ffi.rs"),
+    ];
+    copy_tree(
+        &root.join("plugin-api/src"),
+        &ws.join("plugin-api/src"),
+        &patched,
+    );
+    copy_tree(&root.join("loader/src"), &ws.join("loader/src"), &patched);
+
+    let members = "members = [\"plugin-api\", \"loader\", \"host\", \"later-hello\"]";
+    let mut cargo_toml = String::new();
+    let mut in_list = false;
+    for line in std::fs::read_to_string(root.join("Cargo.toml"))
+        .unwrap()
+        .lines()
+    {
+        if line.starts_with("exclude") {
+            continue;
+        }
+        if line.starts_with("members") {
+            in_list = !line.contains(']');
+            cargo_toml.push_str(members);
+            cargo_toml.push('\n');
+            continue;
+        }
+        if in_list {
+            in_list = !line.contains(']');
+            continue;
+        }
+        cargo_toml.push_str(line);
+        cargo_toml.push('\n');
+    }
+    write_if_changed(&ws.join("Cargo.toml"), &cargo_toml);
+    if !ws.join("Cargo.lock").is_file() {
+        std::fs::copy(root.join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
+    }
+
+    // plg-api 0.1.1: one optional entry point appended after `last_prefix_field`. abi_stable's
+    // accessor for it is unsafe code, so the copy cannot forbid unsafe code.
+    let api_toml = std::fs::read_to_string(root.join("plugin-api/Cargo.toml")).unwrap();
+    let api_toml = patch(
+        api_toml,
+        "\nversion.workspace = true",
+        "\nversion = \"0.1.1\"",
+        "plg-api version",
+    );
+    write_if_changed(&ws.join("plugin-api/Cargo.toml"), &api_toml);
+    let lib = std::fs::read_to_string(root.join("plugin-api/src/lib.rs")).unwrap();
+    let lib = patch(lib, "#![forbid(unsafe_code)]\n", "", "forbid(unsafe_code)");
+    write_if_changed(&ws.join("plugin-api/src/lib.rs"), &lib);
+    let module = std::fs::read_to_string(root.join("plugin-api/src/module.rs")).unwrap();
+    let module = patch(
+        module,
+        "    pub set_stop: extern \"C\" fn(bool),\n}",
+        "    pub set_stop: extern \"C\" fn(bool),\n    \
+         /// Appended by a later plg-api: optional for hosts.\n    \
+         pub appended: Option<extern \"C\" fn(bool)>,\n}",
+        "PluginModule's last field",
+    );
+    let module = patch(
+        module,
+        "                    set_stop: __plg::set_stop,\n",
+        "                    set_stop: __plg::set_stop,\n                    appended: None,\n",
+        "export_plugin!'s module",
+    );
+    write_if_changed(&ws.join("plugin-api/src/module.rs"), &module);
+
+    // plg-loader, built against it, says whether each library has the appended field.
+    let loader_toml = std::fs::read_to_string(root.join("loader/Cargo.toml")).unwrap();
+    let loader_toml = match loader_toml.find("[dev-dependencies]") {
+        Some(i) => loader_toml[..i].to_owned(),
+        None => loader_toml,
+    };
+    write_if_changed(&ws.join("loader/Cargo.toml"), &loader_toml);
+    let ffi = std::fs::read_to_string(root.join("loader/src/runtime/ffi.rs")).unwrap();
+    let ffi = patch(
+        ffi,
+        "        let module = decl.module;\n",
+        "        let module = decl.module;\n        eprintln!(\"appended entry point present: {}\", module.appended().is_some());\n",
+        "the loader's module read",
+    );
+    write_if_changed(&ws.join("loader/src/runtime/ffi.rs"), &ffi);
+
+    std::fs::create_dir_all(ws.join("host/src")).unwrap();
+    write_if_changed(
+        &ws.join("host/Cargo.toml"),
+        "[package]\nname = \"plg-later-host\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [dependencies]\nplg-loader = { path = \"../loader\", default-features = false }\n",
+    );
+    write_if_changed(
+        &ws.join("host/src/main.rs"),
+        r#"//! A host built with a later plg-loader and plg-api.
+use plg_loader::{Context, PluginManager};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(args.next().expect("PLUGINS_DIR"));
+    let name = args.next().expect("NAME");
+    let manager = PluginManager::new(dir);
+    let report = manager.load_all();
+    for f in &report.failed {
+        eprintln!("failed {}: {}", f.path.display(), f.error);
+    }
+    if !report.failed.is_empty() {
+        std::process::exit(4);
+    }
+    let plugin = manager.get(&name).expect("loaded");
+    let mut ctx = Context::new();
+    ctx.set("name", "Later");
+    plugin.execute(&mut ctx).expect("execute");
+    println!("{}", ctx.get_str("greeting").expect("greeting"));
+    for r in manager.unload(&name, None).expect("unload") {
+        println!("unmapped: {:?}", r.unmapped);
+    }
+}
+"#,
+    );
+
+    std::fs::create_dir_all(ws.join("later-hello/src")).unwrap();
+    write_if_changed(
+        &ws.join("later-hello/Cargo.toml"),
+        "[package]\nname = \"later-hello\"\nversion = \"1.2.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplg-api = { path = \"../plugin-api\" }\n",
+    );
+    write_if_changed(
+        &ws.join("later-hello/src/lib.rs"),
+        &std::fs::read_to_string(plugin_crate_dir("hello").join("src/lib.rs")).unwrap(),
+    );
+}
+
+/// Copies the files under `from` to `to`, recursively, except those in `skip`; rewrites only
+/// the files that changed.
+fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dest) = (e.path(), to.join(e.file_name()));
+        if skip.contains(&src) {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dest, skip);
+        } else {
+            let data = std::fs::read(&src).unwrap();
+            if std::fs::read(&dest).ok().as_deref() != Some(&data[..]) {
+                std::fs::write(&dest, data).unwrap();
+            }
+        }
+    }
+}
