@@ -54,6 +54,21 @@ fn list_runs_no_plugin_code_and_check_contains_crashes_and_hangs() {
         bad["error"].as_str().unwrap().contains("did not finish"),
         "{rows:?}"
     );
+
+    // A crash that leaves a process holding the check's stderr open: the check still ends,
+    // and the leftover process (in the check's process group) is stopped with it.
+    let out = plg_env(
+        &dir,
+        &["list", "--check", "--check-timeout", "5", "--json"],
+        &[("PLG_FIXTURE_INIT", "spawn-then-crash")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let bad = rows
+        .iter()
+        .find(|r| r["name"] == "fixture-bad-init")
+        .unwrap();
+    assert_eq!(bad["status"], "error", "{rows:?}");
 }
 
 /// Terminal control from a manifest or a plugin never reaches the terminal raw.

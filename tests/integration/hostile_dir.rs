@@ -127,3 +127,39 @@ fn scanning_runs_no_plugin_code() {
         assert_eq!(note.abi_version, 1, "plg's ABI version");
     }
 }
+
+/// Install and uninstall never write or delete through a link at `PLUGINS_DIR/NAME`.
+#[cfg(unix)]
+#[test]
+fn install_and_uninstall_refuse_a_linked_plugin_dir() {
+    use plg_loader::install::{install_file, uninstall, InstallError, InstallOptions};
+    let staged = TempPluginsDir::default();
+    let packed = plg_loader::bundle::pack_dir(&staged.stage("hello"), None).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("h.plg");
+    std::fs::write(&bundle, &packed.bytes).unwrap();
+    let victim = work.path().join("victim");
+    std::fs::create_dir_all(victim.join("1.2.0")).unwrap();
+    std::fs::write(victim.join("1.2.0/plugin.json"), "precious").unwrap();
+    std::fs::write(victim.join(".staging-999999-1-0"), "precious too").unwrap();
+    let dir = TempPluginsDir::default();
+    std::os::unix::fs::symlink(&victim, dir.path().join("hello")).unwrap();
+    let plugins = PluginsDir::new(dir.path());
+    let force = InstallOptions {
+        force: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        install_file(&bundle, &plugins, &force),
+        Err(InstallError::Linked { .. })
+    ));
+    assert!(matches!(
+        uninstall(&plugins, "hello", None),
+        Err(InstallError::Linked { .. })
+    ));
+    assert_eq!(
+        std::fs::read_to_string(victim.join("1.2.0/plugin.json")).unwrap(),
+        "precious"
+    );
+    assert!(victim.join(".staging-999999-1-0").exists());
+}

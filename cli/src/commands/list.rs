@@ -39,7 +39,8 @@ struct Row {
     /// `found` (its files are in order; not loaded), `ok` (loaded in a check) or `error`.
     status: &'static str,
     error: Option<String>,
-    manifest: PathBuf,
+    /// As text: a path that is not UTF-8 must not break the listing of every other entry.
+    manifest: String,
 }
 
 pub fn run(g: &Global, a: ListArgs, out: &Output) -> Result<(), Failure> {
@@ -85,7 +86,7 @@ fn row(e: ScanEntry, check: Option<(&plg_loader::PluginsDir, Duration)>) -> Row 
         version: e.manifest.as_ref().map(|m| m.version.to_string()),
         status: status.as_ref().copied().unwrap_or("error"),
         error: status.err(),
-        manifest: e.manifest_path,
+        manifest: e.manifest_path.to_string_lossy().into_owned(),
     }
 }
 
@@ -97,7 +98,11 @@ fn check_in_child(
     timeout: Duration,
 ) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find plg itself: {e}"))?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    // Its own process group: whatever the library's initializer forks is stopped with it.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
         .arg("__check-load")
         .arg(manifest)
         .arg("--plugins-dir")
@@ -110,21 +115,23 @@ fn check_in_child(
         .spawn()
         .map_err(|e| format!("cannot start a check: {e}"))?;
     // Read stderr as it comes, so a chatty library cannot fill the pipe and stall the check.
-    let reader = child.stderr.take().map(|mut pipe| {
+    // The text arrives through a channel, so a process that keeps the pipe open cannot make
+    // us wait past the deadline either.
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(mut pipe) = child.stderr.take() {
         std::thread::spawn(move || {
             let mut text = String::new();
             let _ = pipe.by_ref().take(64 * 1024).read_to_string(&mut text);
+            let _ = tx.send(text);
             let _ = std::io::copy(&mut pipe, &mut std::io::sink());
-            text
-        })
-    });
+        });
+    }
     let start = Instant::now();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
+                stop_group(&mut child);
                 return Err(format!(
                     "loading did not finish within {}s (an initializer hangs?); it was stopped",
                     timeout.as_secs()
@@ -134,10 +141,15 @@ fn check_in_child(
             Err(e) => return Err(format!("cannot wait for the check: {e}")),
         }
     };
+    // The check is over: nothing it started may outlive it.
+    stop_group(&mut child);
     if status.success() {
         return Ok(());
     }
-    let stderr = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    let left = timeout
+        .saturating_sub(start.elapsed())
+        .max(Duration::from_millis(100));
+    let stderr = rx.recv_timeout(left).unwrap_or_default();
     let reported = stderr
         .lines()
         .rev()
@@ -150,6 +162,17 @@ fn check_in_child(
         }
         (None, None) => format!("loading the library failed ({status})"),
     })
+}
+
+/// Kills the check's whole process group (the child and anything its library forked) and
+/// reaps the child.
+fn stop_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[cfg(unix)]

@@ -303,6 +303,13 @@ pub enum BuildError {
 /// Why an install, uninstall or key operation failed. Nothing was changed.
 #[derive(Debug, Error)]
 pub enum InstallError {
+    /// `PLUGINS_DIR/NAME` (or a version directory in it) is a symbolic link. plg writes and
+    /// deletes only inside the plugins directory, so it will not follow it.
+    #[error("{} is a symbolic link; plg writes and deletes only inside the plugins directory, so remove the link (or install into the directory it points to with --plugins-dir)", path.display())]
+    Linked {
+        /// The link.
+        path: PathBuf,
+    },
     /// The bundle is invalid or hostile.
     #[error(transparent)]
     Bundle(#[from] BundleError),

@@ -50,14 +50,16 @@ impl std::fmt::Display for NoteError {
 /// The largest note plg reads; a real one is under 200 bytes.
 const MAX_NOTE: u64 = 4096;
 
-/// Reads the note of the library file `path`. Reads the file; runs nothing.
+/// Reads the note of the library file `path`: only the headers, symbol tables and the note's
+/// bytes are read (on demand), never the whole file. Runs nothing.
 pub fn read_note(path: &Path) -> Result<PluginNote, NoteError> {
-    let data = std::fs::read(path).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
-    parse_note(&data)
+    let file = std::fs::File::open(path).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
+    let cache = object::ReadCache::new(file);
+    parse_note(&cache)
 }
 
-/// Reads the note of a library held in memory.
-pub fn parse_note(data: &[u8]) -> Result<PluginNote, NoteError> {
+/// Reads the note of a library held in memory (or behind any `object` reader).
+pub fn parse_note<'data, R: object::ReadRef<'data>>(data: R) -> Result<PluginNote, NoteError> {
     let file = object::File::parse(data).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
     let find = |wanted: &str| {
         file.dynamic_symbols().chain(file.symbols()).find(|s| {
@@ -135,7 +137,7 @@ mod tests {
     #[test]
     fn a_text_file_is_not_an_object() {
         assert!(matches!(
-            parse_note(b"hello"),
+            parse_note(&b"hello"[..]),
             Err(NoteError::NotAnObject(_))
         ));
     }

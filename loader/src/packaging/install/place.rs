@@ -33,6 +33,21 @@ pub(crate) fn place_library(
     })
 }
 
+/// Refuses to work through a symbolic link: `PLUGINS_DIR/NAME` or a version directory that is
+/// a link could lead writes and deletes out of the plugins directory.
+fn refuse_links(paths: &[&Path]) -> Result<(), InstallError> {
+    for p in paths {
+        if p.symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(InstallError::Linked {
+                path: p.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The file name a library is placed under.
 fn library_file_name(library: &Path) -> PathBuf {
     library
@@ -72,6 +87,7 @@ pub(crate) fn place(
     let signed_by = admission.admit(plugins_dir)?;
     let parent = plugins_dir.plugin_dir(&manifest.name);
     let dest = plugins_dir.version_dir(&manifest.name, &manifest.version);
+    refuse_links(&[&parent, &dest])?;
     recover(&parent);
     let exists = || InstallError::AlreadyInstalled {
         plugin: manifest.id(),
@@ -222,6 +238,7 @@ pub fn uninstall(
     };
     validate_name(name).map_err(|_| not_installed())?;
     let parent = plugins_dir.plugin_dir(name);
+    refuse_links(&[&parent])?;
     recover(&parent);
     let targets: Vec<PathBuf> = match version {
         Some(v) => Some(plugins_dir.version_dir(name, v))
