@@ -6,8 +6,8 @@
 
 use std::{borrow::Cow, fmt::Write};
 
-/// `s` with every control character (C0, DEL, C1: ESC, BEL, CR, LF, …) and every bidi
-/// override or isolate written as `\u{…}`, so it shows as itself on a terminal. Printable text,
+/// `s` with every control character (C0, DEL, C1: ESC, BEL, CR, LF, …), every bidi override,
+/// isolate or mark, and the Unicode line and paragraph separators written as `\u{…}`, so it shows as itself on a terminal. Printable text,
 /// including non-ASCII letters, is unchanged; text that needs nothing is not copied.
 ///
 /// ```
@@ -33,7 +33,18 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 }
 
 fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            // Bidi embeddings, overrides, isolates and marks; line and paragraph separators.
+            '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{061c}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
 }
 
 #[cfg(test)]
@@ -46,6 +57,7 @@ mod tests {
         assert_eq!(escape(osc), "\\u{1b}]0;pwned\\u{7}");
         assert_eq!(escape("\u{9b}31m"), "\\u{9b}31m"); // C1 CSI
         assert_eq!(escape("abc\u{202e}cba"), "abc\\u{202e}cba");
+        assert_eq!(escape("a\u{200f}b\u{2028}c"), "a\\u{200f}b\\u{2028}c");
         assert_eq!(escape("größe ✓"), "größe ✓");
         assert!(matches!(escape("plain"), Cow::Borrowed(_)));
     }
