@@ -67,52 +67,133 @@ impl fmt::Display for Secret {
     }
 }
 
-/// A git URL split into what may be shown and stored (the URL without a password) and the
-/// credentials, if the URL carried a password (`https://user:password@host/…`). A URL with
-/// only a user name (`ssh://git@host/…`) keeps it: a user name is not a secret, and ssh needs
-/// it. `Display` and `Debug` show the clean URL.
+/// The user name and password a URL carried, for the transport's credentials callback only.
+/// `Debug` shows neither (an http(s) user name is often a token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    user: Secret,
+    password: Secret,
+}
+
+impl Credentials {
+    /// The user name. Call it only to hand it to the transport.
+    pub fn user(&self) -> &str {
+        self.user.expose()
+    }
+
+    /// The password (empty when the URL had a user name only).
+    pub fn password(&self) -> &Secret {
+        &self.password
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials(***)")
+    }
+}
+
+/// A git URL split into what may be given to libgit2 and stored (the URL without secrets) and
+/// the credentials it carried, which only a transport's credentials callback gets. The raw URL
+/// is not kept. `Display` and `Debug` show the URL as [`redact`] does: no user name, no
+/// password.
+///
+/// - `http`/`https`: any user information (`user:password@`, or `token@` alone) is taken out;
+///   libgit2 gets the URL without it and the user name and password through its callback.
+/// - other schemes (`ssh://git@host/…`): a user name stays in the URL (ssh needs it and libgit2
+///   reads it from there); only a password is taken out.
+/// - anything that is not a `scheme://` URL (an scp-like `git@host:path`) is kept as it is: it
+///   cannot carry a password.
+///
+/// ```
+/// use plg_loader::manifest::git_url::GitUrl;
+///
+/// let u = GitUrl::new("https://alice:S3CRET@example.com/x.git");
+/// assert_eq!(u.clean(), "https://example.com/x.git");
+/// assert_eq!(u.credentials().unwrap().user(), "alice");
+/// assert!(!format!("{u} {u:?}").contains("S3CRET"));
+/// assert_eq!(GitUrl::new("ssh://git@example.com/x.git").clean(), "ssh://git@example.com/x.git");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct GitUrl {
     clean: String,
-    credentials: Option<(String, Secret)>,
+    credentials: Option<Credentials>,
 }
 
 impl GitUrl {
-    /// Splits `url`. Anything that is not a `scheme://` URL (an scp-like `user@host:path`)
-    /// has no password and is kept as it is.
+    /// Splits `url`.
     pub fn new(url: &str) -> Self {
-        match url::Url::parse(url) {
-            Ok(mut u) if u.password().is_some() => {
-                let user = percent_decode(u.username());
-                let password = Secret(percent_decode(u.password().unwrap_or_default()));
-                let _ = u.set_username("");
-                let _ = u.set_password(None);
-                GitUrl {
-                    clean: u.to_string(),
-                    credentials: Some((user, password)),
-                }
-            }
-            _ => GitUrl {
-                clean: url.to_owned(),
-                credentials: None,
-            },
+        let kept = || GitUrl {
+            clean: url.to_owned(),
+            credentials: None,
+        };
+        let Ok(mut u) = url::Url::parse(url) else {
+            return kept();
+        };
+        let http = matches!(u.scheme(), "http" | "https");
+        let has_user = !u.username().is_empty();
+        if u.password().is_none() && !(http && has_user) {
+            return kept();
+        }
+        let credentials = Credentials {
+            user: Secret(percent_decode(u.username())),
+            password: Secret(percent_decode(u.password().unwrap_or_default())),
+        };
+        if u.set_password(None).is_err() || (http && u.set_username("").is_err()) {
+            // A URL that cannot hold user information has none to take out.
+            return kept();
+        }
+        GitUrl {
+            clean: u.to_string(),
+            credentials: Some(credentials),
         }
     }
 
-    /// The URL to give libgit2 and to store: without a password.
+    /// The URL to give libgit2 (and the only form it may store): no password, and for
+    /// http(s) no user name either.
     pub fn clean(&self) -> &str {
         &self.clean
     }
 
-    /// The user name and password the URL carried.
-    pub fn credentials(&self) -> Option<(&str, &Secret)> {
-        self.credentials.as_ref().map(|(u, p)| (u.as_str(), p))
+    /// The user name and password the URL carried, if it carried any that were taken out.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// The URL for messages, file contents and cache keys: [`redact`]ed (no user
+    /// information at all). The same string as `to_string()`.
+    pub fn redacted(&self) -> String {
+        redact(&self.clean)
+    }
+
+    /// The URL's scheme, as [`scheme`] finds it.
+    pub fn scheme(&self) -> Option<String> {
+        scheme(&self.clean)
+    }
+
+    /// `true` if `other` (a URL a transport is about to authenticate to) has this URL's
+    /// scheme, host and port: credentials are never sent anywhere else (after a redirect to
+    /// another host, say).
+    pub fn same_origin(&self, other: &str) -> bool {
+        let origin = |s: &str| {
+            let u = url::Url::parse(s).ok()?;
+            let host = u.host_str()?.to_ascii_lowercase();
+            Some((
+                u.scheme().to_ascii_lowercase(),
+                host,
+                u.port_or_known_default(),
+            ))
+        };
+        match (origin(&self.clean), origin(other)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
     }
 }
 
 impl fmt::Display for GitUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact(&self.clean))
+        f.write_str(&self.redacted())
     }
 }
 
@@ -152,21 +233,78 @@ mod tests {
     fn a_password_is_held_apart_and_never_shown() {
         let u = GitUrl::new("https://alice:S3%40CRET@h.invalid/x.git");
         assert_eq!(u.clean(), "https://h.invalid/x.git");
-        let (user, pass) = u.credentials().unwrap();
-        assert_eq!((user, pass.expose()), ("alice", "S3@CRET"));
+        let c = u.credentials().unwrap();
+        assert_eq!((c.user(), c.password().expose()), ("alice", "S3@CRET"));
         for shown in [
             u.to_string(),
+            u.redacted(),
             format!("{u:?}"),
-            format!("{pass}"),
-            format!("{pass:?}"),
+            format!("{:?}", u.credentials()),
+            format!("{}", c.password()),
+            format!("{:?}", c.password()),
         ] {
-            assert!(!shown.contains("S3"), "{shown}");
+            assert!(!shown.contains("S3") && !shown.contains("alice"), "{shown}");
         }
+        assert_eq!(u.to_string(), "https://h.invalid/x.git");
+        assert_eq!(u.scheme().as_deref(), Some("https"));
+    }
+
+    #[test]
+    fn an_http_user_name_alone_is_taken_out_too() {
+        // A token is often passed as the user name: it must not reach .git/config either.
+        let u = GitUrl::new("http://ghp_T0KEN@h.invalid:8080/x.git");
+        assert_eq!(u.clean(), "http://h.invalid:8080/x.git");
+        let c = u.credentials().unwrap();
+        assert_eq!((c.user(), c.password().expose()), ("ghp_T0KEN", ""));
+        assert!(!format!("{u} {u:?} {c:?}").contains("T0KEN"));
+        let plain = GitUrl::new("https://h.invalid/x.git");
+        assert_eq!(plain.clean(), "https://h.invalid/x.git");
+        assert!(plain.credentials().is_none());
+    }
+
+    #[test]
+    fn ssh_user_names_stay_in_the_url() {
         let ssh = GitUrl::new("ssh://git@h.invalid/x.git");
         assert_eq!(ssh.clean(), "ssh://git@h.invalid/x.git");
         assert!(ssh.credentials().is_none());
+        assert_eq!(ssh.to_string(), redact("ssh://git@h.invalid/x.git"));
         let scp = GitUrl::new("git@h.invalid:x.git");
         assert_eq!(scp.clean(), "git@h.invalid:x.git");
+        assert!(scp.credentials().is_none());
+        assert_eq!(scp.scheme().as_deref(), Some("ssh"));
+        // A password is taken out; the user name stays for ssh.
+        let pw = GitUrl::new("ssh://git:S3CRET@h.invalid/x.git");
+        assert_eq!(pw.clean(), "ssh://git@h.invalid/x.git");
+        let c = pw.credentials().unwrap();
+        assert_eq!((c.user(), c.password().expose()), ("git", "S3CRET"));
+        assert!(!format!("{pw} {pw:?}").contains("S3CRET"));
+    }
+
+    #[test]
+    fn display_is_what_redact_gives_for_the_raw_url() {
+        // Cache keys and provenance were computed with `redact(raw)`: they must not change.
+        for raw in [
+            "https://alice:pw@h.invalid/x.git",
+            "https://tok@h.invalid/x.git",
+            "https://h.invalid/x.git",
+            "ssh://git@h.invalid/x.git",
+            "ssh://git:pw@h.invalid/x.git",
+            "git@h.invalid:x.git",
+            "file:///srv/x.git",
+        ] {
+            assert_eq!(GitUrl::new(raw).to_string(), redact(raw), "{raw}");
+        }
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_same_origin() {
+        let u = GitUrl::new("https://alice:pw@h.invalid/x.git");
+        assert!(u.same_origin("https://h.invalid/x.git/info/refs?service=git-upload-pack"));
+        assert!(u.same_origin("https://H.INVALID:443/other"));
+        assert!(!u.same_origin("https://evil.invalid/x.git"));
+        assert!(!u.same_origin("http://h.invalid/x.git"));
+        assert!(!u.same_origin("https://h.invalid:8443/x.git"));
+        assert!(!u.same_origin("not a url"));
     }
 
     #[test]

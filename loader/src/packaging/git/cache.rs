@@ -2,13 +2,17 @@
 //! `URLKEY/COMMIT/src` (the checkout), `URLKEY/COMMIT/target` (cargo's), and
 //! `URLKEY/COMMIT/build-KEY` (one per subdir and profile: `plugin.json`, the library and
 //! `provenance.json`).
+//!
+//! The cache directory and every directory plg makes in it are readable by their owner only
+//! (0700 on Unix): the cache holds what private repositories contain. Everything else in it
+//! (libgit2's checkout, cargo's target directory, staged builds) lies inside those.
 
 use std::path::{Path, PathBuf};
 
 use super::{GitBuild, GitError, Provenance};
 use crate::{
     error::IoError,
-    manifest::{git_url::redact, Manifest, MANIFEST_FILE},
+    manifest::{git_url::GitUrl, Manifest, MANIFEST_FILE},
     packaging::{
         build::Built,
         install::place::{assemble, write_plugin},
@@ -19,6 +23,9 @@ const PROVENANCE_FILE: &str = "provenance.json";
 
 /// The cache of one repository URL.
 pub(super) struct RepoCache {
+    /// The whole cache ([`GitOptions::cache_dir`](super::GitOptions::cache_dir)).
+    root: PathBuf,
+    /// This URL's directory in it.
     dir: PathBuf,
     /// The URL without credentials, as recorded in provenance.
     url: String,
@@ -29,13 +36,26 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 impl RepoCache {
-    pub(super) fn new(cache_dir: &Path, url: &str) -> Self {
-        // Keyed by the URL without credentials: the key is a directory name anyone can list.
-        let url = redact(url);
+    pub(super) fn new(cache_dir: &Path, url: &GitUrl) -> Self {
+        // Keyed by the URL without user information, which is also what provenance records:
+        // the same key as `redact(raw URL)` gave, so existing caches stay valid.
+        let url = url.redacted();
         Self {
+            root: cache_dir.to_owned(),
             dir: cache_dir.join(&sha256_hex(url.as_bytes())[..24]),
             url,
         }
+    }
+
+    /// Makes the cache directory (if missing) and this URL's directory in it, both 0700. The
+    /// cache directory's parents are made as usual (they may be shared, like the plugins
+    /// directory's `.plg`); an existing directory's mode is left as it is.
+    pub(super) fn make_dir(&self) -> Result<(), GitError> {
+        if let Some(parent) = self.root.parent() {
+            std::fs::create_dir_all(parent).map_err(IoError::at::<GitError>(parent))?;
+        }
+        private_dir(&self.root).map_err(IoError::at::<GitError>(&self.root))?;
+        private_dir(&self.dir).map_err(IoError::at::<GitError>(&self.dir))
     }
 
     /// The repository's directory, holding one directory per commit.
@@ -75,7 +95,7 @@ impl RepoCache {
     pub(super) fn keep_checkout(&self, commit: &str, checkout: &Path) -> Result<PathBuf, GitError> {
         let commit_dir = self.commit_dir(commit);
         let src = self.src(commit);
-        super::remote::private_dir(&commit_dir).map_err(IoError::at::<GitError>(&commit_dir))?;
+        private_dir(&commit_dir).map_err(IoError::at::<GitError>(&commit_dir))?;
         if src.exists() {
             let _ = std::fs::remove_dir_all(checkout);
         } else {
@@ -154,6 +174,16 @@ impl RepoCache {
     }
 }
 
+/// Creates `dir` and any missing parents with mode 0700 on Unix; an existing directory is left
+/// as it is.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// `rustc -vV`'s first line and host triple, for provenance.
 fn rustc_facts() -> (String, String) {
     let out = std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
@@ -180,7 +210,7 @@ mod tests {
 
     #[test]
     fn builds_are_keyed_by_subdir_and_profile() {
-        let c = RepoCache::new(Path::new("/c"), "https://h.invalid/r.git");
+        let c = RepoCache::new(Path::new("/c"), &GitUrl::new("https://h.invalid/r.git"));
         assert_ne!(
             c.build_dir("abc", Some(Path::new("a")), true),
             c.build_dir("abc", Some(Path::new("b")), true)
@@ -193,8 +223,34 @@ mod tests {
 
     #[test]
     fn the_cache_key_and_provenance_never_hold_credentials() {
-        let c = RepoCache::new(Path::new("/c"), "https://u:S3CRET@h.invalid/r.git");
-        assert!(!c.dir().to_string_lossy().contains("S3CRET"));
-        assert_eq!(c.url, "https://h.invalid/r.git");
+        let with = RepoCache::new(
+            Path::new("/c"),
+            &GitUrl::new("https://u:S3CRET@h.invalid/r.git"),
+        );
+        let without = RepoCache::new(Path::new("/c"), &GitUrl::new("https://h.invalid/r.git"));
+        assert!(!with.dir().to_string_lossy().contains("S3CRET"));
+        assert_eq!(with.url, "https://h.invalid/r.git");
+        // Keyed by the clean URL: with or without credentials, one cache.
+        assert_eq!(with.dir(), without.dir());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_cache_directories_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("shared/git-cache");
+        let c = RepoCache::new(&root, &GitUrl::new("https://h.invalid/r.git"));
+        c.make_dir().unwrap();
+        c.make_dir().unwrap(); // again: nothing to do
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(c.dir()), 0o700);
+        // The parents are not the cache's: made as usual (by the umask), not forced private.
+        std::fs::create_dir(tmp.path().join("usual")).unwrap();
+        assert_eq!(
+            mode(&tmp.path().join("shared")),
+            mode(&tmp.path().join("usual"))
+        );
     }
 }

@@ -30,7 +30,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    manifest::{git_url, Manifest, Source, MANIFEST_FILE},
+    manifest::{git_url::GitUrl, Manifest, Source, MANIFEST_FILE},
     packaging::build::{build_crate, BuildOptions},
     plugins_dir::{ConfigError, PluginsDir},
 };
@@ -142,13 +142,17 @@ impl GitBuild {
 
 /// Checks `url` against the allowlist and returns its scheme.
 pub fn check_url(url: &str, allowed: &[String]) -> Result<String, GitError> {
-    let scheme = git_url::scheme(url).ok_or_else(|| GitError::BadUrl {
-        url: git_url::redact(url),
+    check_git_url(&GitUrl::new(url), allowed)
+}
+
+fn check_git_url(url: &GitUrl, allowed: &[String]) -> Result<String, GitError> {
+    let scheme = url.scheme().ok_or_else(|| GitError::BadUrl {
+        url: url.redacted(),
         reason: "no scheme".into(),
     })?;
     if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&scheme)) {
         return Err(GitError::SchemeNotAllowed {
-            url: git_url::redact(url),
+            url: url.redacted(),
             scheme,
             allowed: allowed.to_vec(),
         });
@@ -158,6 +162,11 @@ pub fn check_url(url: &str, allowed: &[String]) -> Result<String, GitError> {
 
 /// Fetches `url` at `rev`, builds the plugin crate at `subdir`, and stages it in the cache;
 /// or returns the cached build of that commit.
+///
+/// Credentials in `url` (`https://user:password@host/…`) are taken out first ([`GitUrl`]):
+/// libgit2 gets the URL without them, and them only through its credentials callback, so
+/// they are never written to the cache (`.git/config`, the reflog, `provenance.json`) nor
+/// shown in an error.
 pub fn fetch_and_build(
     url: &str,
     rev: Option<&str>,
@@ -165,11 +174,21 @@ pub fn fetch_and_build(
     opts: &GitOptions,
     progress: &dyn GitProgress,
 ) -> Result<GitBuild, GitError> {
-    check_url(url, &opts.allowed_schemes)?;
+    fetch_and_build_url(&GitUrl::new(url), rev, subdir, opts, progress)
+}
+
+fn fetch_and_build_url(
+    url: &GitUrl,
+    rev: Option<&str>,
+    subdir: Option<&Path>,
+    opts: &GitOptions,
+    progress: &dyn GitProgress,
+) -> Result<GitBuild, GitError> {
+    check_git_url(url, &opts.allowed_schemes)?;
     let cache = RepoCache::new(&opts.cache_dir, url);
     let release = opts.build.release;
     let not_cached = || GitError::NotCached {
-        url: git_url::redact(url),
+        url: url.redacted(),
         rev: rev.map(str::to_owned),
     };
 
@@ -191,6 +210,7 @@ pub fn fetch_and_build(
     }
 
     progress.phase(Phase::Clone);
+    cache.make_dir()?;
     let (commit, checkout) =
         remote::clone_at(url, rev, known.as_deref(), cache.dir(), opts, progress)?;
     let src = cache.keep_checkout(&commit, &checkout)?;
@@ -201,7 +221,7 @@ pub fn fetch_and_build(
 
     progress.phase(Phase::Build);
     let crate_dir = crate_dir(&src, subdir).ok_or_else(|| GitError::NoSubdir {
-        url: git_url::redact(url),
+        url: url.redacted(),
         commit: commit.clone(),
         subdir: subdir.map(Path::to_owned).unwrap_or_default(),
     })?;
@@ -211,7 +231,7 @@ pub fn fetch_and_build(
         build.target_dir = Some(cache.target_dir(&commit));
     }
     let built = build_crate(&crate_dir, &build).map_err(|source| GitError::Build {
-        url: git_url::redact(url),
+        url: url.redacted(),
         commit: commit.clone(),
         source: Box::new(source),
     })?;

@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{build::CheckoutBuilder, Direction, FetchOptions, RemoteCallbacks, Repository};
+use git2::{
+    build::CheckoutBuilder, Cred, CredentialType, Direction, FetchOptions, RemoteCallbacks,
+    Repository,
+};
 
 use super::{check_url, progress::GitProgress, GitError, GitOptions};
 use crate::{
-    error::IoError,
     manifest::git_url::{redact, GitUrl},
     plugins_dir::temp_name,
 };
@@ -16,26 +18,44 @@ pub(super) fn is_full_commit(rev: &str) -> bool {
     rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn fetch_err(url: &str) -> impl Fn(git2::Error) -> GitError + '_ {
+/// libgit2's error, with the URL as [`GitUrl`] prints it. libgit2 only ever saw the clean
+/// URL, so its message cannot hold a password either.
+fn fetch_err(url: &GitUrl) -> impl Fn(git2::Error) -> GitError + '_ {
     move |e| GitError::Fetch {
-        url: redact(url),
+        url: url.redacted(),
         message: e.message().to_owned(),
     }
 }
 
-/// Callbacks that answer libgit2's credentials request with the URL's user name and
-/// password, once (a refused password is not retried forever). libgit2 never sees the
-/// password inside a URL, so it cannot store it in `.git/config`, the reflog or a message.
+/// Callbacks that answer libgit2's credentials request with the user name and password the
+/// URL carried: only for the URL's own scheme, host and port (not after a redirect
+/// elsewhere), and only once, so a refused password ends the fetch instead of being retried
+/// forever. libgit2 never sees them inside a URL, so it cannot store them in `.git/config`,
+/// the reflog or a message. A URL that carried none (`ssh://git@host/…` keeps its user name
+/// in the URL) gets no callback, as before.
 fn callbacks(url: &GitUrl) -> RemoteCallbacks<'_> {
     let mut callbacks = RemoteCallbacks::new();
-    if let Some((user, password)) = url.credentials() {
+    if let Some(credentials) = url.credentials() {
         let mut tried = false;
-        callbacks.credentials(move |_url, _user_from_url, allowed| {
-            if tried || !allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
-                return Err(git2::Error::from_str("the URL's credentials were refused"));
+        callbacks.credentials(move |asking, _user_from_url, allowed| {
+            if !url.same_origin(asking) {
+                return Err(git2::Error::from_str(&format!(
+                    "the URL's credentials are sent to {url} only, not to {}",
+                    redact(asking)
+                )));
+            }
+            if tried {
+                return Err(git2::Error::from_str(
+                    "authentication failed: the server refused the URL's user name and password",
+                ));
+            }
+            if !allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+                return Err(git2::Error::from_str(
+                    "authentication failed: the server does not take a user name and password",
+                ));
             }
             tried = true;
-            git2::Cred::userpass_plaintext(user, password.expose())
+            Cred::userpass_plaintext(credentials.user(), credentials.password().expose())
         });
     }
     callbacks
@@ -43,12 +63,14 @@ fn callbacks(url: &GitUrl) -> RemoteCallbacks<'_> {
 
 /// Resolves `rev` (None: the remote's HEAD) to a commit by listing the remote's refs.
 /// `Ok(None)` means the rev is not a ref name (it may still be an abbreviated commit).
-pub(super) fn resolve_remotely(url: &str, rev: Option<&str>) -> Result<Option<String>, GitError> {
-    let git_url = GitUrl::new(url);
-    let mut remote = git2::Remote::create_detached(git_url.clean()).map_err(fetch_err(url))?;
+pub(super) fn resolve_remotely(
+    url: &GitUrl,
+    rev: Option<&str>,
+) -> Result<Option<String>, GitError> {
+    let mut remote = git2::Remote::create_detached(url.clean()).map_err(fetch_err(url))?;
     // The connection lasts as long as `connection`: list the refs through it.
     let connection = remote
-        .connect_auth(Direction::Fetch, Some(callbacks(&git_url)), None)
+        .connect_auth(Direction::Fetch, Some(callbacks(url)), None)
         .map_err(fetch_err(url))?;
     let heads = connection.list().map_err(fetch_err(url))?;
     let wanted: Vec<String> = match rev {
@@ -70,16 +92,16 @@ pub(super) fn resolve_remotely(url: &str, rev: Option<&str>) -> Result<Option<St
 
 /// Clones `url` into a temporary directory under `repo_dir` and checks out `known` (or
 /// `rev`, resolved in the clone). Returns the commit and the checkout; the caller moves it
-/// into place. On error nothing is left behind.
+/// into place. `repo_dir` must exist (the cache makes it); on error nothing is left behind,
+/// not even an empty `repo_dir`.
 pub(super) fn clone_at(
-    url: &str,
+    url: &GitUrl,
     rev: Option<&str>,
     known: Option<&str>,
     repo_dir: &Path,
     opts: &GitOptions,
     progress: &dyn GitProgress,
 ) -> Result<(String, PathBuf), GitError> {
-    private_dir(repo_dir).map_err(IoError::at::<GitError>(repo_dir))?;
     let tmp = repo_dir.join(temp_name("clone"));
     match clone_into(&tmp, url, rev, known, opts, progress) {
         Ok(commit) => Ok((commit, tmp)),
@@ -94,14 +116,13 @@ pub(super) fn clone_at(
 
 fn clone_into(
     dir: &Path,
-    url: &str,
+    url: &GitUrl,
     rev: Option<&str>,
     known: Option<&str>,
     opts: &GitOptions,
     progress: &dyn GitProgress,
 ) -> Result<String, GitError> {
-    let git_url = GitUrl::new(url);
-    let mut callbacks = callbacks(&git_url);
+    let mut callbacks = callbacks(url);
     callbacks.transfer_progress(|p| {
         progress.transfer(p.received_objects(), p.total_objects());
         true
@@ -110,10 +131,10 @@ fn clone_into(
     fetch.remote_callbacks(callbacks);
     let repo = git2::build::RepoBuilder::new()
         .fetch_options(fetch)
-        .clone(git_url.clean(), dir)
+        .clone(url.clean(), dir)
         .map_err(fetch_err(url))?;
     let unknown = |rev: &str| GitError::UnknownRev {
-        url: redact(url),
+        url: url.redacted(),
         rev: rev.to_owned(),
     };
     let commit = match known {
@@ -140,16 +161,6 @@ fn clone_into(
         }
     }
     Ok(commit)
-}
-
-/// Creates `dir` and its missing parents, readable only by their owner (0700 on Unix): the
-/// git cache holds what private repositories contain.
-pub(super) fn private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }
 
 fn resolve_locally(repo: &Repository, rev: &str) -> Option<String> {
