@@ -69,6 +69,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 fn load_code(e: &LoadError) -> u8 {
     match e {
         LoadError::NotInstalled { .. } | LoadError::Lookup(_) => 3,
+        LoadError::UnsignedSource { .. } => 8,
         _ => 4,
     }
 }

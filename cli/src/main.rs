@@ -100,6 +100,18 @@ fn main() -> ExitCode {
 }
 
 fn run(g: &Global, command: Cmd, out: &Output) -> Result<(), Failure> {
+    let no_plugins_dir = match &command {
+        Cmd::New(_) => Some("new"),
+        Cmd::Pack(_) => Some("pack"),
+        Cmd::Keygen(_) => Some("keygen"),
+        _ => None,
+    };
+    if let (Some(cmd), Some(_)) = (no_plugins_dir, &g.plugins_dir) {
+        return Err(Failure::new(
+            2,
+            format!("--plugins-dir does not apply to `plg {cmd}`, which writes no plugins directory; leave it out"),
+        ));
+    }
     match command {
         Cmd::New(a) => new::run(a, out),
         Cmd::Build(a) => build::run(g, a, out),

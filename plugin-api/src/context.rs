@@ -165,6 +165,13 @@ pub enum ContextError {
         /// Why it does not fit.
         reason: String,
     },
+    /// A serde conversion ([`Context::put`], [`Context::get_as`]) failed.
+    Convert {
+        /// The key.
+        key: String,
+        /// Why: a missing field, an unknown variant, a number too large.
+        reason: String,
+    },
 }
 
 impl ContextError {
@@ -178,6 +185,10 @@ impl ContextError {
             e @ ValueError::OutOfRange { .. } => ContextError::OutOfRange {
                 key: key.to_owned(),
                 reason: e.to_string(),
+            },
+            ValueError::Serde(reason) => ContextError::Convert {
+                key: key.to_owned(),
+                reason,
             },
         }
     }
@@ -193,9 +204,11 @@ impl fmt::Display for ContextError {
                 found,
             } => write!(
                 f,
-                "context key `{key}` holds a {found}, but a {expected} was expected"
+                "context key `{key}` holds {}, but {} was expected",
+                found.with_article(),
+                expected.with_article()
             ),
-            ContextError::OutOfRange { key, reason } => {
+            ContextError::OutOfRange { key, reason } | ContextError::Convert { key, reason } => {
                 write!(f, "context key `{key}`: {reason}")
             }
         }
@@ -349,6 +362,51 @@ impl Context {
                 found: other.kind(),
             }),
         }
+    }
+
+    /// The value under `key` converted to any serde type `T` ([`from_value`](crate::from_value)).
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    /// struct Stats { words: usize, top: Vec<String> }
+    ///
+    /// let mut ctx = plg_api::Context::new();
+    /// ctx.put("stats", &Stats { words: 2, top: vec!["a".into()] })?;
+    /// assert_eq!(ctx.get_as::<Stats>("stats")?, Stats { words: 2, top: vec!["a".into()] });
+    /// # Ok::<(), plg_api::ContextError>(())
+    /// ```
+    pub fn get_as<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, ContextError> {
+        let v = self.values.get(key).ok_or_else(|| ContextError::Missing {
+            key: key.to_owned(),
+        })?;
+        crate::from_value(v.clone()).map_err(|e| ContextError::from_value_error(key, e))
+    }
+
+    /// Sets `key` to any serde-serializable value ([`to_value`](crate::to_value)): a
+    /// `usize`, a `Vec<String>`, a `BTreeMap<String, i64>`, your own struct. Returns the
+    /// value it replaced. A number too large for an `i64`, or a map key that is not a string
+    /// or an integer, is an error and leaves the context as it was.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    ///
+    /// let mut ctx = plg_api::Context::new();
+    /// let words = vec!["a".to_string(), "b".to_string()];
+    /// ctx.put("count", &words.len())?;
+    /// ctx.put("words", &words)?;
+    /// ctx.put("lengths", &BTreeMap::from([("a".to_string(), 1_i64)]))?;
+    /// assert_eq!(ctx.get::<usize>("count")?, 2);
+    /// assert!(ctx.put("big", &u64::MAX).is_err());
+    /// # Ok::<(), plg_api::ContextError>(())
+    /// ```
+    pub fn put<T: serde::Serialize + ?Sized>(
+        &mut self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<Option<Value>, ContextError> {
+        let key = key.into();
+        let value = crate::to_value(value).map_err(|e| ContextError::from_value_error(&key, e))?;
+        Ok(self.set(key, value))
     }
 
     /// Sets `key` to `value`, returning the value it replaced.

@@ -98,6 +98,12 @@ impl From<ContextError> for PluginError {
     }
 }
 
+impl From<crate::ValueError> for PluginError {
+    fn from(e: crate::ValueError) -> Self {
+        Self::invalid_input(e)
+    }
+}
+
 impl From<String> for PluginError {
     fn from(message: String) -> Self {
         Self::failed(message)

@@ -82,6 +82,7 @@
 #![forbid(unsafe_code)]
 
 mod context;
+mod convert;
 mod error;
 pub mod host;
 mod module;
@@ -89,6 +90,11 @@ mod serde_impls;
 mod value;
 
 pub use context::{CancelToken, Context, ContextError, LogFn, LogLevel, LogSink};
+pub use convert::{
+    from_value,
+    out::{FromValue, ValueError},
+    to_value,
+};
 pub use error::{PluginError, PluginErrorKind};
 #[doc(hidden)]
 pub use module::__private;
@@ -96,7 +102,7 @@ pub use module::{
     ExecuteFn, HookFn, PluginDeclaration, PluginModule, PluginModuleRef, ABI_VERSION,
     DECLARATION_SYMBOL, MAGIC, NOTE_SYMBOL,
 };
-pub use value::{FromValue, Value, ValueError, ValueKind, ValueMap};
+pub use value::{Value, ValueKind, ValueMap};
 
 /// Re-exported for hosts that check layouts themselves.
 pub use abi_stable;

@@ -177,3 +177,41 @@ fn concurrent_calls_share_thread_safe_state() {
         Err(ExecError::InvalidInput { .. })
     ));
 }
+
+#[test]
+fn wordstats_writes_usize_vec_map_and_struct_values_with_serde() {
+    use std::collections::BTreeMap;
+
+    let (_m, wordstats, _d) = load_one("wordstats");
+    let mut ctx = Context::new();
+    ctx.set("text", "the cat saw The kitten");
+    ctx.put("options", &BTreeMap::from([("lowercase", true)]))
+        .unwrap();
+    wordstats.execute(&mut ctx).unwrap();
+    assert_eq!(ctx.get::<usize>("words").unwrap(), 5);
+    assert_eq!(
+        ctx.get_as::<Vec<String>>("distinct").unwrap(),
+        ["cat", "kitten", "saw", "the"]
+    );
+    assert_eq!(
+        ctx.get_as::<BTreeMap<String, i64>>("counts").unwrap(),
+        BTreeMap::from([
+            ("cat".into(), 1),
+            ("kitten".into(), 1),
+            ("saw".into(), 1),
+            ("the".into(), 2)
+        ])
+    );
+    let stats = ctx.get_value("stats").unwrap().as_map().unwrap();
+    let keys: Vec<&str> = stats.iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["words", "longest", "mean_length"]);
+    assert_eq!(stats.get("words").and_then(Value::as_i64), Some(5));
+    assert_eq!(stats.get("longest").and_then(Value::as_str), Some("kitten"));
+
+    // Options of the wrong shape reach the host as InvalidInput, naming the key.
+    let mut ctx = Context::new();
+    ctx.set("text", "x");
+    ctx.set("options", "loud");
+    let err = wordstats.execute(&mut ctx).unwrap_err();
+    assert!(err.to_string().contains("options"), "{err}");
+}

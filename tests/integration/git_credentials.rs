@@ -310,3 +310,42 @@ fn plg_install_over_http_prints_and_keeps_no_password() {
     assert!(out.status.success());
     assert_no_password(plugins.path(), &[&out.stdout, &out.stderr]);
 }
+
+#[test]
+fn a_manifest_or_a_bundle_naming_a_url_with_a_password_never_shows_it() {
+    use plg_fuzz_harness::{
+        case::{LibraryCase, ManifestCase, PathCase},
+        Case, Harness,
+    };
+    use plg_loader::{bundle::BundleError, install::InstallError, Manifest};
+
+    let url = format!("https://alice:{PASSWORD}@example.invalid/x.git");
+    let json = format!(
+        r#"{{"name":"x","version":"1.0.0","source":{{"mode":"remote_git","path":"{url}"}}}}"#
+    );
+    let m = Manifest::from_json(&json, "x/plugin.json").unwrap();
+    assert!(!holds_password(format!("{m:?}").as_bytes()), "{m:?}");
+
+    // A bundle whose manifest is `remote_git` is refused, naming the URL without the password.
+    let case = Case {
+        manifest: ManifestCase::Fields {
+            name: "x".into(),
+            version: "1.0.0".into(),
+            path: PathCase::Library,
+            remote_git: Some(url),
+        },
+        library: LibraryCase::Bytes(b"lib".to_vec()),
+        ..Case::well_formed()
+    };
+    let err = Harness::new(None).run(&case).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InstallError::Bundle(BundleError::SourceOutsideBundle { .. })
+        ),
+        "{err:?}"
+    );
+    let shown = format!("{err} {err:?}");
+    assert!(!holds_password(shown.as_bytes()), "{shown}");
+    assert!(shown.contains("example.invalid"), "{shown}");
+}

@@ -199,3 +199,73 @@ fn walk_names(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// A plugins directory that requires signatures and allows `file` URLs.
+fn signed_only() -> TempPluginsDir {
+    let dir = TempPluginsDir::default();
+    std::fs::create_dir_all(dir.path().join(".plg")).unwrap();
+    std::fs::write(
+        dir.path().join(".plg/config.json"),
+        r#"{"require_signature": true, "git_schemes": ["file"]}"#,
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn where_signatures_are_required_a_git_source_is_refused_before_it_is_fetched_or_built() {
+    let (_repo, url, _commit) = git_repo(&hello_crate_files());
+
+    // A hand-placed remote_git manifest: load refuses it without cloning.
+    let dir = signed_only();
+    dir.write_manifest(
+        "hello",
+        &format!(r#"{{"name":"hello","version":"1.2.0","source":{{"mode":"remote_git","path":"{url}"}}}}"#),
+    );
+    let report = PluginManager::new(dir.path()).load_all();
+    assert!(report.loaded.is_empty());
+    assert!(
+        matches!(
+            report.failed.as_slice(),
+            [f] if matches!(f.error, plg_loader::LoadError::UnsignedSource { .. })
+        ),
+        "{:?}",
+        report.failed
+    );
+    assert!(
+        !dir.path().join(".plg/git-cache").exists(),
+        "nothing was fetched"
+    );
+
+    // `plg install URL`: exit 8, before the warning about building and before any clone.
+    let dir = signed_only();
+    let out = std::process::Command::new(plg_tests::plg_bin(plg_tests::Profile::Debug))
+        .args(["install", &url, "--plugins-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(!err.contains("warning: building"), "{err}");
+    assert!(
+        !dir.path().join(".plg/git-cache").exists(),
+        "nothing was fetched"
+    );
+
+    // `plg install CRATE_DIR`: exit 8 before cargo runs.
+    let krate = tempfile::tempdir().unwrap();
+    for (p, text) in hello_crate_files() {
+        let path = krate.path().join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let out = std::process::Command::new(plg_tests::plg_bin(plg_tests::Profile::Debug))
+        .args(["install", krate.path().to_str().unwrap(), "--plugins-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(err.contains("requires signatures"), "{err}");
+    assert!(!err.contains("Compiling"), "cargo never ran: {err}");
+}

@@ -5,8 +5,10 @@
 mod bundle;
 mod claims;
 mod cli;
+mod cli_experience;
 mod cli_hardening;
 mod execute;
+mod fuzz_corpus;
 mod git;
 mod git_credentials;
 mod git_more;

@@ -15,6 +15,7 @@ pub const PACKAGES: &[&str] = &[
     "hello",
     "counter",
     "kinds",
+    "wordstats",
     "fixture-panic",
     "fixture-hang",
     "fixture-noop",

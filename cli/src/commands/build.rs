@@ -12,7 +12,7 @@ use crate::{failure::Failure, output::Output, Global};
 
 #[derive(Args)]
 pub struct BuildArgs {
-    /// The plugin crate [default: .].
+    /// The plugin crate.
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Build in debug mode instead of release.

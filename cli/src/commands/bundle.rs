@@ -15,7 +15,7 @@ use crate::{failure::Failure, output::Output, Global};
 
 #[derive(Args)]
 pub struct PackArgs {
-    /// A plugin crate (Cargo.toml + plugin.json) or a staged plugin directory [default: .].
+    /// A plugin crate (Cargo.toml + plugin.json) or a staged plugin directory.
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Where to write the bundle [default: ./NAME-VERSION.plg].

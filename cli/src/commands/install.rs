@@ -6,7 +6,10 @@ use clap::Args;
 use plg_loader::{
     build::BuildOptions,
     git::{fetch_and_build, GitOptions, GitProgress, Phase},
-    install::{install_file, install_library, uninstall as remove, InstallOptions, Installed},
+    install::{
+        admits_unsigned, install_file, install_library, uninstall as remove, InstallOptions,
+        Installed,
+    },
     origin::{library_in, GitRef, Origin},
     Manifest, PluginsDir,
 };
@@ -53,10 +56,14 @@ pub fn install(g: &Global, a: InstallArgs, out: &Output) -> Result<(), Failure> 
     let installed = match &a.source {
         Origin::Bundle(path) => install_file(path, &dir, &opts)?,
         Origin::Dir(path) => {
+            // Refuse before building: an unsigned build could never be placed here.
+            admits_unsigned(path, &dir, &opts)?;
             let (manifest, library) = library_in(path, &BuildOptions::default())?;
             install_library(&manifest, &library, &dir, &opts)?
         }
         Origin::Git(git) => {
+            // Refuse before cloning and building (which runs the repository's code).
+            admits_unsigned(std::path::Path::new(&git.to_string()), &dir, &opts)?;
             let visible = !out.is_json() && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let progress = CliProgress::new(visible);
             let result = build_from_git(git, &a, &dir, &progress, out).and_then(|(m, lib)| {

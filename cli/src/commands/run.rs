@@ -43,15 +43,21 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{s}` is not a number of seconds"))
 }
 
-fn read_input(path: &Path) -> anyhow::Result<ValueMap> {
+/// The `--input` file's JSON object. A file that cannot be read is an I/O error (exit 10);
+/// one that is not a JSON object is a usage error (exit 2), like any bad argument.
+fn read_input(path: &Path) -> Result<ValueMap, Failure> {
     let text = if path == Path::new("-") {
-        std::io::read_to_string(std::io::stdin()).context("reading --input from stdin")?
+        std::io::read_to_string(std::io::stdin()).context("reading --input from stdin")
     } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("reading --input {}", path.display()))?
-    };
-    serde_json::from_str(&text)
-        .with_context(|| format!("--input {}: expected a JSON object", path.display()))
+        std::fs::read_to_string(path).with_context(|| format!("reading --input {}", path.display()))
+    }
+    .map_err(|e| Failure { code: 10, error: e })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::new(
+            2,
+            format!("--input {}: expected a JSON object ({e})", path.display()),
+        )
+    })
 }
 
 pub fn run(g: &Global, a: RunArgs, out: &Output) -> Result<(), Failure> {

@@ -3,7 +3,7 @@
 //! ([`LoadError::Git`] → [`GitError::Build`]), building stages through install
 //! ([`BuildError::Stage`]), and install checks a copy by loading it ([`InstallError::Load`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use semver::Version;
 use thiserror::Error;
@@ -138,7 +138,7 @@ pub enum LoadError {
         existing: PathBuf,
     },
     /// No plugin of that name (and matching version) is under the plugins directory.
-    #[error("no plugin `{name}`{} under {}{}{}", requirement.as_deref().map(|r| format!(" matching `{r}`")).unwrap_or_default(), plugins_dir.display(), if versions.is_empty() { String::new() } else { format!(" (found versions: {})", versions.join(", ")) }, if *broken > 0 { format!("; {broken} manifest(s) there are invalid, run `plg list` to see why") } else { String::new() })]
+    #[error("{}", not_installed(name, requirement.as_deref(), plugins_dir, versions, *broken, others))]
     NotInstalled {
         /// The name asked for.
         name: String,
@@ -150,6 +150,20 @@ pub enum LoadError {
         versions: Vec<String>,
         /// How many manifests could not be read.
         broken: usize,
+        /// The other plugin names in the directory (for a "did you mean"); empty when the
+        /// directory does not exist.
+        others: Box<[String]>,
+    },
+    /// A `remote_git` manifest in a plugins directory that requires signatures: a git build
+    /// carries none, so it is refused before anything is fetched or built.
+    #[error("{} builds {url} from git, but {} requires signatures and a git build carries none; install a signed bundle of it instead (`plg pack --sign KEY`, then `plg install`)", manifest.display(), config.display())]
+    UnsignedSource {
+        /// The manifest.
+        manifest: PathBuf,
+        /// The repository URL, without credentials.
+        url: String,
+        /// The configuration that requires signatures.
+        config: PathBuf,
     },
     /// A version requirement could not be parsed.
     #[error(transparent)]
@@ -261,6 +275,28 @@ pub enum BuildError {
     /// The manifest is invalid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// `plugin.json` and Cargo.toml give different names or versions.
+    #[error("{} says {field} `{in_manifest}`, but {} says `{in_cargo_toml}`; the library declares Cargo.toml's. Remove `{field}` from plugin.json (plg build fills it in from Cargo.toml), or make the two agree", manifest.display(), cargo_toml.display())]
+    Disagrees {
+        /// `name` or `version`.
+        field: &'static str,
+        /// The crate's plugin.json.
+        manifest: PathBuf,
+        /// What plugin.json says.
+        in_manifest: String,
+        /// The crate's Cargo.toml.
+        cargo_toml: PathBuf,
+        /// What Cargo.toml says.
+        in_cargo_toml: String,
+    },
+    /// `cargo metadata` could not read the crate's Cargo.toml.
+    #[error("cannot read {}: {problem}", cargo_toml.display())]
+    Metadata {
+        /// The crate's Cargo.toml.
+        cargo_toml: PathBuf,
+        /// cargo's message.
+        problem: String,
+    },
     /// cargo could not be started.
     #[error("cannot run `{cargo}`: {source}; is Rust installed and on PATH?")]
     CargoSpawn {
@@ -314,7 +350,7 @@ pub enum InstallError {
     #[error(transparent)]
     Bundle(#[from] BundleError),
     /// The unpacked library does not load as the manifest says.
-    #[error("the bundle's library does not load")]
+    #[error("the plugin's library does not load")]
     Load(#[from] LoadError),
     /// Building the plugin crate to install failed.
     #[error(transparent)]
@@ -379,4 +415,50 @@ impl From<ConfigError> for InstallError {
             ConfigError::Io(io) => InstallError::Io(io),
         }
     }
+}
+
+/// [`LoadError::NotInstalled`]'s message: says when the directory itself is missing, which
+/// versions did not match, the closest name, and what is installed.
+fn not_installed(
+    name: &str,
+    requirement: Option<&str>,
+    plugins_dir: &Path,
+    versions: &[String],
+    broken: usize,
+    others: &[String],
+) -> String {
+    let dir = plugins_dir.display();
+    if !plugins_dir.is_dir() {
+        return format!(
+            "no plugin `{name}`: the plugins directory {dir} does not exist; pass --plugins-dir \
+             or set PLG_PLUGINS_DIR to the right one, or install a plugin into it"
+        );
+    }
+    let mut msg = format!("no plugin `{name}`");
+    if let Some(r) = requirement {
+        msg += &format!(" matching `{r}`");
+    }
+    msg += &format!(" under {dir}");
+    if !versions.is_empty() {
+        msg += &format!(" (found versions: {})", versions.join(", "));
+    } else {
+        let closest = others
+            .iter()
+            .filter(|o| o.as_str() != name)
+            .map(|o| (strsim::damerau_levenshtein(name, o), o))
+            .filter(|(d, o)| *d <= (name.len().max(o.len()) / 3).max(1))
+            .min();
+        if let Some((_, o)) = closest {
+            msg += &format!(". Did you mean `{o}`?");
+        }
+        match others.len() {
+            0 => msg += ". It holds no plugins",
+            n if n <= 10 => msg += &format!(". Installed: {}", others.join(", ")),
+            n => msg += &format!(". {n} plugins are installed: `plg list` shows them"),
+        }
+    }
+    if broken > 0 {
+        msg += &format!("; {broken} manifest(s) there are invalid, run `plg list` to see why");
+    }
+    msg
 }

@@ -55,8 +55,9 @@ pub struct Manifest {
     pub http_services: Option<HttpServices>,
 }
 
-/// `source`: where the plugin's library comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `source`: where the plugin's library comes from. `Debug` shows a `remote_git` URL without
+/// its credentials ([`git_url::redact`]).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Source {
     /// `local_so`: a library next to the manifest.
     LocalSo {
@@ -72,6 +73,20 @@ pub enum Source {
         /// The crate's directory inside the repository.
         subdir: Option<PathBuf>,
     },
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::LocalSo { path } => f.debug_struct("LocalSo").field("path", path).finish(),
+            Source::RemoteGit { url, rev, subdir } => f
+                .debug_struct("RemoteGit")
+                .field("url", &git_url::redact(url))
+                .field("rev", rev)
+                .field("subdir", subdir)
+                .finish(),
+        }
+    }
 }
 
 impl Source {
@@ -219,7 +234,7 @@ impl Manifest {
 
 /// Reads a manifest file: no link followed, nothing but a regular file, at most
 /// [`MAX_MANIFEST_BYTES`].
-fn read_manifest_file(path: &Path) -> Result<String, ManifestError> {
+pub(crate) fn read_manifest_file(path: &Path) -> Result<String, ManifestError> {
     use std::io::Read;
     let read_err = |source| ManifestError::Read {
         path: path.to_owned(),

@@ -142,6 +142,21 @@ impl PluginsDir {
         found
     }
 
+    /// The names of the plugin directories here (`PLUGINS_DIR/NAME`), sorted, without
+    /// reading any manifest: for "did you mean" hints. A missing directory has none.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| crate::manifest::validate_name(n).is_ok())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Adds `dir/plugin.json`, or else each `dir/SUB/plugin.json`, to `found`.
     fn look_into(&self, dir: &Path, found: &mut Discovery) {
         let manifest = dir.join(MANIFEST_FILE);

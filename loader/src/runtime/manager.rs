@@ -231,6 +231,11 @@ impl PluginManager {
                 name: name.to_owned(),
                 requirement: requirement.map(str::to_owned),
                 plugins_dir: self.plugins_dir.path().to_owned(),
+                others: if versions.is_empty() {
+                    self.plugins_dir.names().into()
+                } else {
+                    Box::default()
+                },
                 versions,
                 broken: broken.len(),
             });

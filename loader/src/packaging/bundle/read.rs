@@ -154,10 +154,11 @@ impl Bundle {
                 name
             }
             ManifestSource::RemoteGit { url, .. } => {
+                // The URL may carry credentials: show it without them.
                 return Err(BundleError::SourceOutsideBundle {
                     path,
-                    source_path: url.clone(),
-                })
+                    source_path: crate::manifest::git_url::redact(url),
+                });
             }
         };
         let signature = match signature_text {

@@ -56,6 +56,15 @@ impl SourceResolver for GitSources {
         let Source::RemoteGit { url, rev, subdir } = &manifest.source else {
             return Ok((manifest.clone(), manifest_path.to_owned())); // already local
         };
+        // A git build carries no signature: where signatures are required it can never be
+        // admitted, so refuse before fetching and building (which runs the repository's code).
+        if self.plugins_dir.config()?.require_signature {
+            return Err(LoadError::UnsignedSource {
+                manifest: manifest_path.to_owned(),
+                url: crate::manifest::git_url::redact(url),
+                config: self.plugins_dir.config_file(),
+            });
+        }
         let mut opts = self.options()?;
         opts.offline = offline;
         let built = fetch_and_build(url, rev.as_deref(), subdir.as_deref(), &opts, &NoProgress)?;

@@ -71,6 +71,20 @@ pub fn install_library(
     place_library(manifest, library, plugins_dir, opts.force, admission)
 }
 
+/// Refuses, before anything is built, an unsigned source (a crate, a staged directory, a git
+/// repository) that would be refused after building: when `plugins_dir` requires signatures
+/// (or `opts.require_signature` does), an unsigned copy can never get in, and building a
+/// crate or a repository runs its code. The same check runs again when the copy is placed.
+pub fn admits_unsigned(
+    source: &Path,
+    plugins_dir: &PluginsDir,
+    opts: &InstallOptions,
+) -> Result<(), InstallError> {
+    Admission::unsigned(source, opts.require_signature)
+        .admit(plugins_dir)
+        .map(drop)
+}
+
 /// Reads the bundle at `path` and installs it into `plugins_dir`.
 pub fn install_file(
     path: &Path,

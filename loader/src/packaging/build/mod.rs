@@ -17,6 +17,8 @@ use std::{
 
 use cargo_metadata::Message;
 
+mod identity;
+
 pub use crate::error::BuildError;
 use crate::{
     error::InstallError,
@@ -64,6 +66,10 @@ pub struct Built {
 
 /// Builds the plugin crate in `dir` and finds its cdylib from cargo's JSON messages.
 /// cargo's human-readable output goes to this process's stderr.
+///
+/// The crate's `plugin.json` may leave out `name` and `version`: they are taken from
+/// Cargo.toml, which is what the library declares. If it has them and they differ from
+/// Cargo.toml's, that is [`BuildError::Disagrees`], before anything is built.
 pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     if !manifest_path.is_file() {
@@ -71,9 +77,9 @@ pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError>
             dir: dir.to_owned(),
         });
     }
-    let manifest = Manifest::from_path(&manifest_path)?;
     let cargo_toml = dir.join("Cargo.toml");
     if !cargo_toml.is_file() {
+        Manifest::from_path(&manifest_path)?; // a broken manifest is the first thing to fix
         return Err(BuildError::NoCargoToml {
             dir: dir.to_owned(),
         });
@@ -81,6 +87,7 @@ pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError>
     let cargo_toml = cargo_toml
         .canonicalize()
         .map_err(IoError::at::<BuildError>(&cargo_toml))?;
+    let manifest = identity::crate_manifest(&manifest_path, &cargo_toml, opts)?;
     let mut cmd = Command::new(&opts.cargo);
     cmd.arg("build")
         .arg("--message-format=json-render-diagnostics")
