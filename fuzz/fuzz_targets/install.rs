@@ -18,7 +18,11 @@ fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
         let real = std::env::var_os("PLG_FUZZ_LIBRARY")
-            .map(|p| RealPlugin::hello(p.as_ref()).expect("PLG_FUZZ_LIBRARY is readable"));
+            .map(|p| {
+                let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/hello/plugin.json");
+                RealPlugin::new(p.as_ref(), manifest.as_ref())
+                    .expect("PLG_FUZZ_LIBRARY and plugins/hello/plugin.json are readable")
+            });
         Harness::new(real)
     })
 }

@@ -5,14 +5,16 @@ use std::process::{Command, Output};
 
 use plg_tests::{plg_bin, target_dir, workspace_root, Profile, TempPluginsDir};
 
-/// Runs `plg ARGS --plugins-dir DIR`, with `PLG_PLUGINS_DIR` unset and `extra` set in its
-/// environment.
+/// Runs `plg ARGS --plugins-dir DIR` (without `--plugins-dir` for the commands that write no
+/// plugins directory and refuse it: `new`, `pack`, `keygen`), with `PLG_PLUGINS_DIR` unset
+/// and `extra` set in its environment.
 pub fn plg_env(dir: &TempPluginsDir, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    Command::new(plg_bin(Profile::Debug))
-        .args(args)
-        .arg("--plugins-dir")
-        .arg(dir.path())
-        .env_remove("PLG_PLUGINS_DIR")
+    let mut cmd = Command::new(plg_bin(Profile::Debug));
+    cmd.args(args);
+    if !matches!(args.first(), Some(&("new" | "pack" | "keygen"))) {
+        cmd.arg("--plugins-dir").arg(dir.path());
+    }
+    cmd.env_remove("PLG_PLUGINS_DIR")
         .env("RUST_LOG", "info")
         .envs(extra.iter().copied())
         .output()

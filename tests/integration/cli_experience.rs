@@ -74,7 +74,12 @@ fn plugins_dir_is_refused_where_it_would_be_ignored() {
         vec!["keygen", key.to_str().unwrap()],
         vec!["pack", "."],
     ] {
-        let out = plg(&dir, &args);
+        let out = Command::new(plg_bin(Profile::Debug))
+            .args(&args)
+            .arg("--plugins-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
         assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("--plugins-dir does not apply"),

@@ -25,7 +25,7 @@ fn a_wrong_kind_of_input_is_invalid_input() {
     match hello.execute(&mut ctx) {
         Err(ExecError::InvalidInput { plugin, message }) => {
             assert_eq!(plugin, "hello@1.2.0");
-            assert!(message.contains("holds a int"), "{message}");
+            assert!(message.contains("holds an int"), "{message}");
         }
         other => panic!("expected InvalidInput, got {other:?}"),
     }

@@ -19,7 +19,10 @@ use plg_tests::{library, workspace_root, Profile};
 
 fn harness() -> Harness {
     let lib = library(Profile::Debug, "hello");
-    Harness::new(Some(RealPlugin::hello(&lib).expect("hello is built")))
+    let manifest = workspace_root().join("plugins/hello/plugin.json");
+    Harness::new(Some(
+        RealPlugin::new(&lib, &manifest).expect("hello is built"),
+    ))
 }
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {

@@ -2,6 +2,7 @@
 //! public API and the `plg` binary, with fixture plugins built once per run.
 #![forbid(unsafe_code)]
 
+mod author;
 mod bundle;
 mod claims;
 mod cli;

@@ -333,3 +333,26 @@ fn refused_calls_never_keep_unload_busy_under_64_threads() {
         let _ = reports;
     }
 }
+
+#[test]
+fn dropping_the_manager_unloads_its_plugins_and_warns_about_handles_still_held() {
+    use crate::logging::capture_logs;
+
+    let (manager, hello, _dir) = crate::load_one("hello");
+    let logs = capture_logs(|| drop(manager));
+    assert!(
+        logs.contains("dropped while handles to its plugins are still held")
+            && logs.contains("hello@1.2.0"),
+        "{logs}"
+    );
+    assert!(matches!(
+        hello.execute(&mut plg_loader::Context::new()),
+        Err(plg_loader::ExecError::Unloaded { .. })
+    ));
+
+    // No handles held: no warning.
+    let (manager, hello, _dir) = crate::load_one("hello");
+    drop(hello);
+    let logs = capture_logs(|| drop(manager));
+    assert!(!logs.contains("still held"), "{logs}");
+}

@@ -22,12 +22,18 @@ pub struct BuildArgs {
     /// directory that requires signatures; the key's public half must be trusted there.
     #[arg(long, value_name = "KEY")]
     sign: Option<PathBuf>,
+    /// The cargo target directory [default: $PLG_TARGET_DIR, else $CARGO_TARGET_DIR, else
+    /// plg/target in the per-user cache directory, shared by every plugin build]
+    #[arg(long, value_name = "DIR")]
+    target_dir: Option<PathBuf>,
 }
 
 pub fn run(g: &Global, a: BuildArgs, out: &Output) -> Result<(), Failure> {
+    let defaults = BuildOptions::default();
     let opts = BuildOptions {
         release: !a.debug,
-        ..BuildOptions::default()
+        target_dir: a.target_dir.or(defaults.target_dir.clone()),
+        ..defaults
     };
     let plugins_dir = g.plugins_dir()?;
     let key = a.sign.as_deref().map(read_signing_key).transpose()?;

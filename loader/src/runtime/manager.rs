@@ -46,6 +46,27 @@ pub struct LoadReport {
 /// the runtime meets the packaging layer.
 ///
 /// All methods take `&self`; share a manager between threads in an `Arc`.
+///
+/// # Dropping
+/// **Dropping the manager unloads every plugin it loaded.** A [`Plugin`] handle does not keep
+/// its plugin loaded: once the manager is gone, the handle's `execute` returns
+/// [`ExecError::Unloaded`](crate::ExecError::Unloaded). Keep the manager at least as long as
+/// its handles. A manager dropped while handles are held logs a warning naming them.
+///
+/// ```no_run
+/// use plg_loader::{Plugin, PluginManager};
+///
+/// // Wrong: the manager is dropped on return, so the handle comes back unloaded.
+/// fn hello() -> Plugin {
+///     let manager = PluginManager::new("plugins");
+///     manager.load_matching("hello", None).unwrap()
+/// }
+///
+/// // Right: the caller keeps the manager.
+/// fn hello_from(manager: &PluginManager) -> Plugin {
+///     manager.load_matching("hello", None).unwrap()
+/// }
+/// ```
 #[derive(Debug)]
 pub struct PluginManager {
     plugins_dir: PluginsDir,
@@ -381,8 +402,30 @@ impl PluginManager {
     }
 }
 
+/// Dropping the manager unloads every plugin it loaded (waiting for calls in flight, as
+/// [`PluginManager::unload`] does). Handles that outlive it return
+/// [`ExecError::Unloaded`](crate::ExecError::Unloaded); a warning names the plugins that still
+/// had handles, since that is usually a manager dropped by mistake (a local variable in a
+/// function that returns a handle).
 impl Drop for PluginManager {
     fn drop(&mut self) {
+        let held: Vec<String> = {
+            let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+            map.values()
+                .flat_map(BTreeMap::values)
+                .filter(|p| p.handles() > 1)
+                .map(|p| p.id().to_owned())
+                .collect()
+        };
+        if !held.is_empty() {
+            tracing::warn!(
+                plugins = %held.join(", "),
+                "a PluginManager was dropped while handles to its plugins are still held: the \
+                 plugins are unloaded, and those handles now return ExecError::Unloaded; keep \
+                 the manager alive as long as its handles (in an Arc, a struct field or a \
+                 OnceLock)"
+            );
+        }
         let _ = self.unload_all();
     }
 }

@@ -169,7 +169,9 @@ struct Inner {
 ///
 /// A handle never keeps a plugin alive past
 /// [`PluginManager::unload`](crate::PluginManager::unload): after that, `execute` returns
-/// [`ExecError::Unloaded`] instead of calling into the closed library.
+/// [`ExecError::Unloaded`] instead of calling into the closed library. Nor past its
+/// manager: dropping the [`PluginManager`](crate::PluginManager) unloads every plugin it
+/// loaded, so keep the manager alive as long as you use its handles.
 #[derive(Clone)]
 pub struct Plugin(Arc<Inner>);
 
@@ -186,6 +188,11 @@ impl fmt::Debug for Plugin {
 }
 
 impl Plugin {
+    /// How many handles to this plugin exist, the manager's own included.
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
     pub(crate) fn in_process(manifest: Manifest, manifest_path: PathBuf, lib: Library) -> Self {
         Plugin(Arc::new(Inner {
             id: manifest.id(),

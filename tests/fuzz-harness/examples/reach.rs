@@ -27,7 +27,11 @@ fn main() {
         std::process::exit(2);
     };
     let harness = Harness::new(Some(
-        RealPlugin::hello(Path::new(library)).expect("the library is readable"),
+        RealPlugin::new(
+            Path::new(library),
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/hello/plugin.json"),
+        )
+        .expect("the library and plugins/hello/plugin.json are readable"),
     ));
     for pair in args[1..].chunks(2) {
         let [flag, dir] = pair else {

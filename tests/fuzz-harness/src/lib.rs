@@ -42,14 +42,15 @@ pub struct RealPlugin {
 }
 
 impl RealPlugin {
-    /// The `hello` sample plugin, built at `library`.
-    pub fn hello(library: &Path) -> std::io::Result<Self> {
-        let manifest: serde_json::Value =
-            serde_json::from_str(include_str!("../../../plugins/hello/plugin.json"))
-                .expect("plugins/hello/plugin.json is JSON");
+    /// A plugin built at `library`, whose name and version its crate's `manifest`
+    /// (`plugins/hello/plugin.json`) gives.
+    pub fn new(library: &Path, manifest: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(manifest)?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         Ok(Self {
-            name: manifest["name"].as_str().unwrap_or_default().to_owned(),
-            version: manifest["version"].as_str().unwrap_or_default().to_owned(),
+            name: json["name"].as_str().unwrap_or_default().to_owned(),
+            version: json["version"].as_str().unwrap_or_default().to_owned(),
             library_name: library
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

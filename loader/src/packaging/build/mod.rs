@@ -40,7 +40,8 @@ pub struct BuildOptions {
     pub cargo: String,
     /// Pass `--locked` (use the crate's Cargo.lock as it is).
     pub locked: bool,
-    /// Build into this target directory instead of cargo's default.
+    /// Build into this target directory instead of cargo's default (the crate's `target/`,
+    /// or `$CARGO_TARGET_DIR`). The default is [`shared_target_dir`].
     pub target_dir: Option<PathBuf>,
 }
 
@@ -50,9 +51,29 @@ impl Default for BuildOptions {
             release: true,
             cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
             locked: false,
-            target_dir: None,
+            target_dir: shared_target_dir(),
         }
     }
+}
+
+/// The environment variable that sets the target directory plugin builds share.
+pub const TARGET_DIR_ENV: &str = "PLG_TARGET_DIR";
+
+/// The target directory plugin builds share, so that abi_stable and the rest compile once
+/// per user rather than once per plugin: `$PLG_TARGET_DIR`; else `None` when
+/// `$CARGO_TARGET_DIR` is set (cargo uses that itself); else `plg/target` in the per-user
+/// cache directory (`~/.cache/plg/target` on Linux); else `None` (the crate's own `target/`).
+///
+/// Git builds do not use it: each commit builds in its own directory in the git cache, so
+/// a repository's build scripts cannot reach other builds' output.
+pub fn shared_target_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(TARGET_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    if std::env::var_os("CARGO_TARGET_DIR").is_some_and(|d| !d.is_empty()) {
+        return None;
+    }
+    dirs::cache_dir().map(|d| d.join("plg").join("target"))
 }
 
 /// A built plugin: its manifest and the library cargo produced.

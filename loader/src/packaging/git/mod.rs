@@ -88,7 +88,12 @@ impl GitOptions {
             cache_dir: cache_dir.into(),
             fetch_submodules: false,
             offline: false,
-            build: BuildOptions::default(),
+            // Each commit builds in its own target directory in the cache, never in the
+            // shared one: a repository's build scripts must not reach other builds' output.
+            build: BuildOptions {
+                target_dir: None,
+                ..BuildOptions::default()
+            },
         }
     }
 }

@@ -25,8 +25,9 @@ pub enum PlgApiSource {
 }
 
 /// Creates the crate `name` in `dir` (which must not exist): `Cargo.toml` (a cdylib with its
-/// own `[workspace]`, so it builds anywhere), `plugin.json` and `src/lib.rs` with a working
-/// `execute`. Files are written to a sibling temporary directory and renamed into place.
+/// own `[workspace]`, so it builds anywhere), `plugin.json` (without `name` and `version`,
+/// which come from Cargo.toml), `src/lib.rs` with a working `execute`, and a `Cargo.lock`
+/// pinning the versions plg is tested with. Files are written to a sibling temporary directory and renamed into place.
 pub fn scaffold(name: &str, dir: &Path, api: &PlgApiSource) -> Result<PathBuf, ScaffoldError> {
     validate_name(name).map_err(|problem| ScaffoldError::InvalidName {
         name: name.to_owned(),
@@ -47,9 +48,12 @@ pub fn scaffold(name: &str, dir: &Path, api: &PlgApiSource) -> Result<PathBuf, S
     let result = (|| {
         std::fs::create_dir_all(tmp.join("src")).map_err(io(&tmp))?;
         let dep = match api {
-            PlgApiSource::Path(p) => {
-                format!("plg-api = {{ path = {:?} }}", p.display().to_string())
-            }
+            // The version requirement a published crate needs, with the checkout's path as
+            // the override while plg-api is not on crates.io.
+            PlgApiSource::Path(p) => format!(
+                "plg-api = {{ version = {API_REQ:?}, path = {:?} }}",
+                p.display().to_string()
+            ),
             PlgApiSource::Version(v) => format!("plg-api = {v:?}"),
         };
         let lib = name.replace('-', "_");
@@ -58,6 +62,7 @@ pub fn scaffold(name: &str, dir: &Path, api: &PlgApiSource) -> Result<PathBuf, S
             ("plugin.json", manifest(name, &lib)),
             ("src/lib.rs", LIB_RS.to_owned()),
             (".gitignore", "/target\n".to_owned()),
+            ("Cargo.lock", CARGO_LOCK.to_owned()),
         ];
         for (file, text) in files {
             let path = tmp.join(file);
@@ -97,11 +102,11 @@ panic = "unwind"
     )
 }
 
-fn manifest(name: &str, lib: &str) -> String {
+/// The crate's `plugin.json`: no `name` or `version`, which `plg build` takes from
+/// Cargo.toml, so a version bump is one edit.
+fn manifest(_name: &str, lib: &str) -> String {
     format!(
         r#"{{
-  "name": "{name}",
-  "version": "0.1.0",
   "description": "A plg plugin.",
   "maintainers": [],
   "source": {{ "mode": "local_so", "path": "lib{lib}" }}
@@ -109,6 +114,14 @@ fn manifest(name: &str, lib: &str) -> String {
 "#
     )
 }
+
+/// The plg-api requirement a new crate gets: this plg's own version.
+const API_REQ: &str = env!("CARGO_PKG_VERSION");
+
+/// The new crate's `Cargo.lock`: plg's own lock, pruned to what a plugin crate needs, so a new
+/// plugin builds with the versions plg is tested with (regenerate it with
+/// `scripts/scaffold_lock.sh`).
+const CARGO_LOCK: &str = include_str!("plugin.Cargo.lock");
 
 const LIB_RS: &str = r#"//! A plg plugin. `plg build` builds and stages it; `plg run` calls it.
 
