@@ -25,6 +25,9 @@ elapsed() { # NAME: plg new NAME, then plg build; prints seconds
 
 first=$(elapsed first)
 second=$(elapsed second)
+# Both really built and staged: each runs.
+"$plg" run first --set name=a >/dev/null
+"$plg" run second --set name=b >/dev/null
 echo "first new plugin (cold shared target dir): ${first} s"
 echo "second new plugin (same target dir):       ${second} s"
 python3 -c "print(f'second / first: {$second / $first:.3f}')"

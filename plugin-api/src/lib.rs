@@ -87,6 +87,7 @@ mod error;
 pub mod host;
 mod module;
 mod serde_impls;
+pub mod untrusted;
 mod value;
 
 pub use context::{CancelToken, Context, ContextError, LogFn, LogLevel, LogSink};

@@ -164,6 +164,35 @@ pub mod __private {
         }
     }
 
+    static PANIC_HOOK: std::sync::Once = std::sync::Once::new();
+
+    /// Installs, in the plugin's own copy of std (a cdylib has its own), a panic hook that
+    /// prints a panic message with terminal controls in it escaped
+    /// ([`untrusted::escape`](crate::untrusted::escape)): a message can carry text from a
+    /// context or a file. A message that needs no escaping goes to the previous hook as it is
+    /// (so `RUST_BACKTRACE` still works). Runs before the plugin's first entry point, so a
+    /// plugin that sets its own hook in `on_load` or `execute` replaces this one.
+    fn install_panic_hook() {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = panic_message(info.payload());
+            if !message.chars().any(crate::untrusted::needs_escape) {
+                return previous(info);
+            }
+            // No thread name: `thread::current()` can register a thread-local destructor,
+            // which would keep the plugin's image mapped after unload.
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            eprintln!(
+                "a plugin panicked{}:\n{}",
+                crate::untrusted::escape(&location),
+                crate::untrusted::escape(&message)
+            );
+        }));
+    }
+
     /// Runs `f` so that nothing unwinds out of the `extern "C"` function that calls it: a panic
     /// becomes a [`PluginErrorKind::Panicked`](crate::PluginErrorKind::Panicked) error.
     pub fn guard(
@@ -171,6 +200,7 @@ pub mod __private {
         ctx: &mut Context,
         f: fn(&mut Context) -> Result<(), PluginError>,
     ) -> RResult<(), PluginError> {
+        PANIC_HOOK.call_once(install_panic_hook);
         ctx.__set_origin(origin);
         match catch_unwind(AssertUnwindSafe(|| f(ctx))) {
             Ok(Ok(())) => RResult::ROk(()),

@@ -74,7 +74,7 @@ fn list_runs_no_plugin_code_and_check_contains_crashes_and_hangs() {
 /// Terminal control from a manifest or a plugin never reaches the terminal raw.
 #[test]
 fn untrusted_text_is_escaped_in_every_command() {
-    const NASTY: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}1m";
+    const NASTY: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}1m\u{7f}\u{202e}";
     let dir = TempPluginsDir::default();
     // An invalid manifest whose values and unknown keys carry escapes.
     let manifest = serde_json::json!({
@@ -87,6 +87,8 @@ fn untrusted_text_is_escaped_in_every_command() {
     });
     dir.write_manifest("nasty", &manifest.to_string());
     let staged = dir.stage("hello");
+    dir.stage("fixture-panic");
+    let panic_message = format!("message=boom{NASTY}");
     // A valid plugin whose description carries escapes, for `inspect`.
     let mut good: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(staged.join("plugin.json")).unwrap())
@@ -109,16 +111,24 @@ fn untrusted_text_is_escaped_in_every_command() {
         vec!["list"],
         vec!["list", "--check"],
         vec!["run", "nasty"],
+        vec!["run", "fixture-panic", "--set", &panic_message],
         vec!["inspect", bundle.to_str().unwrap()],
         vec!["install", "nasty/plugin.json"],
     ] {
-        let out = plg(&dir, &args);
-        for stream in [&out.stdout, &out.stderr] {
-            let s = text(stream);
-            assert!(
-                !s.contains('\u{1b}') && !s.contains('\u{7}') && !s.contains('\u{9b}'),
-                "{args:?} printed a raw control character: {s:?}"
-            );
+        // Text output, and `--json`, whose strings escape them as \uXXXX.
+        for json in [false, true] {
+            let mut args = args.clone();
+            if json {
+                args.push("--json");
+            }
+            let out = plg(&dir, &args);
+            for stream in [&out.stdout, &out.stderr] {
+                let s = text(stream);
+                assert!(
+                    !s.contains(['\u{1b}', '\u{7}', '\u{9b}', '\u{7f}', '\u{202e}']),
+                    "{args:?} printed a raw control character: {s:?}"
+                );
+            }
         }
     }
 }

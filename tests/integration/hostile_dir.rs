@@ -163,3 +163,27 @@ fn install_and_uninstall_refuse_a_linked_plugin_dir() {
     );
     assert!(victim.join(".staging-999999-1-0").exists());
 }
+
+#[test]
+fn a_broken_name_level_manifest_does_not_hide_the_installed_versions() {
+    let dir = TempPluginsDir::default();
+    // hello installed the way `plg install` lays it out, plus a planted NAME/plugin.json.
+    dir.stage_with("hello", "hello", |_| {}); // hello/1.2.0/
+    std::fs::write(dir.path().join("hello/plugin.json"), "{ not json").unwrap();
+    let manager = PluginManager::new(dir.path());
+    let hello = manager
+        .load_matching("hello", None)
+        .expect("the installed version still loads");
+    assert_eq!(hello.id(), "hello@1.2.0");
+    drop((hello, manager)); // the same library cannot be open twice
+    let report = PluginManager::new(dir.path()).load_all();
+    assert_eq!(report.loaded.len(), 1, "{:?}", report.failed);
+    assert!(
+        matches!(
+            report.failed.as_slice(),
+            [f] if f.path.ends_with("hello/plugin.json")
+        ),
+        "the broken manifest fails alone: {:?}",
+        report.failed
+    );
+}

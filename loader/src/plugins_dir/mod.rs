@@ -126,7 +126,7 @@ impl PluginsDir {
         Ok(found)
     }
 
-    /// The manifests of the plugin `name` alone: `PLUGINS_DIR/NAME/plugin.json`, else
+    /// The manifests of the plugin `name` alone: `PLUGINS_DIR/NAME/plugin.json` and
     /// `PLUGINS_DIR/NAME/VERSION/plugin.json`. Nothing else in the directory is read, so a
     /// broken or hostile neighbour cannot get in the way. An invalid name finds nothing.
     pub fn manifests_of(&self, name: &str) -> Discovery {
@@ -157,14 +157,25 @@ impl PluginsDir {
         names
     }
 
-    /// Adds `dir/plugin.json`, or else each `dir/SUB/plugin.json`, to `found`.
+    /// Adds `dir/plugin.json` and each `dir/SUB/plugin.json` to `found`. Both are read: a
+    /// broken or planted `NAME/plugin.json` must not hide the versions installed in
+    /// `NAME/VERSION`.
+    ///
+    /// In a directory with its own manifest, the other entries are the plugin's files (its
+    /// library, maybe a link to it): those that are not directories plg can enter are
+    /// skipped without complaint.
     fn look_into(&self, dir: &Path, found: &mut Discovery) {
         let manifest = dir.join(MANIFEST_FILE);
-        if manifest.symlink_metadata().is_ok() {
+        let flat = manifest.symlink_metadata().is_ok();
+        if flat {
             found.manifests.push(manifest);
-            return;
         }
-        match self.subdirs(dir, &mut found.failed) {
+        let mut failed = Vec::new();
+        let subdirs = self.subdirs(dir, &mut failed);
+        if !flat {
+            found.failed.append(&mut failed);
+        }
+        match subdirs {
             Ok(subs) => found.manifests.extend(
                 subs.into_iter()
                     .map(|sub| sub.join(MANIFEST_FILE))
