@@ -7,8 +7,8 @@ use crate::{plugins_dir::PluginsDir, runtime::PluginManager};
 impl PluginManager {
     /// A manager for plugins under `plugins_dir`. Nothing is read until you load. With the
     /// `git` feature, `remote_git` manifests are fetched and built with the directory's git
-    /// options ([`GitOptions::for_plugins_dir`](crate::git::GitOptions::for_plugins_dir));
-    /// without it, use [`PluginManager::local_only`]'s behaviour.
+    /// options (`git::GitOptions::for_plugins_dir`); without it, this is
+    /// [`PluginManager::local_only`].
     pub fn new(plugins_dir: impl Into<PluginsDir>) -> Self {
         let plugins_dir = plugins_dir.into();
         #[cfg(feature = "git")]

@@ -58,10 +58,13 @@
 //! destructors registered; plg reports that rather than assuming success.
 //!
 //! # Crate features
-//! - `build` (default): [`build`] builds plugin crates with cargo and stages them, and
-//!   [`scaffold`] writes new plugin crates. Pulls in `cargo_metadata`.
-//! - `git` (default, implies `build`): [`git`] clones `remote_git` sources with libgit2 and
-//!   builds them. A host that only loads local libraries can turn it off and skip libgit2.
+//! None is on by default: loading, calling and unloading local plugins, and reading and
+//! installing bundles, need none. The `plg` CLI turns both on.
+//! - `build`: `build` builds plugin crates with cargo and stages them, and `scaffold`
+//!   writes new plugin crates. Pulls in `cargo_metadata`.
+//! - `git` (implies `build`): `git` clones `remote_git` sources with libgit2 and builds
+//!   them. Without it, a `remote_git` manifest fails to load with
+//!   [`LoadError::UnsupportedSource`].
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -185,7 +185,11 @@ pub mod __private {
                 .location()
                 .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
                 .unwrap_or_default();
-            eprintln!(
+            // Never `eprintln!`: it panics when stderr cannot be written (a full disk, a
+            // closed pipe), and a panic inside the panic hook aborts the whole host.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "a plugin panicked{}:\n{}",
                 crate::untrusted::escape(&location),
                 crate::untrusted::escape(&message)

@@ -334,17 +334,33 @@ impl PartialEq for ValueMap {
 impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for ValueMap {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut map = ValueMap::new();
-        for (k, v) in iter {
-            map.insert(k, v);
-        }
+        map.extend(iter);
         map
     }
 }
 
+/// Like [`ValueMap::insert`] for each entry (a repeated key replaces the earlier value in
+/// its place), in time linear in the number of entries: a temporary index stands in for
+/// `insert`'s linear search, so building a map of many keys is not quadratic.
 impl<K: Into<String>, V: Into<Value>> Extend<(K, V)> for ValueMap {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        let iter = iter.into_iter();
+        let mut index: std::collections::HashMap<String, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.0.as_str().to_owned(), i))
+            .collect();
+        self.entries.reserve(iter.size_hint().0.min(4096));
         for (k, v) in iter {
-            self.insert(k, v);
+            let (k, v) = (k.into(), v.into());
+            match index.get(&k) {
+                Some(&i) => self.entries[i].1 = v,
+                None => {
+                    index.insert(k.clone(), self.entries.len());
+                    self.entries.push(Tuple2(RString::from(k), v));
+                }
+            }
         }
     }
 }

@@ -159,3 +159,28 @@ fn kind_errors_read_as_english() {
     let err = bool::try_from(Value::Int(1)).unwrap_err().to_string();
     assert_eq!(err, "expected a bool, found an int");
 }
+
+#[test]
+fn maps_with_integer_keys_round_trip() {
+    let m: BTreeMap<u32, String> = BTreeMap::from([(1, "one".into()), (20, "twenty".into())]);
+    let v = to_value(&m).unwrap();
+    assert_eq!(v.as_map().unwrap().get("20"), Some(&Value::from("twenty")));
+    assert_eq!(from_value::<BTreeMap<u32, String>>(v).unwrap(), m);
+    let signed: HashMap<i64, bool> = HashMap::from([(-3, true)]);
+    assert_eq!(
+        from_value::<HashMap<i64, bool>>(to_value(&signed).unwrap()).unwrap(),
+        signed
+    );
+}
+
+#[test]
+fn building_a_map_keeps_the_first_place_and_the_last_value_of_a_repeated_key() {
+    let m: plg_api::ValueMap = vec![("a", 1), ("b", 2), ("a", 3)].into_iter().collect();
+    let keys: Vec<&str> = m.iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["a", "b"]);
+    assert_eq!(m.get("a"), Some(&Value::Int(3)));
+    // A large map builds through the same linear path.
+    let big: BTreeMap<String, i64> = (0..50_000).map(|i| (format!("k{i}"), i)).collect();
+    let v = to_value(&big).unwrap();
+    assert_eq!(v.as_map().unwrap().len(), 50_000);
+}

@@ -132,3 +132,31 @@ fn a_new_crate_pins_the_versions_plg_is_tested_with() {
         "{cargo_toml}"
     );
 }
+
+#[test]
+fn two_crates_of_the_same_name_in_one_shared_target_dir_each_stage_their_own_library() {
+    let dir = TempPluginsDir::default();
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a/twin"), work.path().join("b/twin"));
+    for krate in [&a, &b] {
+        let out = plg(&dir, &["new", "twin", "--path", krate.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let lib_rs = b.join("src/lib.rs");
+    let text = std::fs::read_to_string(&lib_rs).unwrap();
+    std::fs::write(&lib_rs, text.replace("Hello, {name}!", "Howdy, {name}!")).unwrap();
+
+    let target = target_dir().join("plg-author-tests");
+    let greeting = |krate: &Path| {
+        let out = build(&dir, krate, &target);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = plg(&dir, &["run", "twin", "--set", "name=x"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        v["greeting"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(greeting(&a), "Hello, x!");
+    assert_eq!(greeting(&b), "Howdy, x!");
+    // Without the ownership record, cargo calls `a` fresh here and points at b's library.
+    assert_eq!(greeting(&a), "Hello, x!");
+}

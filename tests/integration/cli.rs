@@ -26,6 +26,20 @@ pub fn plg(dir: &TempPluginsDir, args: &[&str]) -> Output {
     plg_env(dir, args, &[])
 }
 
+/// `plg pack STAGED -o BUNDLE`, asserting it succeeds.
+pub fn pack(dir: &TempPluginsDir, staged: &std::path::Path, bundle: &std::path::Path) {
+    let out = plg(
+        dir,
+        &[
+            "pack",
+            staged.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -170,7 +184,11 @@ fn list_shows_status_and_why_each_failure_failed() {
             .unwrap_or_else(|| panic!("no line for {name}: {text}"));
         line.split_whitespace().map(str::to_owned).collect()
     };
-    assert_eq!(columns("hello"), ["hello", "1.2.0", "found"], "{text}");
+    assert_eq!(
+        columns("hello"),
+        ["hello", "1.2.0", "found", "unload=depends"],
+        "{text}"
+    );
     assert_eq!(columns("fixture-bad-layout")[2], "found", "{text}");
     let broken = columns("?");
     assert_eq!(broken[2], "error:", "{text}");

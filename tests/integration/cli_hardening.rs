@@ -153,6 +153,12 @@ fn build_obeys_require_signature_unless_signed_with_a_trusted_key() {
     let out = build(&[]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("requires signatures"));
+    // Refused before cargo ran (building runs the crate's build scripts and proc macros).
+    assert!(
+        !text(&out.stderr).contains("Finished"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!dir.path().join("hello").exists(), "nothing was staged");
 
     let work = tempfile::tempdir().unwrap();
@@ -161,9 +167,14 @@ fn build_obeys_require_signature_unless_signed_with_a_trusted_key() {
         .status
         .success());
     let secret = key.with_extension("key");
-    // Signed with a key the directory does not trust: still refused.
+    // Signed with a key the directory does not trust: still refused, before building.
     let out = build(&["--sign", secret.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("Finished"),
+        "{}",
+        text(&out.stderr)
+    );
     let public = key.with_extension("pub");
     assert!(plg(&dir, &["trust", public.to_str().unwrap()])
         .status

@@ -349,3 +349,19 @@ fn a_manifest_or_a_bundle_naming_a_url_with_a_password_never_shows_it() {
     assert!(!holds_password(shown.as_bytes()), "{shown}");
     assert!(shown.contains("example.invalid"), "{shown}");
 }
+
+#[test]
+fn a_url_that_does_not_parse_is_refused_without_showing_its_token() {
+    let plugins = TempPluginsDir::default();
+    let out = plg_with_logs(
+        &plugins,
+        &["install", "https://ghp_T0KEN-77@github.com:99999/o/r.git"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{err}");
+    assert!(
+        err.contains("is not a git URL (invalid port number)"),
+        "{err}"
+    );
+    assert!(!err.contains("T0KEN") && !String::from_utf8_lossy(&out.stdout).contains("T0KEN"));
+}

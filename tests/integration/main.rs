@@ -17,6 +17,7 @@ mod hostile_dir;
 mod layers;
 mod load;
 mod logging;
+mod preflight;
 mod unload;
 
 use plg_loader::{Plugin, PluginManager};

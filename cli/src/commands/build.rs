@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use plg_loader::{
     build::{build_crate, stage, stage_signed, BuildOptions},
+    install::{admits_signed_by, admits_unsigned, InstallOptions},
     keys::read_signing_key,
 };
 
@@ -37,6 +38,11 @@ pub fn run(g: &Global, a: BuildArgs, out: &Output) -> Result<(), Failure> {
     };
     let plugins_dir = g.plugins_dir()?;
     let key = a.sign.as_deref().map(read_signing_key).transpose()?;
+    // Refuse before cargo runs (build scripts, proc macros) what could not be staged here.
+    match &key {
+        Some(key) => admits_signed_by(&a.dir, &key.verifying_key(), &plugins_dir)?,
+        None => admits_unsigned(&a.dir, &plugins_dir, &InstallOptions::default())?,
+    }
     let built = build_crate(&a.dir, &opts)?;
     let dest = match &key {
         Some(key) => stage_signed(&built, &plugins_dir, key)?,

@@ -68,6 +68,7 @@ pub fn inspect(g: &Global, a: InspectArgs, out: &Output) -> Result<(), Failure> 
     let trusted_as = bundle
         .signature()
         .and_then(|s| keyring.trusts(&s.public_key).map(str::to_owned));
+    let unload = bundle.unload_preflight()?;
     if out.is_json() {
         let entries: Vec<_> = bundle
             .entries()
@@ -84,6 +85,7 @@ pub fn inspect(g: &Global, a: InspectArgs, out: &Output) -> Result<(), Failure> 
             "manifest": manifest,
             "entries": entries,
             "signature": signature,
+            "unload": unload.to_string(),
         }));
     }
     let m = bundle.manifest();
@@ -100,6 +102,7 @@ pub fn inspect(g: &Global, a: InspectArgs, out: &Output) -> Result<(), Failure> 
         out.line(format!("  maintainers: {}", m.maintainers.join(", ")));
     }
     out.line(format!("  library:     {}", bundle.library_name()));
+    out.line(format!("  unload:      {unload}"));
     out.line("  entries:");
     for e in bundle.entries() {
         out.line(format!(

@@ -58,7 +58,13 @@ pub fn install(g: &Global, a: InstallArgs, out: &Output) -> Result<(), Failure> 
         Origin::Dir(path) => {
             // Refuse before building: an unsigned build could never be placed here.
             admits_unsigned(path, &dir, &opts)?;
-            let (manifest, library) = library_in(path, &BuildOptions::default())?;
+            // A crate from elsewhere builds in its own target/, not the shared directory
+            // where its build scripts could reach other plugins' build output.
+            let isolated = BuildOptions {
+                target_dir: None,
+                ..BuildOptions::default()
+            };
+            let (manifest, library) = library_in(path, &isolated)?;
             install_library(&manifest, &library, &dir, &opts)?
         }
         Origin::Git(git) => {

@@ -10,7 +10,7 @@ use std::{
 };
 
 use clap::Args;
-use plg_loader::{PluginManager, ScanEntry};
+use plg_loader::{manifest::preflight::Unmappable, PluginManager, ScanEntry};
 use serde::Serialize;
 
 use crate::{failure::Failure, output::Output, Global};
@@ -41,6 +41,11 @@ struct Row {
     error: Option<String>,
     /// As text: a path that is not UTF-8 must not break the listing of every other entry.
     manifest: String,
+    /// The unload-safety preflight, read from the library file: `yes`, `depends` (only if it
+    /// leaves thread-local destructors registered), `no` or `unknown`.
+    unload: Option<&'static str>,
+    /// Why `no`.
+    unload_reasons: Vec<String>,
 }
 
 pub fn run(g: &Global, a: ListArgs, out: &Output) -> Result<(), Failure> {
@@ -66,7 +71,16 @@ pub fn run(g: &Global, a: ListArgs, out: &Output) -> Result<(), Failure> {
         let name = r.name.as_deref().unwrap_or("?");
         let version = r.version.as_deref().unwrap_or("?");
         match &r.error {
-            None => out.line(format!("{name:<24} {version:<12} {}", r.status)),
+            None if r.unload_reasons.is_empty() => out.line(format!(
+                "{name:<24} {version:<12} {:<6} unload={}",
+                r.status,
+                r.unload.unwrap_or("unknown")
+            )),
+            None => out.line(format!(
+                "{name:<24} {version:<12} {:<6} unload=no ({})",
+                r.status,
+                r.unload_reasons.join("; ")
+            )),
             Some(e) => out.line(format!("{name:<24} {version:<12} error: {e}")),
         }
     }
@@ -87,6 +101,16 @@ fn row(e: ScanEntry, check: Option<(&plg_loader::PluginsDir, Duration)>) -> Row 
         status: status.as_ref().copied().unwrap_or("error"),
         error: status.err(),
         manifest: e.manifest_path.to_string_lossy().into_owned(),
+        unload: e.unmappable.as_ref().map(|u| match u {
+            Unmappable::Yes => "yes",
+            Unmappable::Depends => "depends",
+            Unmappable::No(_) => "no",
+            Unmappable::Unknown => "unknown",
+        }),
+        unload_reasons: match e.unmappable {
+            Some(Unmappable::No(reasons)) => reasons,
+            _ => Vec::new(),
+        },
     }
 }
 

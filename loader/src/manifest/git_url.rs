@@ -23,6 +23,17 @@ pub fn scheme(s: &str) -> Option<String> {
             return Some(u.scheme().to_ascii_lowercase());
         }
     }
+    // `scheme://` that `url` cannot parse (a port out of range, say) is still meant as a URL:
+    // treat it as one, so that it is checked and shown redacted, never read as a path.
+    if let Some((head, _)) = s.split_once("://") {
+        let mut chars = head.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && head.len() > 1;
+        if valid {
+            return Some(head.to_ascii_lowercase());
+        }
+    }
     match s.split_once(':') {
         Some((host, path)) if host.contains('@') && !host.contains('/') && !path.is_empty() => {
             Some("ssh".to_owned())
@@ -39,7 +50,22 @@ pub fn redact(url: &str) -> String {
             let _ = u.set_password(None);
             u.to_string()
         }
-        _ => url.to_owned(),
+        Ok(_) => url.to_owned(),
+        Err(_) => strip_userinfo(url),
+    }
+}
+
+/// For a string `url` cannot parse: everything between `://` and the last `@` of the
+/// authority (up to the next `/`) is removed, so an unparseable URL never shows its
+/// credentials either.
+fn strip_userinfo(raw: &str) -> String {
+    let Some(start) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_owned();
+    };
+    let end = raw[start..].find('/').map_or(raw.len(), |i| start + i);
+    match raw[start..end].rfind('@') {
+        Some(at) => format!("{}{}", &raw[..start], &raw[start + at + 1..]),
+        None => raw.to_owned(),
     }
 }
 
@@ -124,7 +150,10 @@ impl GitUrl {
     /// Splits `url`.
     pub fn new(url: &str) -> Self {
         let kept = || GitUrl {
-            clean: url.to_owned(),
+            clean: match url::Url::parse(url) {
+                Ok(_) => url.to_owned(),
+                Err(_) => strip_userinfo(url),
+            },
             credentials: None,
         };
         let Ok(mut u) = url::Url::parse(url) else {
@@ -294,6 +323,21 @@ mod tests {
         ] {
             assert_eq!(GitUrl::new(raw).to_string(), redact(raw), "{raw}");
         }
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_still_never_shows_its_credentials() {
+        let raw = "https://ghp_T0KEN:pw@github.com:99999/o/r.git";
+        assert!(url::Url::parse(raw).is_err());
+        assert_eq!(redact(raw), "https://github.com:99999/o/r.git");
+        let u = GitUrl::new(raw);
+        assert!(!format!("{u} {u:?} {}", u.clean()).contains("T0KEN"));
+        // It is still a URL (checked, and shown redacted), never a local path.
+        assert_eq!(scheme(raw).as_deref(), Some("https"));
+        assert_eq!(
+            redact("https://h.invalid:99999/x"),
+            "https://h.invalid:99999/x"
+        );
     }
 
     #[test]

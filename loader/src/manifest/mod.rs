@@ -12,6 +12,7 @@ use crate::error::ManifestError;
 
 pub mod git_url;
 pub mod note;
+pub mod preflight;
 mod validate;
 
 pub use validate::{validate_name, with_platform_extension};

@@ -172,9 +172,18 @@ impl PluginsDir {
         }
         let mut failed = Vec::new();
         let subdirs = self.subdirs(dir, &mut failed);
-        if !flat {
-            found.failed.append(&mut failed);
+        if flat {
+            // The plugin is its manifest; its directory's other entries are not plugins.
+            found.manifests.extend(
+                subdirs
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|s| s.join(MANIFEST_FILE))
+                    .filter(|m| m.symlink_metadata().is_ok()),
+            );
+            return;
         }
+        found.failed.append(&mut failed);
         match subdirs {
             Ok(subs) => found.manifests.extend(
                 subs.into_iter()

@@ -196,7 +196,7 @@ impl PluginManager {
             });
         }
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
-        let lib = open_checked(&local, &local_path)?;
+        let (lib, unmappable) = open_checked(&local, &local_path)?;
         let mut ctx = Context::new().with_label("load");
         lib.on_load(&mut ctx, HOST_SINK).map_err(|e| {
             let err = map_call_error(&manifest.id(), &ctx, e);
@@ -206,7 +206,7 @@ impl PluginManager {
             }
         })?;
         lib.arm_hooks();
-        let plugin = Plugin::in_process(manifest, manifest_path.to_owned(), lib);
+        let plugin = Plugin::in_process(manifest, manifest_path.to_owned(), lib, unmappable);
         let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
         let versions = map.entry(plugin.name().to_owned()).or_default();
         if let Some(existing) = versions.get(plugin.version()) {

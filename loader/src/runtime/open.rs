@@ -11,6 +11,7 @@ use crate::{
     error::LoadError,
     manifest::{
         note::{read_note, NoteError, PluginNote},
+        preflight::{preflight, Unmappable},
         Manifest, Source,
     },
 };
@@ -117,11 +118,14 @@ fn check_identity(
 pub(crate) fn open_checked(
     manifest: &Manifest,
     manifest_path: &Path,
-) -> Result<Library, LoadError> {
+) -> Result<(Library, Unmappable), LoadError> {
     let real_lib = locate_library(manifest, manifest_path)?;
+    // Read from the file before loading it; a file `object` cannot parse gets no prediction
+    // (opening it reports what is wrong).
+    let unmappable = preflight(&real_lib).unwrap_or(Unmappable::Unknown);
     let lib = Library::open(&real_lib)?;
     check_identity(manifest, &real_lib, lib.name(), lib.version())?;
-    Ok(lib)
+    Ok((lib, unmappable))
 }
 
 /// Opens and checks the library `manifest` describes, then closes it again: how the packaging

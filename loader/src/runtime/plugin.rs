@@ -13,7 +13,7 @@ use plg_api::{Context, LogLevel, LogSink, PluginErrorKind};
 use super::ffi::{self, CallError, Closed, Library};
 use crate::{
     error::{ExecError, UnloadError},
-    manifest::Manifest,
+    manifest::{preflight::Unmappable, Manifest},
     untrusted,
 };
 
@@ -32,6 +32,9 @@ pub struct UnloadReport {
     pub on_unload_error: Option<String>,
     /// The dynamic loader's error from closing, if any.
     pub close_error: Option<String>,
+    /// What the unload-safety preflight predicted before the library was loaded
+    /// ([`Plugin::unload_preflight`]), to set beside `unmapped`.
+    pub predicted: Unmappable,
 }
 
 /// Where calls to a plugin go. Today there is one runtime, the in-process library; a worker
@@ -42,12 +45,14 @@ trait Runtime: Send + Sync + fmt::Debug {
     fn is_loaded(&self) -> bool;
     fn in_flight(&self) -> usize;
     fn library_path(&self) -> &Path;
+    fn preflight(&self) -> &Unmappable;
     fn api_version(&self) -> &str;
 }
 
 #[derive(Debug)]
 struct InProcess {
     lib: Library,
+    preflight: Unmappable,
 }
 
 /// Forwards plugin log lines to `tracing`, target `plg::plugin`, with a `plugin` field. The
@@ -128,6 +133,7 @@ impl Runtime for InProcess {
                 unmapped: c.still_mapped.map(|m| !m),
                 on_unload_error: c.on_unload.map(|e| e.message),
                 close_error: c.close_error,
+                predicted: self.preflight.clone(),
             },
             None => UnloadReport {
                 plugin: id.to_owned(),
@@ -135,6 +141,7 @@ impl Runtime for InProcess {
                 unmapped: ffi::is_mapped(self.lib.path()).map(|m| !m),
                 on_unload_error: None,
                 close_error: None,
+                predicted: self.preflight.clone(),
             },
         };
         Ok(report)
@@ -150,6 +157,10 @@ impl Runtime for InProcess {
 
     fn library_path(&self) -> &Path {
         self.lib.path()
+    }
+
+    fn preflight(&self) -> &Unmappable {
+        &self.preflight
     }
 
     fn api_version(&self) -> &str {
@@ -193,13 +204,25 @@ impl Plugin {
         Arc::strong_count(&self.0)
     }
 
-    pub(crate) fn in_process(manifest: Manifest, manifest_path: PathBuf, lib: Library) -> Self {
+    pub(crate) fn in_process(
+        manifest: Manifest,
+        manifest_path: PathBuf,
+        lib: Library,
+        preflight: Unmappable,
+    ) -> Self {
         Plugin(Arc::new(Inner {
             id: manifest.id(),
             manifest,
             manifest_path,
-            runtime: Box::new(InProcess { lib }),
+            runtime: Box::new(InProcess { lib, preflight }),
         }))
+    }
+
+    /// What the unload-safety preflight read from the library file before it was loaded:
+    /// whether its image can be unmapped at all ([`Unmappable`]). Every unload's
+    /// [`UnloadReport`] carries it beside the verified result.
+    pub fn unload_preflight(&self) -> &Unmappable {
+        self.0.runtime.preflight()
     }
 
     /// Calls the plugin's `execute` with `ctx`. The plugin reads and writes `ctx`'s values.

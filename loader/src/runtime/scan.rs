@@ -6,11 +6,15 @@ use std::path::{Path, PathBuf};
 
 use super::{
     manager::PluginManager,
-    open::{inspect, open_checked},
+    open::{inspect, locate_library, open_checked},
 };
 use crate::{
     error::LoadError,
-    manifest::{note::PluginNote, Manifest},
+    manifest::{
+        note::PluginNote,
+        preflight::{preflight, Unmappable},
+        Manifest,
+    },
 };
 
 /// One plugin found by [`PluginManager::scan`], inspected from its files but not loaded.
@@ -26,6 +30,8 @@ pub struct ScanEntry {
     pub status: Result<(), LoadError>,
     /// The library's note, when it has one (plugins built with an older plg-api have none).
     pub note: Option<PluginNote>,
+    /// The unload-safety preflight of its library, when the library was found.
+    pub unmappable: Option<Unmappable>,
 }
 
 impl PluginManager {
@@ -40,6 +46,7 @@ impl PluginManager {
             manifest: None,
             status: Err(f.error),
             note: None,
+            unmappable: None,
         });
         Ok(found
             .manifests
@@ -50,11 +57,16 @@ impl PluginManager {
                     manifest: None,
                     status: Err(e.into()),
                     note: None,
+                    unmappable: None,
                 },
                 Ok(m) => {
-                    let inspected = self
-                        .localize(&m, &path, true)
-                        .and_then(|(local, p)| inspect(&local, &p));
+                    let local = self.localize(&m, &path, true);
+                    let unmappable = local.as_ref().ok().and_then(|(local, p)| {
+                        locate_library(local, p)
+                            .ok()
+                            .and_then(|l| preflight(&l).ok())
+                    });
+                    let inspected = local.and_then(|(local, p)| inspect(&local, &p));
                     let (status, note) = match inspected {
                         Ok(note) => (Ok(()), note),
                         Err(e) => (Err(e), None),
@@ -64,6 +76,7 @@ impl PluginManager {
                         manifest: Some(m),
                         status,
                         note,
+                        unmappable,
                     }
                 }
             })

@@ -47,7 +47,7 @@ impl<'de> de::Deserializer<'de> for Value {
                 Ok(out)
             }
             Value::Map(m) => {
-                let mut map = MapDeserializer::new(m.into_iter());
+                let mut map = MapDeserializer::new(m.into_iter().map(|(k, v)| (Key(k), v)));
                 let out = visitor.visit_map(&mut map)?;
                 map.end()?;
                 Ok(out)
@@ -156,5 +156,71 @@ impl<'de> de::VariantAccess<'de> for Value {
         visitor: V,
     ) -> Result<V::Value, ValueError> {
         de::Deserializer::deserialize_map(self, visitor)
+    }
+}
+
+/// A map key: a string, which also reads as an integer (or a bool), as `to_value` writes
+/// integer keys in decimal: `BTreeMap<u32, _>` round-trips.
+struct Key(String);
+
+impl<'de> IntoDeserializer<'de, ValueError> for Key {
+    type Deserializer = Key;
+    fn into_deserializer(self) -> Key {
+        self
+    }
+}
+
+macro_rules! parse_key {
+    ($($method:ident => $visit:ident: $t:ty),* $(,)?) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+            match self.0.parse::<$t>() {
+                Ok(n) => visitor.$visit(n),
+                Err(_) => visitor.visit_string(self.0),
+            }
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for Key {
+    type Error = ValueError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_string(self.0)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_enum(self.0.into_deserializer())
+    }
+
+    parse_key!(
+        deserialize_i8 => visit_i8: i8,
+        deserialize_i16 => visit_i16: i16,
+        deserialize_i32 => visit_i32: i32,
+        deserialize_i64 => visit_i64: i64,
+        deserialize_i128 => visit_i128: i128,
+        deserialize_u8 => visit_u8: u8,
+        deserialize_u16 => visit_u16: u16,
+        deserialize_u32 => visit_u32: u32,
+        deserialize_u64 => visit_u64: u64,
+        deserialize_u128 => visit_u128: u128,
+        deserialize_bool => visit_bool: bool,
+    );
+
+    forward_to_deserialize_any! {
+        f32 f64 char str string bytes byte_buf option unit unit_struct seq tuple
+        tuple_struct map struct identifier ignored_any
     }
 }

@@ -152,7 +152,7 @@ impl ser::Serializer for ValueSerializer {
     }
     fn serialize_map(self, len: Option<usize>) -> Result<MapSerializer, ValueError> {
         Ok(MapSerializer {
-            map: ValueMap::with_capacity(len.unwrap_or(0).min(4096)),
+            entries: Vec::with_capacity(len.unwrap_or(0).min(4096)),
             key: None,
             variant: None,
         })
@@ -220,14 +220,16 @@ seq_like!(
 
 /// Maps, structs and struct variants, in the order they are given.
 pub(crate) struct MapSerializer {
-    map: ValueMap,
+    /// The entries in order; turned into a map (a repeated key keeps its first place and
+    /// its last value) in linear time at the end.
+    entries: Vec<(String, Value)>,
     key: Option<String>,
     variant: Option<&'static str>,
 }
 
 impl MapSerializer {
     fn finish(self) -> Result<Value, ValueError> {
-        let map = Value::Map(self.map);
+        let map = Value::Map(self.entries.into_iter().collect::<ValueMap>());
         Ok(match self.variant {
             Some(v) => tagged(v, map),
             None => map,
@@ -256,7 +258,7 @@ impl ser::SerializeMap for MapSerializer {
             .key
             .take()
             .ok_or_else(|| ValueError::Serde("a map value came before its key".into()))?;
-        self.map.insert(key, value.serialize(ValueSerializer)?);
+        self.entries.push((key, value.serialize(ValueSerializer)?));
         Ok(())
     }
     fn end(self) -> Result<Value, ValueError> {
@@ -274,7 +276,7 @@ macro_rules! struct_like {
                 key: &'static str,
                 value: &T,
             ) -> Result<(), ValueError> {
-                self.map.insert(key, value.serialize(ValueSerializer)?);
+                self.entries.push((key.to_owned(), value.serialize(ValueSerializer)?));
                 Ok(())
             }
             fn end(self) -> Result<Value, ValueError> {

@@ -41,6 +41,8 @@ pub(crate) struct Built {
     /// The regular files with plain names, other than the checksums and the signature: what a
     /// successful install must leave, and nothing else.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The `plugin.json` entry, if the bundle has one.
+    pub manifest: Option<Vec<u8>>,
 }
 
 /// One tar entry before it is written.
@@ -70,8 +72,9 @@ pub(crate) fn build(case: &Case, inputs: &Inputs<'_>) -> Built {
         _ => "libfz.so",
     };
     let mut items = Vec::new();
-    if let Some(manifest) = manifest(&case.manifest, inputs, lib_name) {
-        items.push(Item::file("plugin.json", manifest));
+    let manifest_bytes = manifest(&case.manifest, inputs, lib_name);
+    if let Some(manifest) = &manifest_bytes {
+        items.push(Item::file("plugin.json", manifest.clone()));
     }
     match &case.library {
         LibraryCase::Real => items.push(Item::file(lib_name, inputs.library.to_vec())),
@@ -122,6 +125,7 @@ pub(crate) fn build(case: &Case, inputs: &Inputs<'_>) -> Built {
     Built {
         bytes: wrap(&case.wrapping, &tar_stream(&items, &case.wrapping)),
         files,
+        manifest: manifest_bytes,
     }
 }
 

@@ -30,6 +30,7 @@ mod snapshot;
 
 pub use archive::signer;
 pub use case::Case;
+use case::SignatureCase;
 use snapshot::{snapshot, Node, Tree};
 
 /// A real plugin library, so that cases can reach a successful install.
@@ -167,14 +168,52 @@ impl Harness {
             Err(_) => unchanged_but_debris(&before, &after, &debris),
             Ok(installed) => {
                 let dest = rel(root, &installed.dir);
+                // Where the bundle's own manifest says, not where install says it put it.
+                let json: serde_json::Value = built
+                    .manifest
+                    .as_deref()
+                    .and_then(|m| serde_json::from_slice(m).ok())
+                    .expect("an installed bundle has a JSON manifest");
+                let (want_name, want_version) = (
+                    json["name"].as_str().expect("a name"),
+                    plg_loader::semver::Version::parse(
+                        json["version"].as_str().expect("a version"),
+                    )
+                    .expect("a semver version"),
+                );
+                assert_eq!(
+                    (
+                        installed.manifest.name.as_str(),
+                        &installed.manifest.version
+                    ),
+                    (want_name, &want_version),
+                    "installed as another plugin than the bundle's manifest names"
+                );
                 assert_eq!(
                     dest,
-                    format!(
-                        "plugins/{}/{}",
-                        installed.manifest.name, installed.manifest.version
-                    ),
+                    format!("plugins/{want_name}/{want_version}"),
                     "installed somewhere else"
                 );
+                // A signer is reported only for a signature by the trusted key, and always for
+                // a good one.
+                match &installed.signed_by {
+                    Some(signer) => assert!(
+                        signer == "fuzz"
+                            && case.trust_signer
+                            && matches!(
+                                case.signature,
+                                SignatureCase::Good
+                                    | SignatureCase::FlipBit(_)
+                                    | SignatureCase::Truncated(_)
+                            ),
+                        "reported signed by {signer:?} for {:?}",
+                        case.signature
+                    ),
+                    None => assert!(
+                        !(case.trust_signer && matches!(case.signature, SignatureCase::Good)),
+                        "a good signature by a trusted key was not recognised"
+                    ),
+                }
                 assert!(
                     !(case.installed_before
                         && !case.force

@@ -18,6 +18,7 @@ use std::{
 use cargo_metadata::Message;
 
 mod identity;
+mod shared;
 
 pub use crate::error::BuildError;
 use crate::{
@@ -121,6 +122,7 @@ pub fn build_crate(dir: &Path, opts: &BuildOptions) -> Result<Built, BuildError>
         cmd.arg("--locked");
     }
     if let Some(t) = &opts.target_dir {
+        shared::claim(t, &manifest.name, &cargo_toml, opts)?;
         cmd.env("CARGO_TARGET_DIR", t);
     }
     let mut child = cmd

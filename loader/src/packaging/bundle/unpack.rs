@@ -10,9 +10,32 @@ use super::{
     archive::{copy_hashing, walk},
     Bundle, BundleError, CHECKSUMS_FILE, SIGNATURE_FILE,
 };
-use crate::error::IoError;
+use crate::{
+    error::IoError,
+    manifest::preflight::{preflight, Unmappable},
+    plugins_dir::temp_name,
+};
 
 impl Bundle {
+    /// The unload-safety preflight of the bundle's library
+    /// ([`preflight`](crate::manifest::preflight::preflight)): the files are unpacked (and
+    /// checked again) into a private temporary directory, the library is read, and the
+    /// directory is removed. Nothing is loaded or run.
+    pub fn unload_preflight(&self) -> Result<Unmappable, BundleError> {
+        let dir = std::env::temp_dir().join(temp_name("plg-inspect"));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&dir)
+            .map_err(IoError::at::<BundleError>(&dir))?;
+        let result = self
+            .write_files(&dir)
+            .map(|()| preflight(&dir.join(self.library_name())).unwrap_or(Unmappable::Unknown));
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
     /// Unpacks the files into `dir` (which must exist and be empty), creating each new and
     /// streaming it from the archive while hashing it again: if the bundle changed since it
     /// was read, the mismatch is refused (`ChecksumMismatch`).

@@ -155,6 +155,14 @@ fn check_git_url(url: &GitUrl, allowed: &[String]) -> Result<String, GitError> {
         url: url.redacted(),
         reason: "no scheme".into(),
     })?;
+    if url.clean().contains("://") {
+        if let Err(e) = url::Url::parse(url.clean()) {
+            return Err(GitError::BadUrl {
+                url: url.redacted(),
+                reason: e.to_string(),
+            });
+        }
+    }
     if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&scheme)) {
         return Err(GitError::SchemeNotAllowed {
             url: url.redacted(),

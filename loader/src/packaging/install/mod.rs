@@ -85,6 +85,22 @@ pub fn admits_unsigned(
         .map(drop)
 }
 
+/// Like [`admits_unsigned`], for a copy that will be signed with `key` (`plg build --sign`):
+/// refuses before building when `plugins_dir` requires signatures and does not trust `key`.
+pub fn admits_signed_by(
+    source: &Path,
+    key: &super::bundle::VerifyingKey,
+    plugins_dir: &PluginsDir,
+) -> Result<(), InstallError> {
+    Admission {
+        source: source.to_owned(),
+        signature: Some(super::bundle::BundleSignature { public_key: *key }),
+        require_signature: false,
+    }
+    .admit(plugins_dir)
+    .map(drop)
+}
+
 /// Reads the bundle at `path` and installs it into `plugins_dir`.
 pub fn install_file(
     path: &Path,

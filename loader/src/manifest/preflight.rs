@@ -1,0 +1,111 @@
+//! The unload-safety preflight: whether a library's image can be unmapped at all once it is
+//! loaded, read from the library *file* (its ELF dynamic section and dynamic symbols) with
+//! the `object` crate, without loading it. glibc never unmaps a library that is marked
+//! `DF_1_NODELETE` or defines an `STB_GNU_UNIQUE` symbol, and keeps one mapped while it has
+//! thread-local destructors registered (`__cxa_thread_atexit_impl`, or C++'s
+//! `__cxa_thread_atexit`).
+//!
+//! The last obstacle depends on what the code does at run time, not on the file: every Rust
+//! `cdylib` imports `__cxa_thread_atexit_impl` (std's thread-local support), whether or not
+//! it ever registers a destructor. So the verdict is three-valued: [`Unmappable::No`] is
+//! certain, [`Unmappable::Yes`] is certain, and [`Unmappable::Depends`] means "only the
+//! verified unload can tell": a plugin that keeps a `Drop` type in a `thread_local!` stays
+//! mapped, one that does not is unmapped.
+
+use std::path::Path;
+
+use object::{
+    elf,
+    read::elf::{Dyn as _, FileHeader},
+    Object, ObjectSymbol, SymbolFlags,
+};
+
+use super::note::NoteError;
+
+/// Whether a library can be unmapped once loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unmappable {
+    /// Nothing in the file keeps it mapped.
+    Yes,
+    /// It may register thread-local destructors (`__cxa_thread_atexit_impl` is imported):
+    /// it is unmapped only if, at unload, none is registered. Only the verified unload tells.
+    Depends,
+    /// It can never be unmapped, for these reasons.
+    No(Vec<String>),
+    /// The file is not ELF (Mach-O, say): no prediction is made.
+    Unknown,
+}
+
+impl std::fmt::Display for Unmappable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unmappable::Yes => f.write_str("unloadable"),
+            Unmappable::Depends => {
+                f.write_str("unloadable unless it leaves thread-local destructors registered")
+            }
+            Unmappable::No(why) => write!(f, "never unmapped: {}", why.join("; ")),
+            Unmappable::Unknown => f.write_str("not predicted (not ELF)"),
+        }
+    }
+}
+
+/// The imports that register a thread-local destructor with glibc: its own, and the C++
+/// runtime's wrapper of it.
+const TLS_DTOR_IMPORTS: [&str; 2] = ["__cxa_thread_atexit_impl", "__cxa_thread_atexit"];
+
+/// Predicts whether the library file at `path` can be unmapped. Reads headers, the dynamic
+/// section and the dynamic symbols on demand; runs nothing.
+pub fn preflight(path: &Path) -> Result<Unmappable, NoteError> {
+    let file = std::fs::File::open(path).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
+    let cache = object::ReadCache::new(file);
+    preflight_data(&cache)
+}
+
+/// [`preflight`] for a library held in memory (or behind any `object` reader).
+pub fn preflight_data<'data, R: object::ReadRef<'data>>(data: R) -> Result<Unmappable, NoteError> {
+    let file = object::File::parse(data).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
+    let nodelete = match &file {
+        object::File::Elf64(elf) => flags_1(elf.elf_header(), elf.endian(), data),
+        object::File::Elf32(elf) => flags_1(elf.elf_header(), elf.endian(), data),
+        _ => return Ok(Unmappable::Unknown),
+    }
+    .is_some_and(|f| f & u64::from(elf::DF_1_NODELETE) != 0);
+
+    let mut reasons = Vec::new();
+    if nodelete {
+        reasons.push("it is marked DF_1_NODELETE (linked with -z nodelete)".to_owned());
+    }
+    let mut tls_dtors = false;
+    for sym in file.dynamic_symbols() {
+        let Ok(name) = sym.name() else { continue };
+        if sym.is_undefined() {
+            tls_dtors |= TLS_DTOR_IMPORTS.contains(&name);
+            continue;
+        }
+        if let SymbolFlags::Elf { st_info, .. } = sym.flags() {
+            if st_info >> 4 == elf::STB_GNU_UNIQUE {
+                reasons.push(format!("it defines the STB_GNU_UNIQUE symbol `{name}`"));
+            }
+        }
+    }
+    Ok(if !reasons.is_empty() {
+        Unmappable::No(reasons)
+    } else if tls_dtors {
+        Unmappable::Depends
+    } else {
+        Unmappable::Yes
+    })
+}
+
+/// The `DT_FLAGS_1` value of an ELF file's dynamic section, if it has one.
+fn flags_1<'data, H: FileHeader, R: object::ReadRef<'data>>(
+    header: &H,
+    endian: H::Endian,
+    data: R,
+) -> Option<u64> {
+    let sections = header.sections(endian, data).ok()?;
+    let (dynamic, _) = sections.dynamic(endian, data).ok()??;
+    dynamic
+        .iter()
+        .find_map(|d| (d.tag32(endian) == Some(elf::DT_FLAGS_1)).then(|| d.d_val(endian).into()))
+}
