@@ -90,7 +90,8 @@ pub use error::{
 pub use manifest::{HttpServices, Manifest, Route, Source, SourceResolver, MANIFEST_FILE};
 pub use plugins_dir::{Config, ConfigError, Discovery, NoDefaultDir, PluginsDir, PLUGINS_DIR_ENV};
 pub use runtime::{
-    LoadReport, Plugin, PluginManager, ScanEntry, UnloadReport, DEFAULT_UNLOAD_TIMEOUT,
+    Event, EventKind, LoadReport, Plugin, PluginManager, ScanEntry, Subscription, UnloadReport,
+    DEFAULT_EVENT_CAPACITY, DEFAULT_UNLOAD_TIMEOUT,
 };
 
 pub use plg_api::{

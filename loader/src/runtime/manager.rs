@@ -11,6 +11,7 @@ use plg_api::Context;
 use semver::{Version, VersionReq};
 
 use super::{
+    events::{EventKind, Events, Subscription, DEFAULT_EVENT_CAPACITY},
     open::open_checked,
     plugin::{map_call_error, Plugin, UnloadReport, HOST_SINK},
 };
@@ -77,6 +78,8 @@ pub struct PluginManager {
     loading: Mutex<()>,
     /// Turns `remote_git` (and any other non-local) sources into local libraries.
     resolver: Option<Arc<dyn SourceResolver>>,
+    /// Subscribers to what happens to the plugins.
+    events: Events,
 }
 
 impl PluginManager {
@@ -89,6 +92,7 @@ impl PluginManager {
             plugins: RwLock::default(),
             loading: Mutex::new(()),
             resolver: None,
+            events: Events::default(),
         }
     }
 
@@ -168,6 +172,12 @@ impl PluginManager {
                 return report;
             }
         };
+        for f in &found.failed {
+            self.events.emit(EventKind::LoadFailed {
+                path: f.path.clone(),
+                error: f.error.to_string(),
+            });
+        }
         report.failed.extend(found.failed);
         for path in found.manifests {
             match self.load_manifest(&path) {
@@ -187,6 +197,24 @@ impl PluginManager {
     /// runs its `on_load` hook and registers it.
     pub fn load_manifest(&self, manifest_path: impl AsRef<Path>) -> Result<Plugin, LoadError> {
         let manifest_path = manifest_path.as_ref();
+        let result = self.load_manifest_quietly(manifest_path);
+        match &result {
+            Ok(p) => self.events.emit(EventKind::Loaded {
+                plugin: p.id().to_owned(),
+                manifest: manifest_path.to_owned(),
+                preflight: p.unload_preflight().clone(),
+            }),
+            // Loading what is already loaded from this very manifest is not a failure.
+            Err(LoadError::AlreadyLoaded { existing, .. }) if existing == manifest_path => {}
+            Err(e) => self.events.emit(EventKind::LoadFailed {
+                path: manifest_path.to_owned(),
+                error: e.to_string(),
+            }),
+        }
+        result
+    }
+
+    fn load_manifest_quietly(&self, manifest_path: &Path) -> Result<Plugin, LoadError> {
         let manifest = Manifest::from_path(manifest_path)?;
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = self.lookup(&manifest.name, &manifest.version) {
@@ -345,6 +373,9 @@ impl PluginManager {
             match plugin.unload(self.unload_timeout) {
                 Ok(report) => {
                     self.forget(&plugin);
+                    self.events.emit(EventKind::Unloaded {
+                        report: report.clone(),
+                    });
                     reports.push(report);
                 }
                 Err(e) => {
@@ -356,6 +387,33 @@ impl PluginManager {
             None => Ok(reports),
             Some(e) => Err(e),
         }
+    }
+
+    /// A stream of what happens to this manager's plugins from now on: [`EventKind::Loaded`],
+    /// [`EventKind::LoadFailed`], [`EventKind::Unloaded`], each numbered and timestamped. The
+    /// subscriber's queue holds [`DEFAULT_EVENT_CAPACITY`] events; a subscriber that falls
+    /// further behind loses the oldest ([`Subscription::lost`] counts them). It never slows a
+    /// load, an unload or a call. Iterating ends when the manager is dropped.
+    ///
+    /// ```no_run
+    /// use plg_loader::{EventKind, PluginManager};
+    ///
+    /// let manager = PluginManager::new("plugins");
+    /// let events = manager.subscribe();
+    /// manager.load_all();
+    /// while let Some(e) = events.try_next() {
+    ///     if let EventKind::Loaded { plugin, preflight, .. } = &e.kind {
+    ///         println!("#{} loaded {plugin} ({preflight})", e.seq);
+    ///     }
+    /// }
+    /// ```
+    pub fn subscribe(&self) -> Subscription {
+        self.events.subscribe(DEFAULT_EVENT_CAPACITY)
+    }
+
+    /// [`subscribe`](Self::subscribe) with a queue of `capacity` events (at least 1).
+    pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription {
+        self.events.subscribe(capacity)
     }
 
     /// Removes `plugin` from the registry, if that very instance is still registered (another
@@ -427,6 +485,7 @@ impl Drop for PluginManager {
             );
         }
         let _ = self.unload_all();
+        self.events.close();
     }
 }
 

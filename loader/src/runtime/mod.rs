@@ -5,12 +5,14 @@
 //! The runtime imports only the shared bottom (manifest, errors, plugins directory), never the
 //! packaging layer. Packaging reaches in through one door, [`check_loads`].
 
+mod events;
 mod ffi;
 mod manager;
 mod open;
 mod plugin;
 mod scan;
 
+pub use events::{Event, EventKind, Subscription, DEFAULT_EVENT_CAPACITY};
 pub use manager::{LoadReport, PluginManager, DEFAULT_UNLOAD_TIMEOUT};
 pub(crate) use open::check_loads;
 pub use plugin::{Plugin, UnloadReport};

@@ -17,15 +17,18 @@ fn package_identity(
     cargo_toml: &Path,
     opts: &BuildOptions,
 ) -> Result<Option<(String, String)>, BuildError> {
-    let metadata = cargo_metadata::MetadataCommand::new()
+    let mut command = cargo_metadata::MetadataCommand::new();
+    command
         .cargo_path(&opts.cargo)
         .manifest_path(cargo_toml)
-        .no_deps()
-        .exec()
-        .map_err(|e| BuildError::Metadata {
-            cargo_toml: cargo_toml.to_owned(),
-            problem: e.to_string(),
-        })?;
+        .no_deps();
+    if opts.locked {
+        command.other_options(vec!["--locked".to_owned()]);
+    }
+    let metadata = command.exec().map_err(|e| BuildError::Metadata {
+        cargo_toml: cargo_toml.to_owned(),
+        problem: e.to_string(),
+    })?;
     Ok(metadata
         .packages
         .into_iter()
