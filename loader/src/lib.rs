@@ -84,8 +84,8 @@ pub use packaging::{build, scaffold};
 pub use packaging::{bundle, install, keys, origin};
 
 pub use error::{
-    BuildError, BundleError, ExecError, GitError, InstallError, IoError, LoadError, LoadFailure,
-    LookupError, ManifestError, ScaffoldError, UnloadError,
+    BuildError, BundleError, DependencyProblem, ExecError, GitError, InstallError, IoError,
+    LoadError, LoadFailure, LookupError, ManifestError, ScaffoldError, UnloadError,
 };
 pub use manifest::{HttpServices, Manifest, Route, Source, SourceResolver, MANIFEST_FILE};
 pub use plugins_dir::{Config, ConfigError, Discovery, NoDefaultDir, PluginsDir, PLUGINS_DIR_ENV};

@@ -8,6 +8,7 @@ mod claims;
 mod cli;
 mod cli_experience;
 mod cli_hardening;
+mod dependencies;
 mod events;
 mod execute;
 mod fuzz_corpus;

@@ -107,4 +107,12 @@ pub enum UnloadError {
         /// How long unload waited.
         waited: Duration,
     },
+    /// Other loaded plugins depend on this one (and no other loaded version serves them).
+    #[error("plugin {plugin} is needed by {}; unload those first, or use unload_cascade", dependents.join(", "))]
+    Dependents {
+        /// `name@version`.
+        plugin: String,
+        /// The plugins that need it.
+        dependents: Vec<String>,
+    },
 }

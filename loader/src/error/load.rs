@@ -165,6 +165,16 @@ pub enum LoadError {
         /// The configuration that requires signatures.
         config: PathBuf,
     },
+    /// A plugin's dependencies cannot be met: one is missing, matches no version, failed to
+    /// load, or they form a cycle. `chain` runs from the plugin refused to the one with the
+    /// problem (for a cycle, round the cycle).
+    #[error("{}", dependency_message(chain, problem))]
+    Dependency {
+        /// `name@version` of each plugin on the way, the refused one first.
+        chain: Vec<String>,
+        /// What is wrong at the end of the chain.
+        problem: DependencyProblem,
+    },
     /// A version requirement could not be parsed.
     #[error(transparent)]
     Lookup(#[from] LookupError),
@@ -461,4 +471,57 @@ fn not_installed(
         msg += &format!("; {broken} manifest(s) there are invalid, run `plg list` to see why");
     }
     msg
+}
+
+/// What is wrong with a dependency ([`LoadError::Dependency`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DependencyProblem {
+    /// No plugin of that name is installed (or loaded).
+    Missing {
+        /// The plugin needed.
+        name: String,
+        /// The requirement.
+        requirement: String,
+    },
+    /// Versions of it exist, but none matches the requirement.
+    NoMatch {
+        /// The plugin needed.
+        name: String,
+        /// The requirement.
+        requirement: String,
+        /// The versions found.
+        versions: Vec<String>,
+    },
+    /// It matched, but failed to load.
+    Failed {
+        /// The plugin needed.
+        name: String,
+        /// The requirement.
+        requirement: String,
+    },
+    /// The chain is a cycle.
+    Cycle,
+}
+
+fn dependency_message(chain: &[String], problem: &DependencyProblem) -> String {
+    let path = chain.join(" → ");
+    match problem {
+        DependencyProblem::Missing { name, requirement } => format!(
+            "{path} needs plugin `{name}` {requirement}, which is not installed; install it, or remove it from `dependencies`"
+        ),
+        DependencyProblem::NoMatch {
+            name,
+            requirement,
+            versions,
+        } => format!(
+            "{path} needs plugin `{name}` {requirement}, but only {} is installed; install a matching version, or change the requirement",
+            versions.join(", ")
+        ),
+        DependencyProblem::Failed { name, requirement } => format!(
+            "{path} needs plugin `{name}` {requirement}, which failed to load (see its own error)"
+        ),
+        DependencyProblem::Cycle => format!(
+            "dependency cycle {path}; plugins cannot depend on each other in a circle"
+        ),
+    }
 }

@@ -9,6 +9,6 @@ mod pack;
 
 pub use call::{ExecError, LookupError, UnloadError};
 pub use io::{ConfigError, IoError};
-pub use load::{BuildError, GitError, InstallError, LoadError, LoadFailure};
+pub use load::{BuildError, DependencyProblem, GitError, InstallError, LoadError, LoadFailure};
 pub use manifest::ManifestError;
 pub use pack::{BundleError, ScaffoldError};

@@ -54,6 +54,10 @@ pub struct Manifest {
     pub source: Source,
     /// HTTP routes the plugin serves; parsed and validated, used by the management server.
     pub http_services: Option<HttpServices>,
+    /// Other plugins this one needs, each with a semver requirement: `{"base": "^1.2"}`.
+    /// [`PluginManager::load_all`](crate::PluginManager::load_all) loads them first, and
+    /// refuses this plugin when one is missing, does not match, failed, or forms a cycle.
+    pub dependencies: std::collections::BTreeMap<String, semver::VersionReq>,
 }
 
 /// `source`: where the plugin's library comes from. `Debug` shows a `remote_git` URL without
@@ -137,6 +141,8 @@ struct RawManifest {
     source: RawSource,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     http_services: Option<HttpServices>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    dependencies: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -212,6 +218,11 @@ impl Manifest {
                 subdir,
             },
             http_services: self.http_services.clone(),
+            dependencies: self
+                .dependencies
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
         };
         serde_json::to_string_pretty(&raw).expect("a manifest always serializes")
     }

@@ -106,6 +106,21 @@ impl RawManifest {
                 }
             }
         }
+        let mut dependencies = std::collections::BTreeMap::new();
+        for (dep, req) in &self.dependencies {
+            let field = format!("dependencies.{dep}");
+            validate_name(dep).map_err(|p| bad.err(field.clone(), p))?;
+            if *dep == self.name {
+                return Err(bad.err(field, "a plugin cannot depend on itself"));
+            }
+            let req = semver::VersionReq::parse(req).map_err(|e| {
+                bad.err(
+                    field.clone(),
+                    format!("`{req}` is not a semver requirement ({e}); write e.g. \"^1.2\""),
+                )
+            })?;
+            dependencies.insert(dep.clone(), req);
+        }
         Ok(Manifest {
             name: self.name,
             version,
@@ -114,6 +129,7 @@ impl RawManifest {
             home: self.home,
             source,
             http_services: self.http_services,
+            dependencies,
         })
     }
 }

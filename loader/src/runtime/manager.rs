@@ -14,6 +14,7 @@ use super::{
     events::{EventKind, Events, Subscription, DEFAULT_EVENT_CAPACITY},
     open::open_checked,
     plugin::{map_call_error, Plugin, UnloadReport, HOST_SINK},
+    resolve::{self, Candidate},
 };
 use crate::{
     error::{LoadError, LoadFailure, LookupError, UnloadError},
@@ -172,22 +173,64 @@ impl PluginManager {
                 return report;
             }
         };
-        for f in &found.failed {
+        let mut failures = found.failed;
+        // Read every manifest first, so that dependencies are resolved over the whole set
+        // before anything loads.
+        let mut candidates = Vec::new();
+        for path in found.manifests {
+            match Manifest::from_path(&path) {
+                Ok(manifest) => candidates.push(Candidate { path, manifest }),
+                Err(e) => failures.push(LoadFailure {
+                    path,
+                    error: e.into(),
+                }),
+            }
+        }
+        let plan = resolve::plan(&candidates, &self.loaded_versions());
+        for (i, error) in plan.refused {
+            failures.push(LoadFailure {
+                path: candidates[i].path.clone(),
+                error,
+            });
+        }
+        for f in &failures {
             self.events.emit(EventKind::LoadFailed {
                 path: f.path.clone(),
                 error: f.error.to_string(),
             });
         }
-        report.failed.extend(found.failed);
-        for path in found.manifests {
-            match self.load_manifest(&path) {
+        report.failed.extend(failures);
+        let names: Vec<&str> = candidates
+            .iter()
+            .map(|c| c.manifest.name.as_str())
+            .collect();
+        for i in plan.order {
+            let Candidate { path, manifest } = &candidates[i];
+            // A dependency that was to load first may have failed (its `on_load`, say).
+            if self.lookup(&manifest.name, &manifest.version).is_none() {
+                if let Err(error) = self.check_dependencies(manifest, &names) {
+                    self.events.emit(EventKind::LoadFailed {
+                        path: path.clone(),
+                        error: error.to_string(),
+                    });
+                    report.failed.push(LoadFailure {
+                        path: path.clone(),
+                        error,
+                    });
+                    continue;
+                }
+            }
+            match self.load_manifest(path) {
                 Ok(p) => report.loaded.push(p),
-                Err(LoadError::AlreadyLoaded { plugin, existing }) if existing == path => {
+                Err(LoadError::AlreadyLoaded { plugin, existing }) if existing == *path => {
                     if let Some(p) = self.lookup_id(&plugin) {
                         report.loaded.push(p);
                     }
                 }
-                Err(error) => report.failed.push(LoadFailure { path, error }),
+                Err(error) => report.failed.push(LoadFailure {
+                    path: path.clone(),
+                    error,
+                }),
             }
         }
         report
@@ -223,6 +266,7 @@ impl PluginManager {
                 existing: existing.manifest_path().to_owned(),
             });
         }
+        self.check_dependencies(&manifest, &[])?;
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
         let (lib, unmappable) = open_checked(&local, &local_path)?;
         let mut ctx = Context::new().with_label("load");
@@ -367,6 +411,15 @@ impl PluginManager {
                 None => versions.values().cloned().collect(),
             }
         };
+        for plugin in &targets {
+            let dependents = self.dependents_of(plugin, &targets);
+            if !dependents.is_empty() {
+                return Err(UnloadError::Dependents {
+                    plugin: plugin.id().to_owned(),
+                    dependents,
+                });
+            }
+        }
         let mut reports = Vec::with_capacity(targets.len());
         let mut first_error = None;
         for plugin in targets {
@@ -434,6 +487,8 @@ impl PluginManager {
     }
 
     /// Unloads every plugin; returns the reports and the failures.
+    /// Plugins that others need are unloaded after them (each through
+    /// [`unload_cascade`](Self::unload_cascade)).
     pub fn unload_all(&self) -> (Vec<UnloadReport>, Vec<UnloadError>) {
         let names: Vec<String> = {
             let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
@@ -441,7 +496,10 @@ impl PluginManager {
         };
         let (mut ok, mut failed) = (Vec::new(), Vec::new());
         for name in names {
-            match self.unload(&name, None) {
+            if self.get(&name).is_err() {
+                continue; // already unloaded by a cascade
+            }
+            match self.unload_cascade(&name, None) {
                 Ok(r) => ok.extend(r),
                 Err(e) => failed.push(e),
             }

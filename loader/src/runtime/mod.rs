@@ -5,11 +5,13 @@
 //! The runtime imports only the shared bottom (manifest, errors, plugins directory), never the
 //! packaging layer. Packaging reaches in through one door, [`check_loads`].
 
+mod depends;
 mod events;
 mod ffi;
 mod manager;
 mod open;
 mod plugin;
+mod resolve;
 mod scan;
 
 pub use events::{Event, EventKind, Subscription, DEFAULT_EVENT_CAPACITY};

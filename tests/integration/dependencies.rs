@@ -1,0 +1,177 @@
+//! Dependencies between plugins (issue 9 §6, without `ctx.call`): `load_all` resolves the
+//! whole set first and loads in dependency order; a missing, unmatched, failed or circular
+//! dependency refuses only the plugins that need it, with the whole chain named; unloading a
+//! plugin others need is refused unless the caller asks for a cascade.
+
+use plg_loader::{DependencyProblem, EventKind, LoadError, PluginManager, UnloadError};
+use plg_tests::TempPluginsDir;
+
+/// Stages `package` with `dependencies`.
+fn stage(dir: &TempPluginsDir, package: &str, deps: serde_json::Value) {
+    dir.stage_with(package, package, |m| m["dependencies"] = deps);
+}
+
+fn dependency_error(
+    report: &plg_loader::LoadReport,
+    name: &str,
+) -> (Vec<String>, DependencyProblem) {
+    let f = report
+        .failed
+        .iter()
+        .find(|f| f.path.to_string_lossy().contains(&format!("/{name}/")))
+        .unwrap_or_else(|| panic!("{name} did not fail: {:?}", report.failed));
+    match &f.error {
+        LoadError::Dependency { chain, problem } => (chain.clone(), problem.clone()),
+        other => panic!("expected a dependency error for {name}, got {other:?}"),
+    }
+}
+
+fn loaded(report: &plg_loader::LoadReport) -> Vec<String> {
+    report.loaded.iter().map(|p| p.id().to_owned()).collect()
+}
+
+#[test]
+fn a_chain_loads_in_dependency_order() {
+    let dir = TempPluginsDir::default();
+    stage(&dir, "hello", serde_json::json!({"counter": "^0.1"}));
+    stage(&dir, "counter", serde_json::json!({"kinds": ">=0.1.0, <1"}));
+    stage(&dir, "kinds", serde_json::json!({}));
+    let manager = PluginManager::new(dir.path());
+    let events = manager.subscribe();
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(
+        loaded(&report),
+        ["kinds@0.1.0", "counter@0.1.0", "hello@1.2.0"],
+        "every plugin after what it needs"
+    );
+    let order: Vec<String> = std::iter::from_fn(|| events.try_next())
+        .filter_map(|e| match e.kind {
+            EventKind::Loaded { plugin, .. } => Some(plugin),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["kinds@0.1.0", "counter@0.1.0", "hello@1.2.0"]);
+}
+
+#[test]
+fn missing_unmatched_and_transitive_problems_name_the_chain_and_refuse_only_those_plugins() {
+    let dir = TempPluginsDir::default();
+    stage(&dir, "hello", serde_json::json!({"counter": "^0.1"}));
+    stage(&dir, "counter", serde_json::json!({"nothere": "^1"}));
+    stage(&dir, "kinds", serde_json::json!({"counter": "^2"}));
+    dir.stage("fixture-noop");
+    let report = PluginManager::new(dir.path()).load_all();
+    assert_eq!(loaded(&report), ["fixture-noop@0.1.0"], "the rest loads");
+
+    let (chain, problem) = dependency_error(&report, "counter");
+    assert_eq!(chain, ["counter@0.1.0"]);
+    assert_eq!(
+        problem,
+        DependencyProblem::Missing {
+            name: "nothere".into(),
+            requirement: "^1".into()
+        }
+    );
+    // hello fails through counter: the whole chain is named.
+    let (chain, _) = dependency_error(&report, "hello");
+    assert_eq!(chain, ["hello@1.2.0", "counter@0.1.0"]);
+    let message = report
+        .failed
+        .iter()
+        .find(|f| f.path.to_string_lossy().contains("/hello/"))
+        .unwrap()
+        .error
+        .to_string();
+    assert!(
+        message.contains("hello@1.2.0 → counter@0.1.0 needs plugin `nothere` ^1"),
+        "{message}"
+    );
+    let (chain, problem) = dependency_error(&report, "kinds");
+    assert_eq!(chain, ["kinds@0.1.0"]);
+    assert_eq!(
+        problem,
+        DependencyProblem::NoMatch {
+            name: "counter".into(),
+            requirement: "^2".into(),
+            versions: vec!["0.1.0".into()]
+        }
+    );
+}
+
+#[test]
+fn a_cycle_is_refused_and_the_rest_loads() {
+    let dir = TempPluginsDir::default();
+    stage(&dir, "counter", serde_json::json!({"kinds": "*"}));
+    stage(&dir, "kinds", serde_json::json!({"counter": "*"}));
+    stage(&dir, "hello", serde_json::json!({}));
+    let report = PluginManager::new(dir.path()).load_all();
+    assert_eq!(loaded(&report), ["hello@1.2.0"]);
+    for name in ["counter", "kinds"] {
+        let (chain, problem) = dependency_error(&report, name);
+        assert_eq!(problem, DependencyProblem::Cycle, "{name}");
+        assert_eq!(chain.first(), chain.last(), "round the cycle: {chain:?}");
+        assert_eq!(chain.len(), 3, "{chain:?}");
+    }
+}
+
+#[test]
+fn a_dependency_that_fails_to_load_refuses_its_dependents() {
+    let dir = TempPluginsDir::default();
+    stage(
+        &dir,
+        "hello",
+        serde_json::json!({"fixture-bad-onload": "^0.1"}),
+    );
+    dir.stage("fixture-bad-onload");
+    let report = PluginManager::new(dir.path()).load_all();
+    assert!(report.loaded.is_empty());
+    let (chain, problem) = dependency_error(&report, "hello");
+    assert_eq!(chain, ["hello@1.2.0"]);
+    assert!(
+        matches!(problem, DependencyProblem::Failed { ref name, .. } if name == "fixture-bad-onload")
+    );
+    // A plugin loaded on its own needs its dependencies loaded first.
+    let manager = PluginManager::new(dir.path());
+    let err = manager.load_matching("hello", None).unwrap_err();
+    assert!(matches!(err, LoadError::Dependency { .. }), "{err:?}");
+}
+
+#[test]
+fn unloading_a_plugin_others_need_is_refused_unless_cascading() {
+    let dir = TempPluginsDir::default();
+    stage(&dir, "hello", serde_json::json!({"counter": "^0.1"}));
+    stage(&dir, "counter", serde_json::json!({}));
+    let manager = PluginManager::new(dir.path());
+    assert_eq!(manager.load_all().loaded.len(), 2);
+    match manager.unload("counter", None) {
+        Err(UnloadError::Dependents { plugin, dependents }) => {
+            assert_eq!(plugin, "counter@0.1.0");
+            assert_eq!(dependents, ["hello@1.2.0"]);
+        }
+        other => panic!("expected Dependents, got {other:?}"),
+    }
+    assert!(manager.get("counter").is_ok(), "still loaded");
+    let reports = manager.unload_cascade("counter", None).unwrap();
+    let unloaded: Vec<&str> = reports.iter().map(|r| r.plugin.as_str()).collect();
+    assert_eq!(
+        unloaded,
+        ["hello@1.2.0", "counter@0.1.0"],
+        "dependents first"
+    );
+    assert!(manager.plugins().is_empty());
+}
+
+#[test]
+fn a_bad_dependencies_field_is_a_manifest_error_naming_it() {
+    let dir = TempPluginsDir::default();
+    stage(
+        &dir,
+        "hello",
+        serde_json::json!({"counter": "not a requirement"}),
+    );
+    let report = PluginManager::new(dir.path()).load_all();
+    let err = report.failed[0].error.to_string();
+    assert!(err.contains("dependencies.counter"), "{err}");
+    assert!(err.contains("not a semver requirement"), "{err}");
+}
