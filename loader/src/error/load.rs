@@ -503,6 +503,25 @@ pub enum DependencyProblem {
     Cycle,
 }
 
+impl DependencyProblem {
+    /// `name` (wanted as `requirement`) is not there in a matching version: `Missing` when no
+    /// version of it is (`versions` empty), else `NoMatch`.
+    pub(crate) fn unmet(name: &str, requirement: String, versions: Vec<String>) -> Self {
+        if versions.is_empty() {
+            DependencyProblem::Missing {
+                name: name.to_owned(),
+                requirement,
+            }
+        } else {
+            DependencyProblem::NoMatch {
+                name: name.to_owned(),
+                requirement,
+                versions,
+            }
+        }
+    }
+}
+
 fn dependency_message(chain: &[String], problem: &DependencyProblem) -> String {
     let path = chain.join(" → ");
     match problem {

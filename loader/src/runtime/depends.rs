@@ -42,17 +42,8 @@ impl PluginManager {
                     name: name.clone(),
                     requirement,
                 }
-            } else if versions.is_empty() {
-                DependencyProblem::Missing {
-                    name: name.clone(),
-                    requirement,
-                }
             } else {
-                DependencyProblem::NoMatch {
-                    name: name.clone(),
-                    requirement,
-                    versions,
-                }
+                DependencyProblem::unmet(name, requirement, versions)
             };
             return Err(LoadError::Dependency {
                 chain: vec![manifest.id()],

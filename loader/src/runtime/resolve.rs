@@ -155,19 +155,7 @@ impl Resolver<'_> {
                             .map(|(_, v)| v.to_string()),
                     )
                     .collect();
-                let requirement = req.to_string();
-                let problem = if versions.is_empty() {
-                    DependencyProblem::Missing {
-                        name: name.clone(),
-                        requirement,
-                    }
-                } else {
-                    DependencyProblem::NoMatch {
-                        name: name.clone(),
-                        requirement,
-                        versions,
-                    }
-                };
+                let problem = DependencyProblem::unmet(name, req.to_string(), versions);
                 return Err((vec![me], problem));
             }
             let mut last_failure = None;
