@@ -59,12 +59,15 @@
 //!
 //! # Crate features
 //! None is on by default: loading, calling and unloading local plugins, and reading and
-//! installing bundles, need none. The `plg` CLI turns both on.
+//! installing bundles, need none. The `plg` CLI turns them all on.
 //! - `build`: `build` builds plugin crates with cargo and stages them, and `scaffold`
 //!   writes new plugin crates. Pulls in `cargo_metadata`.
 //! - `git` (implies `build`): `git` clones `remote_git` sources with libgit2 and builds
 //!   them. Without it, a `remote_git` manifest fails to load with
 //!   [`LoadError::UnsupportedSource`].
+//! - `schemas`: checks the context against a plugin's `input_schema` and `output_schema`
+//!   (JSON Schema, with the jsonschema crate). Without it, a plugin that declares schemas
+//!   fails to load with [`LoadError::Schema`].
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -87,7 +90,9 @@ pub use error::{
     BuildError, BundleError, DependencyProblem, ExecError, GitError, InstallError, IoError,
     LoadError, LoadFailure, LookupError, ManifestError, ScaffoldError, UnloadError,
 };
-pub use manifest::{HttpServices, Manifest, Route, Source, SourceResolver, MANIFEST_FILE};
+pub use manifest::{
+    HttpServices, Manifest, Route, SchemaSource, Source, SourceResolver, MANIFEST_FILE,
+};
 pub use plugins_dir::{Config, ConfigError, Discovery, NoDefaultDir, PluginsDir, PLUGINS_DIR_ENV};
 pub use runtime::{
     Event, EventKind, LoadReport, Plugin, PluginManager, ScanEntry, Subscription, UnloadReport,

@@ -20,6 +20,7 @@ mod layers;
 mod load;
 mod logging;
 mod preflight;
+mod schemas;
 mod unload;
 
 use plg_loader::{Plugin, PluginManager};

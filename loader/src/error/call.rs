@@ -23,6 +23,14 @@ pub enum ExecError {
         /// The plugin's message.
         message: String,
     },
+    /// The plugin returned, but the context does not match its `output_schema`.
+    #[error("plugin {plugin}: {message}")]
+    InvalidOutput {
+        /// `name@version`.
+        plugin: String,
+        /// What does not match, with JSON pointers.
+        message: String,
+    },
     /// The plugin panicked; the panic was caught inside the plugin.
     #[error("plugin {plugin} panicked: {message}")]
     Panicked {

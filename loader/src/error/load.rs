@@ -175,6 +175,17 @@ pub enum LoadError {
         /// What is wrong at the end of the chain.
         problem: DependencyProblem,
     },
+    /// A schema of the manifest could not be read or compiled, or this host cannot check
+    /// schemas.
+    #[error("{}: {field}: {problem}", manifest.display())]
+    Schema {
+        /// The manifest.
+        manifest: PathBuf,
+        /// `input_schema` or `output_schema`.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
     /// A version requirement could not be parsed.
     #[error(transparent)]
     Lookup(#[from] LookupError),

@@ -58,6 +58,19 @@ pub struct Manifest {
     /// [`PluginManager::load_all`](crate::PluginManager::load_all) loads them first, and
     /// refuses this plugin when one is missing, does not match, failed, or forms a cycle.
     pub dependencies: std::collections::BTreeMap<String, semver::VersionReq>,
+    /// A JSON Schema the context must match before `execute` (`input_schema`).
+    pub input_schema: Option<SchemaSource>,
+    /// A JSON Schema the context must match after a successful `execute` (`output_schema`).
+    pub output_schema: Option<SchemaSource>,
+}
+
+/// Where a manifest's JSON Schema is: written in the manifest, or in a file next to it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SchemaSource {
+    /// The schema itself.
+    Inline(serde_json::Value),
+    /// A file relative to the manifest's directory (no `..`, not absolute).
+    File(PathBuf),
 }
 
 /// `source`: where the plugin's library comes from. `Debug` shows a `remote_git` URL without
@@ -90,6 +103,18 @@ impl std::fmt::Debug for Source {
                 .field("rev", rev)
                 .field("subdir", subdir)
                 .finish(),
+        }
+    }
+}
+
+// JSON numbers are never NaN, so equality on a schema is reflexive.
+impl Eq for SchemaSource {}
+
+impl SchemaSource {
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            SchemaSource::Inline(v) => v.clone(),
+            SchemaSource::File(p) => p.to_string_lossy().into_owned().into(),
         }
     }
 }
@@ -143,6 +168,10 @@ struct RawManifest {
     http_services: Option<HttpServices>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     dependencies: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_schema: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output_schema: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -223,6 +252,8 @@ impl Manifest {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.to_string()))
                 .collect(),
+            input_schema: self.input_schema.as_ref().map(SchemaSource::to_json),
+            output_schema: self.output_schema.as_ref().map(SchemaSource::to_json),
         };
         serde_json::to_string_pretty(&raw).expect("a manifest always serializes")
     }

@@ -7,7 +7,7 @@ use std::{
 
 use semver::Version;
 
-use super::{git_url, Manifest, RawManifest, Source, MAX_NAME_LEN};
+use super::{git_url, Manifest, RawManifest, SchemaSource, Source, MAX_NAME_LEN};
 use crate::error::ManifestError;
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -121,6 +121,25 @@ impl RawManifest {
             })?;
             dependencies.insert(dep.clone(), req);
         }
+        let schema = |field: &str, value: Option<serde_json::Value>| match value {
+            None => Ok(None),
+            Some(serde_json::Value::String(file)) => validate_relative(&file)
+                .map(|p| Some(SchemaSource::File(p)))
+                .map_err(|p| bad.err(field, p)),
+            Some(v @ (serde_json::Value::Object(_) | serde_json::Value::Bool(_))) => {
+                #[cfg(feature = "schemas")]
+                if let Err(e) = jsonschema::validator_for(&v) {
+                    return Err(bad.err(field, format!("is not a valid JSON Schema: {e}")));
+                }
+                Ok(Some(SchemaSource::Inline(v)))
+            }
+            Some(_) => Err(bad.err(
+                field,
+                "must be a JSON Schema (an object) or the path of a file holding one",
+            )),
+        };
+        let input_schema = schema("input_schema", self.input_schema)?;
+        let output_schema = schema("output_schema", self.output_schema)?;
         Ok(Manifest {
             name: self.name,
             version,
@@ -130,6 +149,8 @@ impl RawManifest {
             source,
             http_services: self.http_services,
             dependencies,
+            input_schema,
+            output_schema,
         })
     }
 }

@@ -15,6 +15,7 @@ use super::{
     open::open_checked,
     plugin::{map_call_error, Plugin, UnloadReport, HOST_SINK},
     resolve::{self, Candidate},
+    schemas::Schemas,
 };
 use crate::{
     error::{LoadError, LoadFailure, LookupError, UnloadError},
@@ -267,6 +268,7 @@ impl PluginManager {
             });
         }
         self.check_dependencies(&manifest, &[])?;
+        let schemas = Schemas::load(&manifest, manifest_path)?;
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
         let (lib, unmappable) = open_checked(&local, &local_path)?;
         let mut ctx = Context::new().with_label("load");
@@ -278,7 +280,8 @@ impl PluginManager {
             }
         })?;
         lib.arm_hooks();
-        let plugin = Plugin::in_process(manifest, manifest_path.to_owned(), lib, unmappable);
+        let plugin =
+            Plugin::in_process(manifest, manifest_path.to_owned(), lib, unmappable, schemas);
         let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
         let versions = map.entry(plugin.name().to_owned()).or_default();
         if let Some(existing) = versions.get(plugin.version()) {

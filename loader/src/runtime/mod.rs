@@ -13,6 +13,7 @@ mod open;
 mod plugin;
 mod resolve;
 mod scan;
+mod schemas;
 
 pub use events::{Event, EventKind, Subscription, DEFAULT_EVENT_CAPACITY};
 pub use manager::{LoadReport, PluginManager, DEFAULT_UNLOAD_TIMEOUT};

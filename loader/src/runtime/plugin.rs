@@ -10,7 +10,10 @@ use std::{
 use abi_stable::std_types::RStr;
 use plg_api::{Context, LogLevel, LogSink, PluginErrorKind};
 
-use super::ffi::{self, CallError, Closed, Library};
+use super::{
+    ffi::{self, CallError, Closed, Library},
+    schemas::Schemas,
+};
 use crate::{
     error::{ExecError, UnloadError},
     manifest::{preflight::Unmappable, Manifest},
@@ -173,6 +176,8 @@ struct Inner {
     manifest: Manifest,
     manifest_path: PathBuf,
     runtime: Box<dyn Runtime>,
+    /// The compiled `input_schema` and `output_schema`, if the manifest declares any.
+    schemas: Option<Schemas>,
 }
 
 /// A loaded plugin. Cheap to clone, `Send + Sync`: share it between threads and call
@@ -209,12 +214,14 @@ impl Plugin {
         manifest_path: PathBuf,
         lib: Library,
         preflight: Unmappable,
+        schemas: Option<Schemas>,
     ) -> Self {
         Plugin(Arc::new(Inner {
             id: manifest.id(),
             manifest,
             manifest_path,
             runtime: Box::new(InProcess { lib, preflight }),
+            schemas,
         }))
     }
 
@@ -229,8 +236,17 @@ impl Plugin {
     ///
     /// Errors are typed: the plugin's own failure, a caught panic, cancellation, a passed
     /// deadline, or an unloaded plugin. None of them affects the host or other plugins.
+    ///
+    /// When the manifest declares `input_schema` or `output_schema`, the context is checked
+    /// against them before and after the call: `ExecError::InvalidInput` (the plugin is not
+    /// called) or `ExecError::InvalidOutput`, naming the JSON pointer of each mismatch.
     pub fn execute(&self, ctx: &mut Context) -> Result<(), ExecError> {
-        self.0.runtime.execute(&self.0.id, ctx)
+        let Some(schemas) = &self.0.schemas else {
+            return self.0.runtime.execute(&self.0.id, ctx);
+        };
+        schemas.check_input(&self.0.id, ctx)?;
+        self.0.runtime.execute(&self.0.id, ctx)?;
+        schemas.check_output(&self.0.id, ctx)
     }
 
     pub(crate) fn unload(&self, timeout: Duration) -> Result<UnloadReport, UnloadError> {
