@@ -221,7 +221,7 @@ impl PluginManager {
                     continue;
                 }
             }
-            match self.load_manifest(path) {
+            match self.load_parsed(path, manifest.clone()) {
                 Ok(p) => report.loaded.push(p),
                 Err(LoadError::AlreadyLoaded { plugin, existing }) if existing == *path => {
                     if let Some(p) = self.lookup_id(&plugin) {
@@ -241,8 +241,27 @@ impl PluginManager {
     /// runs its `on_load` hook and registers it.
     pub fn load_manifest(&self, manifest_path: impl AsRef<Path>) -> Result<Plugin, LoadError> {
         let manifest_path = manifest_path.as_ref();
-        let result = self.load_manifest_quietly(manifest_path);
-        match &result {
+        match Manifest::from_path(manifest_path) {
+            Ok(manifest) => self.load_parsed(manifest_path, manifest),
+            Err(e) => {
+                let result = Err(e.into());
+                self.report_load(manifest_path, &result);
+                result
+            }
+        }
+    }
+
+    /// [`load_manifest`](Self::load_manifest) of a manifest already read from
+    /// `manifest_path` (`load_all` reads them all first, to resolve dependencies).
+    fn load_parsed(&self, manifest_path: &Path, manifest: Manifest) -> Result<Plugin, LoadError> {
+        let result = self.load_quietly(manifest_path, manifest);
+        self.report_load(manifest_path, &result);
+        result
+    }
+
+    /// The event for a load's outcome.
+    fn report_load(&self, manifest_path: &Path, result: &Result<Plugin, LoadError>) {
+        match result {
             Ok(p) => self.events.emit(EventKind::Loaded {
                 plugin: p.id().to_owned(),
                 manifest: manifest_path.to_owned(),
@@ -255,11 +274,9 @@ impl PluginManager {
                 error: e.to_string(),
             }),
         }
-        result
     }
 
-    fn load_manifest_quietly(&self, manifest_path: &Path) -> Result<Plugin, LoadError> {
-        let manifest = Manifest::from_path(manifest_path)?;
+    fn load_quietly(&self, manifest_path: &Path, manifest: Manifest) -> Result<Plugin, LoadError> {
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = self.lookup(&manifest.name, &manifest.version) {
             return Err(LoadError::AlreadyLoaded {

@@ -57,15 +57,15 @@ pub(crate) fn locate_library(
 /// Checks the library `manifest` describes from its file alone: it exists inside the
 /// plugin's directory, and its note (ABI version, name, version) agrees with the manifest.
 /// Loads nothing and runs no plugin code. `Ok(None)`: the library has no note (built with an
-/// older plg-api); only loading it can check it.
+/// older plg-api); only loading it can check it. Also returns the library's path.
 pub(crate) fn inspect(
     manifest: &Manifest,
     manifest_path: &Path,
-) -> Result<Option<PluginNote>, LoadError> {
+) -> Result<(Option<PluginNote>, PathBuf), LoadError> {
     let path = locate_library(manifest, manifest_path)?;
     let note = match read_note(&path) {
         Ok(note) => note,
-        Err(NoteError::Missing) => return Ok(None),
+        Err(NoteError::Missing) => return Ok((None, path)),
         Err(NoteError::NotAnObject(reason)) => {
             return Err(LoadError::NotSharedObject { path, reason })
         }
@@ -84,7 +84,7 @@ pub(crate) fn inspect(
         });
     }
     check_identity(manifest, &path, &note.name, &note.version)?;
-    Ok(Some(note))
+    Ok((Some(note), path))
 }
 
 /// The library's embedded name and version must be the manifest's.

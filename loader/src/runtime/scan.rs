@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     manager::PluginManager,
-    open::{inspect, locate_library, open_checked},
+    open::{inspect, open_checked},
 };
 use crate::{
     error::LoadError,
@@ -60,13 +60,14 @@ impl PluginManager {
                     unmappable: None,
                 },
                 Ok(m) => {
-                    let local = self.localize(&m, &path, true);
-                    let unmappable = local.as_ref().ok().and_then(|(local, p)| {
-                        locate_library(local, p)
-                            .ok()
-                            .and_then(|l| preflight(&l).ok())
-                    });
-                    let inspected = local.and_then(|(local, p)| inspect(&local, &p));
+                    let inspected = self
+                        .localize(&m, &path, true)
+                        .and_then(|(local, p)| inspect(&local, &p));
+                    let unmappable = inspected
+                        .as_ref()
+                        .ok()
+                        .and_then(|(_, library)| preflight(library).ok());
+                    let inspected = inspected.map(|(note, _)| note);
                     let (status, note) = match inspected {
                         Ok(note) => (Ok(()), note),
                         Err(e) => (Err(e), None),
