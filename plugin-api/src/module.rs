@@ -69,10 +69,32 @@ pub struct PluginModule {
     /// Sets the library-wide stop flag that [`Context::is_cancelled`] reports. The host sets it
     /// when unloading begins, and clears it on load.
     ///
-    /// ABI rule: this is the last field of ABI version 1. Append new fields after it only.
+    /// ABI rule: this is the last field of ABI version 1's prefix. Append new fields after
+    /// it only.
     #[sabi(last_prefix_field)]
     pub set_stop: extern "C" fn(bool),
+    // ---- Appended in module revision 2 (hot upgrade). A host reads each as `Option`:
+    // `None` from a plugin built before they existed.
+    /// Hot upgrade, on the version being replaced: write the state to carry over into the
+    /// context's values. Runs after the new version loaded, while this one still serves.
+    pub save_state: Option<extern "C" fn(&mut Context) -> RResult<(), PluginError>>,
+    /// Hot upgrade, on the new version before it serves its first call: read the values the
+    /// old version's `save_state` wrote. An error refuses the upgrade (the old version keeps
+    /// serving).
+    pub restore_state: Option<extern "C" fn(&mut Context) -> RResult<(), PluginError>>,
+    /// Runs once after `on_load` when the host loads a new version to replace a running one
+    /// (and whenever a host asks for a check): an error refuses the new version.
+    pub self_test: Option<extern "C" fn(&mut Context) -> RResult<(), PluginError>>,
+    /// `true` if the plugin was built with `panic = "abort"`: its panics abort the process
+    /// instead of reaching the host as errors, so a host cannot protect itself in-process.
+    pub panic_aborts: bool,
 }
+
+/// Which revision of [`PluginModule`] this plg-api exports: how many fields were appended
+/// after the ABI version 1 prefix, in steps. Revision 1: `execute`, `on_load`, `on_unload`,
+/// `set_stop`. Revision 2 appended `save_state`, `restore_state`, `self_test` and
+/// `panic_aborts`.
+pub const MODULE_REVISION: u32 = 2;
 
 /// What the `PLG_PLUGIN_DECLARATION` symbol points at.
 ///
@@ -237,13 +259,48 @@ pub mod __private {
 /// export_plugin!(execute: execute, on_load: on_load, on_unload: on_unload);
 /// ```
 ///
-/// `on_load` and `on_unload` are optional, in that order. The macro embeds the crate's name and
-/// version and plg-api's ABI version (in the declaration, and in a note a host reads from the
-/// file without loading it, [`NOTE_SYMBOL`]), and wraps every entry point so that a panic reaches the
-/// host as an error instead of unwinding across `extern "C"` (which would abort the host).
+/// Everything after `execute` is optional, in this order: `on_load`, `on_unload`,
+/// `save_state`, `restore_state`, `self_test` (see [`PluginModule`] for when each runs). The
+/// macro embeds the crate's name and version and plg-api's ABI version (in the declaration, and
+/// in a note a host reads from the file without loading it, [`NOTE_SYMBOL`]), records whether
+/// the crate was built with `panic = "abort"`, and wraps every entry point so that a panic
+/// reaches the host as an error instead of unwinding across `extern "C"` (which would abort the
+/// host).
+///
+/// State that should survive a hot upgrade goes through `save_state` and `restore_state`:
+///
+/// ```
+/// use std::sync::atomic::{AtomicI64, Ordering};
+/// use plg_api::{export_plugin, Context, PluginError};
+///
+/// static COUNT: AtomicI64 = AtomicI64::new(0);
+///
+/// fn execute(ctx: &mut Context) -> Result<(), PluginError> {
+///     ctx.set("count", COUNT.fetch_add(1, Ordering::SeqCst) + 1);
+///     Ok(())
+/// }
+/// fn save_state(ctx: &mut Context) -> Result<(), PluginError> {
+///     ctx.set("count", COUNT.load(Ordering::SeqCst));
+///     Ok(())
+/// }
+/// fn restore_state(ctx: &mut Context) -> Result<(), PluginError> {
+///     COUNT.store(ctx.get::<i64>("count")?, Ordering::SeqCst);
+///     Ok(())
+/// }
+///
+/// export_plugin!(execute: execute, save_state: save_state, restore_state: restore_state);
+/// ```
 #[macro_export]
 macro_rules! export_plugin {
-    (execute: $execute:path $(, on_load: $on_load:path)? $(, on_unload: $on_unload:path)? $(,)?) => {
+    (
+        execute: $execute:path
+        $(, on_load: $on_load:path)?
+        $(, on_unload: $on_unload:path)?
+        $(, save_state: $save_state:path)?
+        $(, restore_state: $restore_state:path)?
+        $(, self_test: $self_test:path)?
+        $(,)?
+    ) => {
         const _: () = {
             use $crate::__private as __plg;
 
@@ -259,6 +316,10 @@ macro_rules! export_plugin {
                     on_load: $crate::__plg_hook!($($on_load)?),
                     on_unload: $crate::__plg_hook!($($on_unload)?),
                     set_stop: __plg::set_stop,
+                    save_state: $crate::__plg_hook!($($save_state)?),
+                    restore_state: $crate::__plg_hook!($($restore_state)?),
+                    self_test: $crate::__plg_hook!($($self_test)?),
+                    panic_aborts: cfg!(panic = "abort"),
                 });
 
             const __PLG_NOTE_TEXT: &str = concat!(

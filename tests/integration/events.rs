@@ -30,6 +30,7 @@ fn loads_failures_and_unloads_arrive_in_order_with_the_preflight_verdict() {
             EventKind::Loaded { .. } => "loaded",
             EventKind::LoadFailed { .. } => "failed",
             EventKind::Unloaded { .. } => "unloaded",
+            _ => "other",
         })
         .collect();
     assert_eq!(

@@ -489,7 +489,6 @@ fn a_plugin_from_a_later_plg_api_loads_in_this_host() {
 /// appends an optional entry point to the module, loads a plugin built today (which lacks
 /// that field) and sees the field as absent.
 #[test]
-#[ignore = "bug: a host whose plg-api appends a module field refuses plugins built today (AbiLayout: too many fields, expected 5, found 4)"]
 fn a_plugin_built_today_loads_in_a_later_host() {
     let host = plg_tests::build_later_api("plg-later-host");
     let dir = TempPluginsDir::default();
@@ -511,6 +510,43 @@ fn a_plugin_built_today_loads_in_a_later_host() {
     assert_eq!(stdout.lines().next(), Some("Hello, Later!"), "{stdout}");
     #[cfg(target_os = "linux")]
     assert!(stdout.contains("unmapped: Some(true)"), "{stdout}");
+}
+
+/// The ABI promise, the other way round: a plugin built against plg-api as it stood before
+/// the hot-upgrade entry points were appended (a frozen copy, `tests/frozen-abi`) loads and
+/// runs in today's host, which reads the fields it lacks as absent: it has no state
+/// hand-over, no self-test and no recorded panic strategy. It unloads, verified.
+#[test]
+fn a_plugin_built_against_the_frozen_abi_loads_and_runs() {
+    let lib = plg_tests::build_frozen_abi_plugin();
+    let dir = TempPluginsDir::default();
+    dir.stage_library("frozen-hello", "1.0.0", &lib);
+    let manager = PluginManager::new(dir.path());
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let plugin = manager.get("frozen-hello").unwrap();
+    assert_eq!(plugin.aborts_on_panic(), None);
+    let mut ctx = Context::new();
+    ctx.set("name", "today");
+    plugin.execute(&mut ctx).unwrap();
+    assert_eq!(
+        ctx.get_str("greeting").unwrap(),
+        "Hello from the frozen ABI, today!"
+    );
+    let reports = manager.unload("frozen-hello", None).unwrap();
+    #[cfg(target_os = "linux")]
+    assert_eq!(reports[0].unmapped, Some(true));
+    let _ = reports;
+}
+
+/// A plugin built today records its panic strategy: `hello` unwinds.
+#[test]
+fn a_plugin_built_today_records_that_it_unwinds() {
+    let dir = TempPluginsDir::default();
+    dir.stage("hello");
+    let manager = PluginManager::new(dir.path());
+    let plugin = manager.load_matching("hello", None).unwrap();
+    assert_eq!(plugin.aborts_on_panic(), Some(false));
 }
 
 /// The later host of the test above does load plugins built against its own plg-api: the

@@ -622,6 +622,38 @@ pub fn build_later_api(package: &str) -> PathBuf {
     artifact
 }
 
+/// Builds `tests/frozen-abi/frozen-hello`: a plugin built against the frozen copy of
+/// plg-api in `tests/frozen-abi/vendor/plg-api`, as it stood at module revision 1 (before the
+/// hot-upgrade entry points were appended). Its own workspace and lock file, built offline into
+/// a target dir of its own. Returns the library. Built once per process.
+pub fn build_frozen_abi_plugin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let ws = workspace_root().join("tests/frozen-abi");
+            let target = target_dir().join("plg-frozen-abi");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .current_dir(&ws)
+                .env("CARGO_TARGET_DIR", &target)
+                .args([
+                    "build",
+                    "--quiet",
+                    "--offline",
+                    "--locked",
+                    "-p",
+                    "frozen-hello",
+                ])
+                .status()
+                .expect("cannot run cargo");
+            assert!(status.success(), "building tests/frozen-abi failed");
+            let lib = target.join("debug").join(library_file_name("frozen-hello"));
+            assert!(lib.is_file(), "{} was not built", lib.display());
+            lib
+        })
+        .clone()
+}
+
 /// Writes the later-plg workspace of [`build_later_api`] into `ws` (files rewritten only when
 /// they change, so cargo rebuilds only what did).
 fn write_later_workspace(ws: &Path) {
@@ -676,8 +708,7 @@ fn write_later_workspace(ws: &Path) {
         std::fs::copy(root.join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
     }
 
-    // plg-api 0.1.1: one optional entry point appended after `last_prefix_field`. abi_stable's
-    // accessor for it is unsafe code, so the copy cannot forbid unsafe code.
+    // plg-api 0.1.1: one more optional entry point appended to the module.
     let api_toml = std::fs::read_to_string(root.join("plugin-api/Cargo.toml")).unwrap();
     let api_toml = patch(
         api_toml,
@@ -687,21 +718,20 @@ fn write_later_workspace(ws: &Path) {
     );
     write_if_changed(&ws.join("plugin-api/Cargo.toml"), &api_toml);
     let lib = std::fs::read_to_string(root.join("plugin-api/src/lib.rs")).unwrap();
-    let lib = patch(lib, "#![forbid(unsafe_code)]\n", "", "forbid(unsafe_code)");
     write_if_changed(&ws.join("plugin-api/src/lib.rs"), &lib);
     let module = std::fs::read_to_string(root.join("plugin-api/src/module.rs")).unwrap();
     let module = patch(
         module,
-        "    pub set_stop: extern \"C\" fn(bool),\n}",
-        "    pub set_stop: extern \"C\" fn(bool),\n    \
+        "    pub panic_aborts: bool,\n}",
+        "    pub panic_aborts: bool,\n    \
          /// Appended by a later plg-api: optional for hosts.\n    \
          pub appended: Option<extern \"C\" fn(bool)>,\n}",
         "PluginModule's last field",
     );
     let module = patch(
         module,
-        "                    set_stop: __plg::set_stop,\n",
-        "                    set_stop: __plg::set_stop,\n                    appended: None,\n",
+        "                    panic_aborts: cfg!(panic = \"abort\"),\n",
+        "                    panic_aborts: cfg!(panic = \"abort\"),\n                    appended: None,\n",
         "export_plugin!'s module",
     );
     write_if_changed(&ws.join("plugin-api/src/module.rs"), &module);

@@ -186,7 +186,22 @@ pub enum LoadError {
         /// What is wrong.
         problem: String,
     },
-    /// A version requirement could not be parsed.
+    /// During a hot upgrade, the new version's `self_test`, the old version's `save_state` or
+    /// the new version's `restore_state` failed: the upgrade was refused and the old version
+    /// keeps serving.
+    #[error("plugin {plugin}: {hook} failed during a hot upgrade, so the running version keeps serving: {message}")]
+    UpgradeHook {
+        /// `name@version` of the version whose hook failed.
+        plugin: String,
+        /// `self_test`, `save_state` or `restore_state`.
+        hook: &'static str,
+        /// The hook's error.
+        message: String,
+    },
+    /// A file could not be read or written (a hot upgrade's private copy, a content hash).
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// A version requirement could not be parsed, or the plugin is not loaded.
     #[error(transparent)]
     Lookup(#[from] LookupError),
     /// Fetching or building a `remote_git` source failed.

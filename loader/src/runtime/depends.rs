@@ -65,9 +65,9 @@ impl PluginManager {
                     .dependencies
                     .get(plugin.name())
                     .is_some_and(|req| {
-                        req.matches(plugin.version())
+                        req.matches(&plugin.version())
                             && !all.iter().filter(staying).any(|other| {
-                                other.name() == plugin.name() && req.matches(other.version())
+                                other.name() == plugin.name() && req.matches(&other.version())
                             })
                     })
             })

@@ -17,10 +17,10 @@ use std::{
 };
 
 use super::plugin::UnloadReport;
-use crate::manifest::preflight::Unmappable;
+use crate::{error::LoadError, manifest::preflight::Unmappable};
 
 /// One thing that happened to a plugin.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Event {
     /// The manager's sequence number: 0, 1, 2, … in the order the events happened. A gap in
     /// what one subscriber received means it lost events.
@@ -31,8 +31,9 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-/// What happened.
-#[derive(Debug, Clone, PartialEq)]
+/// What happened. More kinds may be added: match with a `_` arm.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum EventKind {
     /// A plugin was loaded and registered.
     Loaded {
@@ -54,6 +55,54 @@ pub enum EventKind {
     Unloaded {
         /// The unload's report: the verified `unmapped` beside the preflight's `predicted`.
         report: UnloadReport,
+    },
+    /// A hot upgrade took effect: handles that follow it call `to` from now on.
+    Reloaded {
+        /// `name@version` replaced.
+        from: String,
+        /// `name@version` now serving.
+        to: String,
+        /// What became of the old version.
+        retired: Retired,
+    },
+    /// A hot upgrade was refused; the running version keeps serving.
+    ReloadFailed {
+        /// `name@version` still serving.
+        plugin: String,
+        /// The manifest of the version that was refused.
+        path: PathBuf,
+        /// Why.
+        error: Arc<LoadError>,
+    },
+    /// During a hot upgrade, the new version took over the old one's state (its
+    /// `restore_state` read what the old one's `save_state` wrote).
+    StateRestored {
+        /// `name@version` that saved it.
+        from: String,
+        /// `name@version` that restored it.
+        to: String,
+        /// How many values were handed over.
+        values: usize,
+    },
+}
+
+/// What a hot upgrade did with the version it replaced.
+#[derive(Debug, Clone)]
+pub enum Retired {
+    /// Its calls drained and it was unloaded, with the usual verified report (and the
+    /// private copy's fate in `kept_copy`).
+    Unloaded(UnloadReport),
+    /// Some handles stay on it (pinned to its version, or with a requirement the new version
+    /// does not match), so it stays loaded beside the new one until it is unloaded.
+    Kept {
+        /// How many handles stay on it.
+        handles: usize,
+    },
+    /// Its calls did not drain within the unload timeout. It takes no new calls, and is
+    /// unloaded by a later reload, `unload_all` or the manager's drop.
+    Draining {
+        /// Calls still running at the timeout.
+        in_flight: usize,
     },
 }
 

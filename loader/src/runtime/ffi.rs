@@ -20,6 +20,7 @@ use std::{
 use abi_stable::{
     abi_stability::abi_checking::{check_layout_compatibility_with_globals, CheckingGlobals},
     std_types::RResult,
+    type_layout::TypeLayout,
     StableAbi,
 };
 use plg_api::host::HostContext;
@@ -107,6 +108,16 @@ impl Gate {
     }
 }
 
+/// The optional entry points a host runs outside `execute` (`on_unload` runs only in
+/// [`Library::close`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hook {
+    OnLoad,
+    SaveState,
+    RestoreState,
+    SelfTest,
+}
+
 /// What closing a library found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Closing {
@@ -135,6 +146,11 @@ pub(crate) struct Library {
     on_load: Option<EntryFn>,
     on_unload: Option<EntryFn>,
     set_stop: StopFn,
+    save_state: Option<EntryFn>,
+    restore_state: Option<EntryFn>,
+    self_test: Option<EntryFn>,
+    /// `Some(true)`: built with `panic = "abort"`; `None`: built before plg-api recorded it.
+    panic_aborts: Option<bool>,
     /// This library's entry in [`OPEN_IMAGES`], released once it is closed.
     image: ImageKey,
 }
@@ -227,13 +243,7 @@ impl Library {
         let decl: &PluginDeclaration = unsafe { &*decl_ptr };
         // A fresh CheckingGlobals per load: abi_stable's process-wide one would keep pointers
         // into this library's layouts after it is unloaded.
-        let globals = CheckingGlobals::new();
-        if let Err(errors) = check_layout_compatibility_with_globals(
-            <PluginModuleRef as StableAbi>::LAYOUT,
-            decl.module_layout,
-            &globals,
-        ) {
-            let details = errors.to_string();
+        if let Err(details) = check_module_layout(decl.module_layout) {
             return Err(LoadError::AbiLayout {
                 path,
                 api_version: decl.api_version.to_string(),
@@ -241,7 +251,6 @@ impl Library {
                 details,
             });
         }
-        drop(globals);
         let module = decl.module;
         let library = Library {
             name: decl.name.to_string(),
@@ -253,6 +262,11 @@ impl Library {
             on_load: module.on_load().map(PluginFn),
             on_unload: module.on_unload().map(PluginFn),
             set_stop: PluginFn(module.set_stop()),
+            // Appended fields: `None` from a plugin built before they existed.
+            save_state: module.save_state().flatten().map(PluginFn),
+            restore_state: module.restore_state().flatten().map(PluginFn),
+            self_test: module.self_test().flatten().map(PluginFn),
+            panic_aborts: module.panic_aborts(),
             lib: Mutex::new(Some(lib)),
             path,
             image,
@@ -311,18 +325,45 @@ impl Library {
         Ok(result)
     }
 
-    /// Runs `on_load`, if the plugin has one. Called once, before the library is shared.
-    pub(crate) fn on_load(&self, ctx: &mut Context, sink: LogSink) -> Result<(), CallError> {
-        match self.on_load {
-            Some(hook) if self.gate.enter() => {
+    /// Runs one of the plugin's optional entry points, if it exports it (`Ok` if not).
+    pub(crate) fn run_hook(
+        &self,
+        hook: Hook,
+        ctx: &mut Context,
+        sink: LogSink,
+    ) -> Result<(), CallError> {
+        let entry = match hook {
+            Hook::OnLoad => self.on_load,
+            Hook::SaveState => self.save_state,
+            Hook::RestoreState => self.restore_state,
+            Hook::SelfTest => self.self_test,
+        };
+        match entry {
+            Some(entry) if self.gate.enter() => {
                 // SAFETY: the gate is entered, so the library stays open until `exit`, as in
                 // `execute`.
-                let r = unsafe { call_and_rehome(hook, ctx, sink) };
+                let r = unsafe { call_and_rehome(entry, ctx, sink) };
                 self.gate.exit();
                 r
             }
             _ => Ok(()),
         }
+    }
+
+    /// Whether the plugin exports `hook`.
+    pub(crate) fn has_hook(&self, hook: Hook) -> bool {
+        match hook {
+            Hook::OnLoad => self.on_load.is_some(),
+            Hook::SaveState => self.save_state.is_some(),
+            Hook::RestoreState => self.restore_state.is_some(),
+            Hook::SelfTest => self.self_test.is_some(),
+        }
+    }
+
+    /// `Some(true)` if the plugin was built with `panic = "abort"`; `None` if it was built
+    /// before plg-api recorded that.
+    pub(crate) fn panic_aborts(&self) -> Option<bool> {
+        self.panic_aborts
     }
 
     /// Marks `on_load` as done, so `on_unload` runs when the library is closed.
@@ -471,6 +512,28 @@ fn release_image(key: &ImageKey) {
     let mut open = OPEN_IMAGES.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(i) = open.iter().position(|k| k == key) {
         open.swap_remove(i);
+    }
+}
+
+/// Checks a plugin's module layout against this host's. abi_stable's checker lets the
+/// *implementation* have more prefix-type fields than the *interface*, so a plugin built
+/// against a later plg-api (which appended fields) passes as it is. A plugin built against an
+/// earlier plg-api has fewer fields; for it, the roles are swapped, which checks that its
+/// fields are exactly this host's first ones. Either way every type the two share is checked
+/// field by field; the fields a plugin lacks are read as `None` by its own prefix metadata.
+/// `Err` carries abi_stable's report of the first check.
+fn check_module_layout(plugin: &'static TypeLayout) -> Result<(), String> {
+    let host = <PluginModuleRef as StableAbi>::LAYOUT;
+    // A fresh CheckingGlobals per check: abi_stable's process-wide one would keep pointers
+    // into this library's layouts after it is unloaded.
+    let newer_or_same =
+        check_layout_compatibility_with_globals(host, plugin, &CheckingGlobals::new());
+    let Err(errors) = newer_or_same else {
+        return Ok(());
+    };
+    match check_layout_compatibility_with_globals(plugin, host, &CheckingGlobals::new()) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(errors.to_string()),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, Mutex, RwLock, Weak},
     time::Duration,
 };
 
@@ -12,8 +12,9 @@ use semver::{Version, VersionReq};
 
 use super::{
     events::{EventKind, Events, Subscription, DEFAULT_EVENT_CAPACITY},
-    open::open_checked,
-    plugin::{map_call_error, Plugin, UnloadReport, HOST_SINK},
+    images,
+    open::{locate_library, open_checked},
+    plugin::{Hook, Instance, Plugin, Slot, UnloadReport},
     resolve::{self, Candidate},
     schemas::Schemas,
 };
@@ -73,15 +74,20 @@ pub struct LoadReport {
 #[derive(Debug)]
 pub struct PluginManager {
     plugins_dir: PluginsDir,
-    unload_timeout: Duration,
-    plugins: RwLock<BTreeMap<String, BTreeMap<Version, Plugin>>>,
+    pub(super) unload_timeout: Duration,
+    pub(super) plugins: RwLock<BTreeMap<String, BTreeMap<Version, Plugin>>>,
     /// Held while a plugin loads, so two threads loading the same plugin cannot both run its
     /// `on_load`: the second one finds it registered.
-    loading: Mutex<()>,
+    pub(super) loading: Mutex<()>,
     /// Turns `remote_git` (and any other non-local) sources into local libraries.
     resolver: Option<Arc<dyn SourceResolver>>,
     /// Subscribers to what happens to the plugins.
-    events: Events,
+    pub(super) events: Events,
+    /// Every handle given out, so that a hot upgrade can move the ones that follow it.
+    pub(super) handles: Mutex<Vec<Weak<Slot>>>,
+    /// Retired versions whose calls had not drained within the unload timeout: unloaded at
+    /// the next reload, `unload_all` or drop.
+    pub(super) retiring: Mutex<Vec<Arc<Instance>>>,
 }
 
 impl PluginManager {
@@ -95,6 +101,8 @@ impl PluginManager {
             loading: Mutex::new(()),
             resolver: None,
             events: Events::default(),
+            handles: Mutex::new(Vec::new()),
+            retiring: Mutex::new(Vec::new()),
         }
     }
 
@@ -222,10 +230,10 @@ impl PluginManager {
                 }
             }
             match self.load_parsed(path, manifest.clone()) {
-                Ok(p) => report.loaded.push(p),
+                Ok(p) => report.loaded.push(self.hand_out(&p, VersionReq::STAR)),
                 Err(LoadError::AlreadyLoaded { plugin, existing }) if existing == *path => {
                     if let Some(p) = self.lookup_id(&plugin) {
-                        report.loaded.push(p);
+                        report.loaded.push(self.hand_out(&p, VersionReq::STAR));
                     }
                 }
                 Err(error) => report.failed.push(LoadFailure {
@@ -239,10 +247,14 @@ impl PluginManager {
 
     /// Loads the plugin described by the manifest at `manifest_path`: checks the library,
     /// runs its `on_load` hook and registers it.
+    ///
+    /// The handle follows every hot upgrade of the plugin ([`Plugin`], "Hot upgrade").
     pub fn load_manifest(&self, manifest_path: impl AsRef<Path>) -> Result<Plugin, LoadError> {
         let manifest_path = manifest_path.as_ref();
         match Manifest::from_path(manifest_path) {
-            Ok(manifest) => self.load_parsed(manifest_path, manifest),
+            Ok(manifest) => self
+                .load_parsed(manifest_path, manifest)
+                .map(|p| self.hand_out(&p, VersionReq::STAR)),
             Err(e) => {
                 let result = Err(e.into());
                 self.report_load(manifest_path, &result);
@@ -285,23 +297,11 @@ impl PluginManager {
             });
         }
         self.check_dependencies(&manifest, &[])?;
-        let schemas = Schemas::load(&manifest, manifest_path)?;
-        let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
-        let (lib, unmappable) = open_checked(&local, &local_path)?;
-        let mut ctx = Context::new().with_label("load");
-        lib.on_load(&mut ctx, HOST_SINK).map_err(|e| {
-            let err = map_call_error(&manifest.id(), &ctx, e);
-            LoadError::OnLoad {
-                plugin: manifest.id(),
-                message: err.to_string(),
-            }
-        })?;
-        lib.arm_hooks();
-        let plugin =
-            Plugin::in_process(manifest, manifest_path.to_owned(), lib, unmappable, schemas);
+        let instance = self.open_instance(manifest, manifest_path, None)?;
+        let plugin = Plugin::pinned(instance);
         let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
         let versions = map.entry(plugin.name().to_owned()).or_default();
-        if let Some(existing) = versions.get(plugin.version()) {
+        if let Some(existing) = versions.get(&plugin.version()) {
             return Err(LoadError::AlreadyLoaded {
                 plugin: plugin.id().to_owned(),
                 existing: existing.manifest_path().to_owned(),
@@ -309,6 +309,73 @@ impl PluginManager {
         }
         versions.insert(plugin.version().clone(), plugin.clone());
         Ok(plugin)
+    }
+
+    /// Opens, checks and starts one instance of a plugin: schemas, the source made local,
+    /// the library opened and checked (from `copy_to`'s private copy when given: see
+    /// [`images`]), `on_load`. The instance is not registered.
+    pub(super) fn open_instance(
+        &self,
+        manifest: Manifest,
+        manifest_path: &Path,
+        copy_to: Option<&images::LiveDir>,
+    ) -> Result<Arc<Instance>, LoadError> {
+        let schemas = Schemas::load(&manifest, manifest_path)?;
+        let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
+        let library = locate_library(&local, &local_path)?;
+        let digest = images::digest(&local_path, &library)?;
+        let copy = match copy_to {
+            Some(live) => Some(live.place(&manifest.name, &library, &digest)?),
+            None => None,
+        };
+        let opened = open_checked(&local, copy.as_deref().unwrap_or(&library));
+        let (lib, unmappable) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(copy) = &copy {
+                    let _ = std::fs::remove_file(copy);
+                }
+                return Err(e);
+            }
+        };
+        let id = manifest.id();
+        let instance = Instance::in_process(
+            manifest,
+            manifest_path.to_owned(),
+            lib,
+            unmappable,
+            schemas,
+            digest,
+            copy,
+        );
+        let mut ctx = Context::new().with_label("load");
+        if let Err(e) = instance.runtime().run_hook(&id, Hook::OnLoad, &mut ctx) {
+            let _ = instance.unload(self.unload_timeout);
+            return Err(LoadError::OnLoad {
+                plugin: id,
+                message: e.to_string(),
+            });
+        }
+        instance.runtime().arm();
+        if instance.runtime().panic_aborts() == Some(true) {
+            tracing::warn!(
+                plugin = instance.id(),
+                "this plugin was built with panic = \"abort\": a panic in it aborts the whole \
+                 host; rebuild it with the default panic = \"unwind\""
+            );
+        }
+        Ok(instance)
+    }
+
+    /// A new handle to what `entry` points at, following upgrades that match `follows`.
+    pub(super) fn hand_out(&self, entry: &Plugin, follows: VersionReq) -> Plugin {
+        let handle = Plugin::new(entry.instance(), follows);
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        if handles.len() >= 64 && handles.len().is_power_of_two() {
+            handles.retain(|w| w.strong_count() > 0);
+        }
+        handles.push(handle.downgrade());
+        handle
     }
 
     /// Finds the highest version of `name` under the plugins directory that matches
@@ -354,9 +421,11 @@ impl PluginManager {
             });
         };
         if let Some(p) = self.lookup(name, &version) {
-            return Ok(p);
+            return Ok(self.hand_out(&p, req));
         }
-        self.load_manifest(&path)
+        let manifest = Manifest::from_path(&path)?;
+        self.load_parsed(&path, manifest)
+            .map(|p| self.hand_out(&p, req))
     }
 
     /// The highest loaded version of `name`.
@@ -378,19 +447,28 @@ impl PluginManager {
                     .collect(),
             });
         };
-        versions
+        let found = versions
             .iter()
             .rev()
             .find(|(v, _)| req.matches(v))
-            .map(|(_, p)| p.clone())
+            .map(|(_, p)| p.clone());
+        drop(map);
+        found
+            .map(|p| self.hand_out(&p, req))
             .ok_or_else(|| LookupError::NoMatch {
                 name: name.to_owned(),
                 requirement: requirement.to_owned(),
-                versions: versions.keys().map(Version::to_string).collect(),
+                versions: self
+                    .loaded_versions()
+                    .into_iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, v)| v.to_string())
+                    .collect(),
             })
     }
 
-    /// Every loaded plugin, by name then version.
+    /// Every loaded plugin, by name then version. Each handle is pinned to its version (it
+    /// follows rebuilds of that version only).
     pub fn plugins(&self) -> Vec<Plugin> {
         let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
         map.values().flat_map(|v| v.values().cloned()).collect()
@@ -443,7 +521,7 @@ impl PluginManager {
         let mut reports = Vec::with_capacity(targets.len());
         let mut first_error = None;
         for plugin in targets {
-            match plugin.unload(self.unload_timeout) {
+            match plugin.instance().unload(self.unload_timeout) {
                 Ok(report) => {
                     self.forget(&plugin);
                     self.events.emit(EventKind::Unloaded {
@@ -495,10 +573,10 @@ impl PluginManager {
         let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
         if let Some(versions) = map.get_mut(plugin.name()) {
             if versions
-                .get(plugin.version())
+                .get(&plugin.version())
                 .is_some_and(|p| p.same_instance(plugin))
             {
-                versions.remove(plugin.version());
+                versions.remove(&plugin.version());
             }
             if versions.is_empty() {
                 map.remove(plugin.name());
@@ -514,9 +592,17 @@ impl PluginManager {
             let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
             map.keys().cloned().collect()
         };
-        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        let (mut ok, mut failed): (Vec<UnloadReport>, Vec<UnloadError>) = (Vec::new(), Vec::new());
+        for (report, error) in self.retire_drained() {
+            ok.extend(report);
+            failed.extend(error);
+        }
         for name in names {
-            if self.get(&name).is_err() {
+            let still_loaded = {
+                let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+                map.get(&name).is_some_and(|v| !v.is_empty())
+            };
+            if !still_loaded {
                 continue; // already unloaded by a cascade
             }
             match self.unload_cascade(&name, None) {
@@ -549,8 +635,8 @@ impl Drop for PluginManager {
             let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
             map.values()
                 .flat_map(BTreeMap::values)
-                .filter(|p| p.handles() > 1)
-                .map(|p| p.id().to_owned())
+                .filter(|p| self.handed_out(p))
+                .map(|p| p.id())
                 .collect()
         };
         if !held.is_empty() {
@@ -564,6 +650,7 @@ impl Drop for PluginManager {
         }
         let _ = self.unload_all();
         self.events.close();
+        self.live_dir().remove_if_empty();
     }
 }
 

@@ -8,15 +8,18 @@
 mod depends;
 mod events;
 mod ffi;
+mod images;
 mod manager;
 mod open;
 mod plugin;
+mod reload;
 mod resolve;
 mod scan;
 mod schemas;
 
-pub use events::{Event, EventKind, Subscription, DEFAULT_EVENT_CAPACITY};
+pub use events::{Event, EventKind, Retired, Subscription, DEFAULT_EVENT_CAPACITY};
 pub use manager::{LoadReport, PluginManager, DEFAULT_UNLOAD_TIMEOUT};
 pub(crate) use open::check_loads;
 pub use plugin::{Plugin, UnloadReport};
+pub use reload::Reload;
 pub use scan::ScanEntry;

@@ -115,21 +115,22 @@ fn check_identity(
 
 /// Resolves the manifest's library, opens it and checks it against the manifest. Runs no
 /// plugin hook.
+/// `library` is [`locate_library`]'s path, or a private copy of that file.
 pub(crate) fn open_checked(
     manifest: &Manifest,
-    manifest_path: &Path,
+    library: &Path,
 ) -> Result<(Library, Unmappable), LoadError> {
-    let real_lib = locate_library(manifest, manifest_path)?;
     // Read from the file before loading it; a file `object` cannot parse gets no prediction
     // (opening it reports what is wrong).
-    let unmappable = preflight(&real_lib).unwrap_or(Unmappable::Unknown);
-    let lib = Library::open(&real_lib)?;
-    check_identity(manifest, &real_lib, lib.name(), lib.version())?;
+    let unmappable = preflight(library).unwrap_or(Unmappable::Unknown);
+    let lib = Library::open(library)?;
+    check_identity(manifest, library, lib.name(), lib.version())?;
     Ok((lib, unmappable))
 }
 
 /// Opens and checks the library `manifest` describes, then closes it again: how the packaging
 /// layer proves that a copy it placed loads. Runs the library's initializers, no plugin hook.
 pub(crate) fn check_loads(manifest: &Manifest, manifest_path: &Path) -> Result<(), LoadError> {
-    open_checked(manifest, manifest_path).map(drop)
+    let library = locate_library(manifest, manifest_path)?;
+    open_checked(manifest, &library).map(drop)
 }

@@ -3,13 +3,16 @@
 use std::{
     fmt,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Weak},
     time::{Duration, Instant},
 };
 
 use abi_stable::std_types::RStr;
+use arc_swap::ArcSwap;
 use plg_api::{Context, LogLevel, LogSink, PluginErrorKind};
+use semver::VersionReq;
 
+pub(crate) use super::ffi::Hook;
 use super::{
     ffi::{self, CallError, Closed, Library},
     schemas::Schemas,
@@ -38,11 +41,14 @@ pub struct UnloadReport {
     /// What the unload-safety preflight predicted before the library was loaded
     /// ([`Plugin::unload_preflight`]), to set beside `unmapped`.
     pub predicted: Unmappable,
+    /// A hot upgrade's private copy of the library (under `.plg/live/`) that stays on disk
+    /// because its image is still mapped; `None` when there was no copy or it was removed.
+    pub kept_copy: Option<PathBuf>,
 }
 
 /// Where calls to a plugin go. Today there is one runtime, the in-process library; a worker
 /// process or an executable plugin fits behind the same trait without changing callers.
-trait Runtime: Send + Sync + fmt::Debug {
+pub(crate) trait Runtime: Send + Sync + fmt::Debug {
     fn execute(&self, id: &str, ctx: &mut Context) -> Result<(), ExecError>;
     fn unload(&self, id: &str, timeout: Duration) -> Result<UnloadReport, UnloadError>;
     fn is_loaded(&self) -> bool;
@@ -50,6 +56,12 @@ trait Runtime: Send + Sync + fmt::Debug {
     fn library_path(&self) -> &Path;
     fn preflight(&self) -> &Unmappable;
     fn api_version(&self) -> &str;
+    /// Runs one of the plugin's optional entry points (`Ok` if it has none).
+    fn run_hook(&self, id: &str, hook: Hook, ctx: &mut Context) -> Result<(), ExecError>;
+    fn has_hook(&self, hook: Hook) -> bool;
+    fn panic_aborts(&self) -> Option<bool>;
+    /// Marks `on_load` as done, so `on_unload` runs at unload.
+    fn arm(&self);
 }
 
 #[derive(Debug)]
@@ -137,6 +149,7 @@ impl Runtime for InProcess {
                 on_unload_error: c.on_unload.map(|e| e.message),
                 close_error: c.close_error,
                 predicted: self.preflight.clone(),
+                kept_copy: None,
             },
             None => UnloadReport {
                 plugin: id.to_owned(),
@@ -145,6 +158,7 @@ impl Runtime for InProcess {
                 on_unload_error: None,
                 close_error: None,
                 predicted: self.preflight.clone(),
+                kept_copy: None,
             },
         };
         Ok(report)
@@ -169,27 +183,150 @@ impl Runtime for InProcess {
     fn api_version(&self) -> &str {
         self.lib.api_version()
     }
+
+    fn run_hook(&self, id: &str, hook: Hook, ctx: &mut Context) -> Result<(), ExecError> {
+        self.lib
+            .run_hook(hook, ctx, HOST_SINK)
+            .map_err(|e| map_call_error(id, ctx, e))
+    }
+
+    fn has_hook(&self, hook: Hook) -> bool {
+        self.lib.has_hook(hook)
+    }
+
+    fn panic_aborts(&self) -> Option<bool> {
+        self.lib.panic_aborts()
+    }
+
+    fn arm(&self) {
+        self.lib.arm_hooks();
+    }
 }
 
-struct Inner {
+/// One loaded library: a version of a plugin, as loaded once. [`Plugin`] handles point at an
+/// instance, and hot upgrade moves them to another.
+pub(crate) struct Instance {
     id: String,
-    manifest: Manifest,
+    manifest: Arc<Manifest>,
     manifest_path: PathBuf,
     runtime: Box<dyn Runtime>,
     /// The compiled `input_schema` and `output_schema`, if the manifest declares any.
     schemas: Option<Schemas>,
+    /// The SHA-256 of the library file and the manifest as loaded: a reload of the same bytes
+    /// does nothing.
+    digest: Digest,
+    /// The private copy under `.plg/live/` this instance was loaded from (hot upgrades load
+    /// from one); removed once the image is verifiably unmapped.
+    copy: Option<PathBuf>,
+}
+
+impl fmt::Debug for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instance").field("id", &self.id).finish()
+    }
+}
+
+/// The content hash of what a plugin was loaded from.
+pub(crate) type Digest = [u8; 32];
+
+impl Instance {
+    pub(crate) fn in_process(
+        manifest: Manifest,
+        manifest_path: PathBuf,
+        lib: Library,
+        preflight: Unmappable,
+        schemas: Option<Schemas>,
+        digest: Digest,
+        copy: Option<PathBuf>,
+    ) -> Arc<Self> {
+        Arc::new(Instance {
+            id: manifest.id(),
+            manifest: Arc::new(manifest),
+            manifest_path,
+            runtime: Box::new(InProcess { lib, preflight }),
+            schemas,
+            digest,
+            copy,
+        })
+    }
+
+    fn execute(&self, ctx: &mut Context) -> Result<(), ExecError> {
+        let Some(schemas) = &self.schemas else {
+            return self.runtime.execute(&self.id, ctx);
+        };
+        schemas.check_input(&self.id, ctx)?;
+        self.runtime.execute(&self.id, ctx)?;
+        schemas.check_output(&self.id, ctx)
+    }
+
+    /// Unloads (verified), and removes the private copy once its image is unmapped.
+    pub(crate) fn unload(&self, timeout: Duration) -> Result<UnloadReport, UnloadError> {
+        let mut report = self.runtime.unload(&self.id, timeout)?;
+        if let Some(copy) = &self.copy {
+            if report.unmapped == Some(true) && std::fs::remove_file(copy).is_ok() {
+                report.kept_copy = None;
+            } else {
+                report.kept_copy = Some(copy.clone());
+            }
+        }
+        Ok(report)
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    pub(crate) fn version(&self) -> &semver::Version {
+        &self.manifest.version
+    }
+
+    pub(crate) fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    pub(crate) fn runtime(&self) -> &dyn Runtime {
+        &*self.runtime
+    }
+}
+
+/// Where a [`Plugin`] handle's calls go: the instance it points at now, and which upgrades it
+/// follows.
+pub(crate) struct Slot {
+    name: String,
+    /// The handle follows an upgrade to a version that matches this.
+    follows: VersionReq,
+    current: ArcSwap<Instance>,
 }
 
 /// A loaded plugin. Cheap to clone, `Send + Sync`: share it between threads and call
 /// [`execute`](Self::execute) from all of them at once.
 ///
+/// # Hot upgrade
+/// A handle follows [`PluginManager::reload`](crate::PluginManager::reload): once the new
+/// version is loaded, checked and has taken over the old one's state, the handle's next call
+/// goes to it. Calls already running finish on the old version; no call waits for an upgrade
+/// or fails because of one. Which upgrades a handle follows depends on how it was got:
+/// - by name ([`get`](crate::PluginManager::get), `load_manifest`, `load_all`): every one;
+/// - with a requirement ([`get_matching`](crate::PluginManager::get_matching)`(name, "^1")`):
+///   those to a version that still matches it. An exact requirement (`=1.2.3`) pins the handle
+///   to that version: it follows rebuilds of 1.2.3 itself, nothing else.
+///
+/// A version that some handle stays on is not retired by the upgrade: it stays loaded beside
+/// the new one until it is unloaded. So the accessors (`version`, `id`, `library_path`, …)
+/// describe the version the handle points at *now*, and return owned values.
+///
+/// # Lifetime
 /// A handle never keeps a plugin alive past
 /// [`PluginManager::unload`](crate::PluginManager::unload): after that, `execute` returns
 /// [`ExecError::Unloaded`] instead of calling into the closed library. Nor past its
 /// manager: dropping the [`PluginManager`](crate::PluginManager) unloads every plugin it
 /// loaded, so keep the manager alive as long as you use its handles.
 #[derive(Clone)]
-pub struct Plugin(Arc<Inner>);
+pub struct Plugin(Arc<Slot>);
 
 fn _assert_send_sync<T: Send + Sync>() {}
 const _: fn() = _assert_send_sync::<Plugin>;
@@ -197,39 +334,58 @@ const _: fn() = _assert_send_sync::<Plugin>;
 impl fmt::Debug for Plugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Plugin")
-            .field("id", &self.0.id)
+            .field("id", &self.0.current.load().id)
+            .field("follows", &self.0.follows.to_string())
             .field("loaded", &self.is_loaded())
             .finish()
     }
 }
 
 impl Plugin {
-    /// How many handles to this plugin exist, the manager's own included.
-    pub(crate) fn handles(&self) -> usize {
-        Arc::strong_count(&self.0)
+    /// A handle to `instance` that follows upgrades matching `follows`.
+    pub(crate) fn new(instance: Arc<Instance>, follows: VersionReq) -> Self {
+        Plugin(Arc::new(Slot {
+            name: instance.name().to_owned(),
+            follows,
+            current: ArcSwap::new(instance),
+        }))
     }
 
-    pub(crate) fn in_process(
-        manifest: Manifest,
-        manifest_path: PathBuf,
-        lib: Library,
-        preflight: Unmappable,
-        schemas: Option<Schemas>,
-    ) -> Self {
-        Plugin(Arc::new(Inner {
-            id: manifest.id(),
-            manifest,
-            manifest_path,
-            runtime: Box::new(InProcess { lib, preflight }),
-            schemas,
-        }))
+    /// A handle that sees `instance` and follows nothing but rebuilds of its version.
+    pub(crate) fn pinned(instance: Arc<Instance>) -> Self {
+        let follows = exact(instance.version());
+        Self::new(instance, follows)
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<Slot> {
+        Arc::downgrade(&self.0)
+    }
+
+    pub(crate) fn from_slot(slot: Arc<Slot>) -> Self {
+        Plugin(slot)
+    }
+
+    /// The instance this handle's calls go to now.
+    pub(crate) fn instance(&self) -> Arc<Instance> {
+        self.0.current.load_full()
+    }
+
+    /// Whether this handle follows an upgrade to `version`.
+    pub(crate) fn follows(&self, version: &semver::Version) -> bool {
+        self.0.follows.matches(version)
+    }
+
+    /// Points this handle at `to`, if it points at `from`. `true` if it moved.
+    pub(crate) fn swap(&self, from: &Arc<Instance>, to: &Arc<Instance>) -> bool {
+        let previous = self.0.current.compare_and_swap(from, Arc::clone(to));
+        Arc::ptr_eq(&previous, from)
     }
 
     /// What the unload-safety preflight read from the library file before it was loaded:
     /// whether its image can be unmapped at all ([`Unmappable`]). Every unload's
     /// [`UnloadReport`] carries it beside the verified result.
-    pub fn unload_preflight(&self) -> &Unmappable {
-        self.0.runtime.preflight()
+    pub fn unload_preflight(&self) -> Unmappable {
+        self.0.current.load().runtime.preflight().clone()
     }
 
     /// Calls the plugin's `execute` with `ctx`. The plugin reads and writes `ctx`'s values.
@@ -241,65 +397,94 @@ impl Plugin {
     /// against them before and after the call: `ExecError::InvalidInput` (the plugin is not
     /// called) or `ExecError::InvalidOutput`, naming the JSON pointer of each mismatch.
     pub fn execute(&self, ctx: &mut Context) -> Result<(), ExecError> {
-        let Some(schemas) = &self.0.schemas else {
-            return self.0.runtime.execute(&self.0.id, ctx);
-        };
-        schemas.check_input(&self.0.id, ctx)?;
-        self.0.runtime.execute(&self.0.id, ctx)?;
-        schemas.check_output(&self.0.id, ctx)
+        loop {
+            let instance = self.0.current.load();
+            match instance.execute(ctx) {
+                // The instance was retired between reading it and entering it, so the call
+                // never ran: an upgrade moved this handle on. Call the new version instead.
+                Err(ExecError::Unloaded { .. })
+                    if !Arc::ptr_eq(&instance, &self.0.current.load()) =>
+                {
+                    continue
+                }
+                result => return result,
+            }
+        }
     }
 
-    pub(crate) fn unload(&self, timeout: Duration) -> Result<UnloadReport, UnloadError> {
-        self.0.runtime.unload(&self.0.id, timeout)
-    }
-
-    /// `true` if both handles refer to the same loaded instance.
+    /// `true` if both handles point at the same loaded instance now.
     pub fn same_instance(&self, other: &Plugin) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.0.current.load(), &other.0.current.load())
     }
 
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        &self.0.manifest.name
+        &self.0.name
     }
 
-    /// The plugin's version.
-    pub fn version(&self) -> &semver::Version {
-        &self.0.manifest.version
+    /// The version this handle's calls go to now.
+    pub fn version(&self) -> semver::Version {
+        self.0.current.load().version().clone()
     }
 
-    /// `name@version`.
-    pub fn id(&self) -> &str {
-        &self.0.id
+    /// The requirement of the upgrades this handle follows (`*` for a handle got by name).
+    pub fn follows_requirement(&self) -> &VersionReq {
+        &self.0.follows
+    }
+
+    /// `name@version`, of the version this handle's calls go to now.
+    pub fn id(&self) -> String {
+        self.0.current.load().id.clone()
     }
 
     /// The validated manifest.
-    pub fn manifest(&self) -> &Manifest {
-        &self.0.manifest
+    pub fn manifest(&self) -> Arc<Manifest> {
+        Arc::clone(&self.0.current.load().manifest)
     }
 
     /// The manifest file it was loaded from.
-    pub fn manifest_path(&self) -> &Path {
-        &self.0.manifest_path
+    pub fn manifest_path(&self) -> PathBuf {
+        self.0.current.load().manifest_path.clone()
     }
 
-    /// The library file (canonical path).
-    pub fn library_path(&self) -> &Path {
-        self.0.runtime.library_path()
+    /// The library file it was loaded from (canonical path): the plugin's own, or, after a
+    /// hot upgrade, the private copy under the plugins directory's `.plg/live/`.
+    pub fn library_path(&self) -> PathBuf {
+        self.0.current.load().runtime.library_path().to_owned()
     }
 
     /// The plg-api version the plugin was built with.
-    pub fn api_version(&self) -> &str {
-        self.0.runtime.api_version()
+    pub fn api_version(&self) -> String {
+        self.0.current.load().runtime.api_version().to_owned()
+    }
+
+    /// `Some(true)` if the plugin was built with `panic = "abort"`: a panic in it aborts the
+    /// whole host, which in-process loading cannot prevent. `None` for a plugin built before
+    /// plg-api recorded its panic strategy.
+    pub fn aborts_on_panic(&self) -> Option<bool> {
+        self.0.current.load().runtime.panic_aborts()
     }
 
     /// `false` once unloading began.
     pub fn is_loaded(&self) -> bool {
-        self.0.runtime.is_loaded()
+        self.0.current.load().runtime.is_loaded()
     }
 
-    /// Calls running right now.
+    /// Calls running right now, on the version this handle points at.
     pub fn in_flight(&self) -> usize {
-        self.0.runtime.in_flight()
+        self.0.current.load().runtime.in_flight()
+    }
+}
+
+/// The requirement `=version`.
+pub(crate) fn exact(version: &semver::Version) -> VersionReq {
+    VersionReq {
+        comparators: vec![semver::Comparator {
+            op: semver::Op::Exact,
+            major: version.major,
+            minor: Some(version.minor),
+            patch: Some(version.patch),
+            pre: version.pre.clone(),
+        }],
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     manager::PluginManager,
-    open::{inspect, open_checked},
+    open::{inspect, locate_library, open_checked},
 };
 use crate::{
     error::LoadError,
@@ -100,6 +100,7 @@ impl PluginManager {
             return Ok(()); // loaded from here already; a second open would be refused
         }
         let (local, local_path) = self.localize(&manifest, manifest_path, true)?;
-        open_checked(&local, &local_path).map(drop)
+        let library = locate_library(&local, &local_path)?;
+        open_checked(&local, &library).map(drop)
     }
 }

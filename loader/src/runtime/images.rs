@@ -1,0 +1,181 @@
+//! Private copies of libraries for hot upgrade, and the content hash that says whether a
+//! plugin changed.
+//!
+//! glibc matches a loaded library by its path string (and by file), so opening a rebuilt
+//! library at the path of a loaded one returns the *old* image. A hot upgrade therefore loads
+//! each new version from a copy with a path of its own: `PLUGINS_DIR/.plg/live/PID/` holds
+//! them, one directory per process, so two hosts sharing a plugins directory never touch each
+//! other's copies. A copy is removed once its image is verifiably unmapped
+//! ([`Instance::unload`](super::plugin::Instance::unload)); a copy whose image stays mapped
+//! (thread-local destructors) is kept and reported. Directories of processes that no longer
+//! run are swept the next time a live directory is opened.
+
+use std::{
+    fs::File,
+    io::{self, Read, Write},
+    path::{Path, PathBuf},
+};
+
+use super::plugin::Digest;
+use crate::error::{IoError, LoadError};
+
+/// The SHA-256 of a plugin as loaded: its manifest's bytes, then its library's.
+pub(crate) fn digest(manifest_path: &Path, library: &Path) -> Result<Digest, LoadError> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 256 * 1024];
+    for path in [manifest_path, library] {
+        let mut file = File::open(path).map_err(|e| IoError::new(path, e))?;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(IoError::new(path, e).into()),
+            };
+            ctx.update(&buf[..n]);
+        }
+        // A separator, so that bytes cannot move between the two files unnoticed.
+        ctx.update(&[0xff]);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    Ok(out)
+}
+
+/// This process's directory of private copies, `PLUGINS_DIR/.plg/live/PID/`.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveDir {
+    dir: PathBuf,
+}
+
+impl LiveDir {
+    pub(crate) fn new(plugins_dir: &Path) -> Self {
+        LiveDir {
+            dir: plugins_dir
+                .join(".plg")
+                .join("live")
+                .join(std::process::id().to_string()),
+        }
+    }
+
+    /// Copies `library` to a new file here, named after the plugin and its content hash
+    /// (`NAME-HASH16[-N].so`), and returns its path. The copy is written to a temporary name
+    /// and renamed into place, so a half-written copy never has a loadable name; a name
+    /// already taken (an image of the same bytes that stayed mapped) gets the next `-N`.
+    pub(crate) fn place(
+        &self,
+        name: &str,
+        library: &Path,
+        digest: &Digest,
+    ) -> Result<PathBuf, LoadError> {
+        if !self.dir.is_dir() {
+            sweep_dead(self.dir.parent().unwrap_or(&self.dir));
+            std::fs::create_dir_all(&self.dir).map_err(|e| IoError::new(&self.dir, e))?;
+        }
+        let ext = library
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or(std::env::consts::DLL_EXTENSION);
+        let stem = format!("{name}-{}", hex::encode(&digest[..8]));
+        let tmp = self.dir.join(format!(".{stem}.partial"));
+        copy_file(library, &tmp)?;
+        for n in 0u32.. {
+            let target = match n {
+                0 => self.dir.join(format!("{stem}.{ext}")),
+                n => self.dir.join(format!("{stem}-{n}.{ext}")),
+            };
+            if target.exists() {
+                continue;
+            }
+            std::fs::rename(&tmp, &target).map_err(|e| IoError::new(&tmp, e))?;
+            return Ok(target);
+        }
+        unreachable!("u32 names run out")
+    }
+
+    /// Removes this process's directory if no copy is left in it (at the manager's drop).
+    pub(crate) fn remove_if_empty(&self) {
+        let _ = std::fs::remove_dir(&self.dir);
+        if let Some(live) = self.dir.parent() {
+            let _ = std::fs::remove_dir(live);
+        }
+    }
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<(), LoadError> {
+    let mut src = File::open(from).map_err(|e| IoError::new(from, e))?;
+    let mut dst = File::create(to).map_err(|e| IoError::new(to, e))?;
+    io::copy(&mut src, &mut dst)
+        .and_then(|_| dst.flush())
+        .map_err(|e| IoError::new(to, e))?;
+    Ok(())
+}
+
+/// Removes the live directories of processes that no longer run. Best effort: a directory
+/// that cannot be read or removed is left.
+fn sweep_dead(live: &Path) {
+    let Ok(entries) = std::fs::read_dir(live) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_runs(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn process_runs(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_runs(_pid: u32) -> bool {
+    // Without /proc, assume it runs: never remove another process's copies.
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_get_content_names_and_never_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = tmp.path().join("libx.so");
+        std::fs::write(&lib, b"bytes").unwrap();
+        let manifest = tmp.path().join("plugin.json");
+        std::fs::write(&manifest, b"{}").unwrap();
+        let d = digest(&manifest, &lib).unwrap();
+        let live = LiveDir::new(tmp.path());
+        let a = live.place("x", &lib, &d).unwrap();
+        let b = live.place("x", &lib, &d).unwrap();
+        assert_ne!(a, b);
+        assert!(a.file_name().unwrap().to_str().unwrap().starts_with("x-"));
+        assert_eq!(std::fs::read(&b).unwrap(), b"bytes");
+        std::fs::write(&lib, b"other").unwrap();
+        assert_ne!(digest(&manifest, &lib).unwrap(), d);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn dead_processes_directories_are_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = tmp.path().join(".plg/live");
+        // pid_max is at most 2^22 on Linux: this pid cannot run.
+        std::fs::create_dir_all(live.join("4194305")).unwrap();
+        std::fs::create_dir_all(live.join("not-a-pid")).unwrap();
+        let lib = tmp.path().join("libx.so");
+        std::fs::write(&lib, b"bytes").unwrap();
+        LiveDir::new(tmp.path()).place("x", &lib, &[0; 32]).unwrap();
+        assert!(!live.join("4194305").exists());
+        assert!(live.join("not-a-pid").exists());
+    }
+}

@@ -1,0 +1,377 @@
+//! [`Value`], the FFI-safe JSON-like value, and [`ValueMap`], its insertion-ordered map.
+
+use std::fmt;
+
+use abi_stable::{
+    std_types::{RString, RVec, Tuple2},
+    StableAbi,
+};
+
+/// The kind of a [`Value`], used in error messages and for dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// [`Value::Null`]
+    Null,
+    /// [`Value::Bool`]
+    Bool,
+    /// [`Value::Int`]
+    Int,
+    /// [`Value::Float`]
+    Float,
+    /// [`Value::Str`]
+    Str,
+    /// [`Value::Bytes`]
+    Bytes,
+    /// [`Value::List`]
+    List,
+    /// [`Value::Map`]
+    Map,
+}
+
+impl ValueKind {
+    /// The kind's name with its article: "an int", "a string".
+    pub fn with_article(self) -> String {
+        let name = self.to_string();
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {name}")
+    }
+}
+
+impl fmt::Display for ValueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValueKind::Null => "null",
+            ValueKind::Bool => "bool",
+            ValueKind::Int => "int",
+            ValueKind::Float => "float",
+            ValueKind::Str => "string",
+            ValueKind::Bytes => "bytes",
+            ValueKind::List => "list",
+            ValueKind::Map => "map",
+        })
+    }
+}
+
+/// A JSON-like value that can cross the plugin boundary.
+///
+/// It is `#[repr(C, u8)]` and derives [`StableAbi`], so its layout is checked when a plugin
+/// is loaded. Adding a variant changes the layout: that is an ABI break (see the crate docs).
+///
+/// ```
+/// use plg_api::{Value, ValueMap};
+///
+/// let v = Value::from("hi");
+/// assert_eq!(v.as_str(), Some("hi"));
+/// let n: i64 = Value::from(5).try_into().unwrap();
+/// assert_eq!(n, 5);
+/// let m: Value = [("a", Value::from(1))].into_iter().collect::<ValueMap>().into();
+/// assert_eq!(m.kind(), plg_api::ValueKind::Map);
+/// ```
+#[repr(C, u8)]
+#[derive(StableAbi, Clone, Debug, Default)]
+pub enum Value {
+    /// The absence of a value (JSON `null`).
+    #[default]
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A signed 64-bit integer.
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// A UTF-8 string.
+    Str(RString),
+    /// Raw bytes.
+    Bytes(RVec<u8>),
+    /// An ordered list of values.
+    List(RVec<Value>),
+    /// A string-keyed map, in insertion order.
+    Map(ValueMap),
+}
+
+impl Value {
+    /// The kind of this value.
+    pub fn kind(&self) -> ValueKind {
+        match self {
+            Value::Null => ValueKind::Null,
+            Value::Bool(_) => ValueKind::Bool,
+            Value::Int(_) => ValueKind::Int,
+            Value::Float(_) => ValueKind::Float,
+            Value::Str(_) => ValueKind::Str,
+            Value::Bytes(_) => ValueKind::Bytes,
+            Value::List(_) => ValueKind::List,
+            Value::Map(_) => ValueKind::Map,
+        }
+    }
+
+    /// `true` for [`Value::Null`].
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// The boolean, if this is a [`Value::Bool`].
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is a [`Value::Int`].
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The number as a float, if this is a [`Value::Float`] or a [`Value::Int`].
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Float(x) => Some(*x),
+            Value::Int(n) => Some(*n as f64),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is a [`Value::Str`].
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The bytes, if this is a [`Value::Bytes`].
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b.as_slice()),
+            _ => None,
+        }
+    }
+
+    /// The items, if this is a [`Value::List`].
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(l) => Some(l.as_slice()),
+            _ => None,
+        }
+    }
+
+    /// The map, if this is a [`Value::Map`].
+    pub fn as_map(&self) -> Option<&ValueMap> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Moves every heap buffer of this value into storage owned by the calling library.
+    ///
+    /// abi_stable's `RString`/`RVec` free their memory through a vtable that lives in the
+    /// library that allocated them. A host calls this on values a plugin wrote, before the
+    /// plugin may be unloaded, so that dropping them later never jumps into unmapped code.
+    /// Buffers the calling library allocated itself are kept as they are; buffers of another
+    /// library are copied (abi_stable's type identity includes the library).
+    pub(crate) fn rehome(&mut self) {
+        match self {
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
+            Value::Str(s) => rehome_string(s),
+            Value::Bytes(b) => rehome_vec(b),
+            Value::List(items) => {
+                rehome_vec(items);
+                items.iter_mut().for_each(Value::rehome);
+            }
+            Value::Map(map) => map.rehome(),
+        }
+    }
+}
+
+pub(crate) fn rehome_string(s: &mut RString) {
+    let taken = std::mem::take(s);
+    *s = RString::from(taken.into_string());
+}
+
+pub(crate) fn rehome_vec<T>(v: &mut RVec<T>) {
+    let taken = std::mem::take(v);
+    *v = RVec::from(taken.into_vec());
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::Null, Value::Null) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Bytes(a), Value::Bytes(b)) => a == b,
+            (Value::List(a), Value::List(b)) => a == b,
+            (Value::Map(a), Value::Map(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A string-keyed map of [`Value`]s that keeps insertion order.
+///
+/// Stored as a vector of entries, which is FFI-safe and faster than hashing for the small
+/// maps a plugin context usually holds. Lookups are linear; keep contexts to a few hundred
+/// keys. Equality ignores order.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, Default)]
+pub struct ValueMap {
+    entries: RVec<Tuple2<RString, Value>>,
+}
+
+impl ValueMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty map with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            entries: RVec::with_capacity(n),
+        }
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries.iter().position(|e| e.0.as_str() == key)
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries
+            .iter()
+            .find(|e| e.0.as_str() == key)
+            .map(|e| &e.1)
+    }
+
+    /// The value under `key`, mutably.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.entries
+            .iter_mut()
+            .find(|e| e.0.as_str() == key)
+            .map(|e| &mut e.1)
+    }
+
+    /// Sets `key` to `value`, returning the value it replaced. A replaced key keeps its place.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        let key = key.into();
+        let value = value.into();
+        match self.position(&key) {
+            Some(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            None => {
+                self.entries.push(Tuple2(RString::from(key), value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key`, returning its value. The order of the other keys is kept.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let i = self.position(key)?;
+        Some(self.entries.remove(i).1)
+    }
+
+    /// `true` if `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// `true` if there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// The keys, in insertion order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.entries.iter().map(|e| e.0.as_str())
+    }
+
+    /// The entries, in insertion order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> + '_ {
+        self.entries.iter().map(|e| (e.0.as_str(), &e.1))
+    }
+
+    /// The entries with mutable values, in insertion order.
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut Value)> + '_ {
+        self.entries.iter_mut().map(|e| (e.0.as_str(), &mut e.1))
+    }
+
+    /// See [`Value::rehome`].
+    pub(crate) fn rehome(&mut self) {
+        rehome_vec(&mut self.entries);
+        for e in self.entries.iter_mut() {
+            rehome_string(&mut e.0);
+            e.1.rehome();
+        }
+    }
+}
+
+impl PartialEq for ValueMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for ValueMap {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut map = ValueMap::new();
+        map.extend(iter);
+        map
+    }
+}
+
+/// Like [`ValueMap::insert`] for each entry (a repeated key replaces the earlier value in
+/// its place), in time linear in the number of entries: a temporary index stands in for
+/// `insert`'s linear search, so building a map of many keys is not quadratic.
+impl<K: Into<String>, V: Into<Value>> Extend<(K, V)> for ValueMap {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        let iter = iter.into_iter();
+        let mut index: std::collections::HashMap<String, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.0.as_str().to_owned(), i))
+            .collect();
+        self.entries.reserve(iter.size_hint().0.min(4096));
+        for (k, v) in iter {
+            let (k, v) = (k.into(), v.into());
+            match index.get(&k) {
+                Some(&i) => self.entries[i].1 = v,
+                None => {
+                    index.insert(k.clone(), self.entries.len());
+                    self.entries.push(Tuple2(RString::from(k), v));
+                }
+            }
+        }
+    }
+}
+
+impl IntoIterator for ValueMap {
+    type Item = (String, Value);
+    type IntoIter = std::iter::Map<
+        abi_stable::std_types::vec::IntoIter<Tuple2<RString, Value>>,
+        fn(Tuple2<RString, Value>) -> (String, Value),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter().map(|e| (e.0.into_string(), e.1))
+    }
+}
