@@ -79,7 +79,10 @@ fn run_reads_input_json_and_applies_set_on_top() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(v, serde_json::json!({"by": 7, "note": "kept", "count": 7}));
+    assert_eq!(
+        v,
+        serde_json::json!({"by": 7, "note": "kept", "count": 7, "version": "0.1.0"})
+    );
 }
 
 #[test]

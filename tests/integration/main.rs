@@ -20,6 +20,7 @@ mod layers;
 mod load;
 mod logging;
 mod preflight;
+mod reload;
 mod schemas;
 mod unload;
 

@@ -198,9 +198,16 @@ impl TempPluginsDir {
 /// Builds a copy of plugin crate `package` whose Cargo.toml says `version`, once per
 /// process, and returns its library. Used to load two versions of one plugin side by side.
 pub fn build_variant(package: &str, version: &str) -> PathBuf {
+    build_edited(package, version, "", &[])
+}
+
+/// Like [`build_variant`], with each `(from, to)` of `edits` replaced in the crate's
+/// `src/lib.rs` (each must occur); `tag` names the build apart from others of this version.
+/// Used for two builds of one version that behave differently (a hot upgrade's new bytes).
+pub fn build_edited(package: &str, version: &str, tag: &str, edits: &[(&str, &str)]) -> PathBuf {
     static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
         OnceLock::new();
-    let key = format!("{package}@{version}");
+    let key = format!("{package}@{version}{tag}");
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
     if let Some(p) = built.get(&key) {
         return p.clone();
@@ -208,7 +215,14 @@ pub fn build_variant(package: &str, version: &str) -> PathBuf {
     let root = target_dir().join("plg-variants").join(&key);
     std::fs::create_dir_all(root.join("src")).unwrap();
     let src = plugin_crate_dir(package);
-    std::fs::copy(src.join("src/lib.rs"), root.join("src/lib.rs")).unwrap();
+    let mut source = std::fs::read_to_string(src.join("src/lib.rs")).expect("plugin source");
+    for (from, to) in edits {
+        assert!(source.contains(from), "{package}'s source has no `{from}`");
+        source = source.replace(from, to);
+    }
+    // Written every time: variants share a target dir, and cargo would call a variant built
+    // before "fresh" and leave the last-built variant's library in place.
+    std::fs::write(root.join("src/lib.rs"), &source).unwrap();
     let api = workspace_root().join("plugin-api");
     std::fs::write(
         root.join("Cargo.toml"),
@@ -817,5 +831,16 @@ fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) {
                 std::fs::write(&dest, data).unwrap();
             }
         }
+    }
+}
+
+impl TempPluginsDir {
+    /// Replaces the library in the staged version dir `dir` with `library`, the way a build
+    /// tool or `plg install` does: written beside it under a temporary name, then renamed.
+    pub fn replace_library(&self, dir: &Path, package: &str, library: &Path) {
+        let file = dir.join(library_file_name(package));
+        let partial = dir.join(".incoming.partial");
+        std::fs::copy(library, &partial).unwrap();
+        std::fs::rename(&partial, &file).unwrap();
     }
 }

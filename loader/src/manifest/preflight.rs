@@ -97,6 +97,57 @@ pub fn preflight_data<'data, R: object::ReadRef<'data>>(data: R) -> Result<Unmap
     })
 }
 
+/// Why the ELF file at `path` is shorter than its own headers say, if it is: a library still
+/// being written (a build, a copy) or cut short. The dynamic loader would map pages past its
+/// end, and the first touch of one kills the process with `SIGBUS`. `None` for a complete
+/// file, and for anything that is not ELF (opening it reports what is wrong).
+pub fn truncation(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    let cache = object::ReadCache::new(file);
+    let elf_magic = object::ReadRef::read_bytes_at(&cache, 0, 4).ok() == Some(&elf::ELFMAG[..]);
+    let Ok(kind) = object::FileKind::parse(&cache) else {
+        return elf_magic.then(|| "its ELF header is cut short or corrupt".to_owned());
+    };
+    match kind {
+        object::FileKind::Elf64 => short_of::<elf::FileHeader64<object::Endianness>, _>(&cache),
+        object::FileKind::Elf32 => short_of::<elf::FileHeader32<object::Endianness>, _>(&cache),
+        _ => None,
+    }
+}
+
+fn short_of<'data, H: FileHeader<Endian = object::Endianness>, R: object::ReadRef<'data>>(
+    data: R,
+) -> Option<String> {
+    use object::read::elf::ProgramHeader as _;
+    let len = data.len().ok()?;
+    let Ok(header) = H::parse(data) else {
+        return Some(format!("its ELF header is cut short ({len} bytes)"));
+    };
+    let endian = header.endian().ok()?;
+    let sections_end = header.e_shoff(endian).into().saturating_add(
+        u64::from(header.e_shnum(endian)).saturating_mul(u64::from(header.e_shentsize(endian))),
+    );
+    let mut end = sections_end;
+    match header.program_headers(endian, data) {
+        Ok(segments) => {
+            for segment in segments {
+                let seg_end = segment
+                    .p_offset(endian)
+                    .into()
+                    .saturating_add(segment.p_filesz(endian).into());
+                end = end.max(seg_end);
+            }
+        }
+        Err(_) => end = end.max(len.saturating_add(1)),
+    }
+    (end > len).then(|| {
+        format!(
+            "truncated: its headers describe {end} bytes but the file has {len} (still being \
+             written? wait until the build or copy finishes)"
+        )
+    })
+}
+
 /// The `DT_FLAGS_1` value of an ELF file's dynamic section, if it has one.
 fn flags_1<'data, H: FileHeader, R: object::ReadRef<'data>>(
     header: &H,
