@@ -96,7 +96,8 @@ pub use manifest::{
 pub use plugins_dir::{Config, ConfigError, Discovery, NoDefaultDir, PluginsDir, PLUGINS_DIR_ENV};
 pub use runtime::{
     Event, EventKind, LoadReport, Plugin, PluginManager, Reload, Retired, ScanEntry, Subscription,
-    UnloadReport, DEFAULT_EVENT_CAPACITY, DEFAULT_UNLOAD_TIMEOUT,
+    UnloadReport, WatchBackend, WatchGuard, WatchOptions, DEFAULT_EVENT_CAPACITY,
+    DEFAULT_UNLOAD_TIMEOUT,
 };
 
 pub use plg_api::{

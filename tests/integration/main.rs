@@ -23,6 +23,7 @@ mod preflight;
 mod reload;
 mod schemas;
 mod unload;
+mod watch;
 
 use plg_loader::{Plugin, PluginManager};
 use plg_tests::TempPluginsDir;

@@ -198,6 +198,14 @@ pub enum LoadError {
         /// The hook's error.
         message: String,
     },
+    /// The plugins directory could not be watched for changes.
+    #[error("cannot watch {} for plugin changes: {message}; if the system is out of inotify watches, raise fs.inotify.max_user_watches or watch by polling (WatchOptions::poll_every)", dir.display())]
+    Watch {
+        /// The plugins directory.
+        dir: PathBuf,
+        /// What notify said.
+        message: String,
+    },
     /// A file could not be read or written (a hot upgrade's private copy, a content hash).
     #[error(transparent)]
     Io(#[from] IoError),

@@ -266,7 +266,21 @@ impl PluginManager {
     /// [`load_manifest`](Self::load_manifest) of a manifest already read from
     /// `manifest_path` (`load_all` reads them all first, to resolve dependencies).
     fn load_parsed(&self, manifest_path: &Path, manifest: Manifest) -> Result<Plugin, LoadError> {
-        let result = self.load_quietly(manifest_path, manifest);
+        let result = self.load_quietly(manifest_path, manifest, None);
+        self.report_load(manifest_path, &result);
+        result
+    }
+
+    /// Loads a plugin from a private copy of its library (as a hot upgrade does), so that
+    /// rewriting the file in place later cannot touch the running image. The watch loads
+    /// new plugins this way.
+    pub(super) fn load_live(
+        &self,
+        manifest_path: &Path,
+        manifest: Manifest,
+    ) -> Result<Plugin, LoadError> {
+        let live = self.live_dir();
+        let result = self.load_quietly(manifest_path, manifest, Some(&live));
         self.report_load(manifest_path, &result);
         result
     }
@@ -288,7 +302,12 @@ impl PluginManager {
         }
     }
 
-    fn load_quietly(&self, manifest_path: &Path, manifest: Manifest) -> Result<Plugin, LoadError> {
+    fn load_quietly(
+        &self,
+        manifest_path: &Path,
+        manifest: Manifest,
+        copy_to: Option<&images::LiveDir>,
+    ) -> Result<Plugin, LoadError> {
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = self.lookup(&manifest.name, &manifest.version) {
             return Err(LoadError::AlreadyLoaded {
@@ -297,7 +316,7 @@ impl PluginManager {
             });
         }
         self.check_dependencies(&manifest, &[])?;
-        let instance = self.open_instance(manifest, manifest_path, None)?;
+        let instance = self.open_instance(manifest, manifest_path, copy_to)?;
         let plugin = Plugin::pinned(instance);
         let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
         let versions = map.entry(plugin.name().to_owned()).or_default();

@@ -16,6 +16,7 @@ mod reload;
 mod resolve;
 mod scan;
 mod schemas;
+mod watch;
 
 pub use events::{Event, EventKind, Retired, Subscription, DEFAULT_EVENT_CAPACITY};
 pub use manager::{LoadReport, PluginManager, DEFAULT_UNLOAD_TIMEOUT};
@@ -23,3 +24,4 @@ pub(crate) use open::check_loads;
 pub use plugin::{Plugin, UnloadReport};
 pub use reload::Reload;
 pub use scan::ScanEntry;
+pub use watch::{WatchBackend, WatchGuard, WatchOptions};

@@ -290,7 +290,10 @@ impl PluginManager {
     }
 
     /// The manifest of the highest version of `name` under the plugins directory.
-    fn newest_on_disk(&self, name: &str) -> Result<(std::path::PathBuf, Manifest), LoadError> {
+    pub(super) fn newest_on_disk(
+        &self,
+        name: &str,
+    ) -> Result<(std::path::PathBuf, Manifest), LoadError> {
         let found = self.plugins_dir().manifests_of(name);
         let mut best: Option<(std::path::PathBuf, Manifest)> = None;
         let mut first_error = None;
