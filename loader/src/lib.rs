@@ -95,9 +95,9 @@ pub use manifest::{
 };
 pub use plugins_dir::{Config, ConfigError, Discovery, NoDefaultDir, PluginsDir, PLUGINS_DIR_ENV};
 pub use runtime::{
-    Event, EventKind, LoadReport, Plugin, PluginManager, Reload, Retired, ScanEntry, Subscription,
-    UnloadReport, WatchBackend, WatchGuard, WatchOptions, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_UNLOAD_TIMEOUT,
+    render_prometheus, CallHook, CallInfo, Event, EventKind, LoadReport, Plugin, PluginManager,
+    PluginMetrics, Rejection, Reload, Retired, ScanEntry, Subscription, UnloadReport, WatchBackend,
+    WatchGuard, WatchOptions, DEFAULT_EVENT_CAPACITY, DEFAULT_UNLOAD_TIMEOUT, ERROR_KINDS,
 };
 
 pub use plg_api::{

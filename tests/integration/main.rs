@@ -19,6 +19,7 @@ mod hostile_dir;
 mod layers;
 mod load;
 mod logging;
+mod observe;
 mod preflight;
 mod reload;
 mod schemas;

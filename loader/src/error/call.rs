@@ -51,6 +51,16 @@ pub enum ExecError {
         /// `name@version`.
         plugin: String,
     },
+    /// A host call hook refused the call; the plugin was not called.
+    #[error("a call to plugin {plugin} was refused by the host's `{hook}` hook: {message}")]
+    Rejected {
+        /// `name@version`.
+        plugin: String,
+        /// The hook's name ([`CallHook::name`](crate::CallHook::name)).
+        hook: String,
+        /// Why.
+        message: String,
+    },
     /// The plugin was unloaded (or is being unloaded); load it again to call it.
     #[error("plugin {plugin} is unloaded; load it again to call it")]
     Unloaded {

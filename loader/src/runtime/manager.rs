@@ -12,7 +12,9 @@ use semver::{Version, VersionReq};
 
 use super::{
     events::{EventKind, Events, Subscription, DEFAULT_EVENT_CAPACITY},
+    hooks::Hooks,
     images,
+    metrics::MetricsByVersion,
     open::{locate_library, open_checked},
     plugin::{Hook, Instance, Plugin, Slot, UnloadReport},
     resolve::{self, Candidate},
@@ -88,6 +90,10 @@ pub struct PluginManager {
     /// Retired versions whose calls had not drained within the unload timeout: unloaded at
     /// the next reload, `unload_all` or drop.
     pub(super) retiring: Mutex<Vec<Arc<Instance>>>,
+    /// The host's call hooks, run around every call.
+    pub(super) hooks: Hooks,
+    /// Call metrics per plugin version; `None` when metrics are off.
+    pub(super) metrics: Option<MetricsByVersion>,
 }
 
 impl PluginManager {
@@ -103,6 +109,8 @@ impl PluginManager {
             events: Events::default(),
             handles: Mutex::new(Vec::new()),
             retiring: Mutex::new(Vec::new()),
+            hooks: Hooks::default(),
+            metrics: Some(Mutex::default()),
         }
     }
 
@@ -358,6 +366,7 @@ impl PluginManager {
             }
         };
         let id = manifest.id();
+        let calls = self.call_site(&manifest.name, &manifest.version);
         let instance = Instance::in_process(
             manifest,
             manifest_path.to_owned(),
@@ -366,6 +375,7 @@ impl PluginManager {
             schemas,
             digest,
             copy,
+            calls,
         );
         let mut ctx = Context::new().with_label("load");
         if let Err(e) = instance.runtime().run_hook(&id, Hook::OnLoad, &mut ctx) {

@@ -8,8 +8,11 @@
 mod depends;
 mod events;
 mod ffi;
+mod hooks;
 mod images;
 mod manager;
+mod metrics;
+mod observe;
 mod open;
 mod plugin;
 mod reload;
@@ -19,7 +22,9 @@ mod schemas;
 mod watch;
 
 pub use events::{Event, EventKind, Retired, Subscription, DEFAULT_EVENT_CAPACITY};
+pub use hooks::{CallHook, CallInfo, Rejection};
 pub use manager::{LoadReport, PluginManager, DEFAULT_UNLOAD_TIMEOUT};
+pub use metrics::{render_prometheus, PluginMetrics, ERROR_KINDS};
 pub(crate) use open::check_loads;
 pub use plugin::{Plugin, UnloadReport};
 pub use reload::Reload;

@@ -15,6 +15,8 @@ use semver::VersionReq;
 pub(crate) use super::ffi::Hook;
 use super::{
     ffi::{self, CallError, Closed, Library},
+    hooks::{CallInfo, Hooks},
+    metrics::{CallMetrics, PluginMetrics},
     schemas::Schemas,
 };
 use crate::{
@@ -218,6 +220,16 @@ pub(crate) struct Instance {
     /// The private copy under `.plg/live/` this instance was loaded from (hot upgrades load
     /// from one); removed once the image is verifiably unmapped.
     copy: Option<PathBuf>,
+    /// The manager's call hooks, and this version's metrics.
+    calls: CallSite,
+}
+
+/// What wraps every call: the manager's hooks and, when metrics are on, the counters of the
+/// plugin version (shared by every instance of it, so a rebuild continues the series).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallSite {
+    pub(crate) hooks: Hooks,
+    pub(crate) metrics: Option<Arc<CallMetrics>>,
 }
 
 impl fmt::Debug for Instance {
@@ -230,6 +242,7 @@ impl fmt::Debug for Instance {
 pub(crate) type Digest = [u8; 32];
 
 impl Instance {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn in_process(
         manifest: Manifest,
         manifest_path: PathBuf,
@@ -238,6 +251,7 @@ impl Instance {
         schemas: Option<Schemas>,
         digest: Digest,
         copy: Option<PathBuf>,
+        calls: CallSite,
     ) -> Arc<Self> {
         Arc::new(Instance {
             id: manifest.id(),
@@ -247,16 +261,24 @@ impl Instance {
             schemas,
             digest,
             copy,
+            calls,
         })
     }
 
-    fn execute(&self, ctx: &mut Context) -> Result<(), ExecError> {
+    /// The call itself: schemas and the runtime, no hooks or metrics.
+    fn call(&self, ctx: &mut Context) -> Result<(), ExecError> {
         let Some(schemas) = &self.schemas else {
             return self.runtime.execute(&self.id, ctx);
         };
         schemas.check_input(&self.id, ctx)?;
         self.runtime.execute(&self.id, ctx)?;
         schemas.check_output(&self.id, ctx)
+    }
+
+    /// A snapshot of this version's call metrics, if metrics are on.
+    pub(crate) fn metrics(&self) -> Option<PluginMetrics> {
+        let m = self.calls.metrics.as_ref()?;
+        Some(m.snapshot(self.name(), self.version(), self.runtime.in_flight()))
     }
 
     /// Unloads (verified), and removes the private copy once its image is unmapped.
@@ -397,17 +419,47 @@ impl Plugin {
     /// against them before and after the call: `ExecError::InvalidInput` (the plugin is not
     /// called) or `ExecError::InvalidOutput`, naming the JSON pointer of each mismatch.
     pub fn execute(&self, ctx: &mut Context) -> Result<(), ExecError> {
+        let first = self.0.current.load();
+        let calls = &first.calls;
+        if calls.hooks.is_empty() && calls.metrics.is_none() {
+            return self.call_following(first, ctx).1;
+        }
+        let start = Instant::now();
+        let call = CallInfo {
+            plugin: first.name(),
+            version: first.version(),
+        };
+        let (served_by, result) = match calls.hooks.before(&first.id, &call, ctx) {
+            Ok(()) => self.call_following(first, ctx),
+            Err(e) => (first, Err(e)),
+        };
+        let took = start.elapsed();
+        if let Some(metrics) = &served_by.calls.metrics {
+            metrics.record(took, &result);
+        }
+        let call = CallInfo {
+            plugin: served_by.name(),
+            version: served_by.version(),
+        };
+        served_by.calls.hooks.after(&call, ctx, &result, took);
+        result
+    }
+
+    /// Calls `instance`, or the instance this handle moved to if an upgrade retired
+    /// `instance` between reading it and entering it (so the call never ran there).
+    fn call_following(
+        &self,
+        mut instance: arc_swap::Guard<Arc<Instance>>,
+        ctx: &mut Context,
+    ) -> (arc_swap::Guard<Arc<Instance>>, Result<(), ExecError>) {
         loop {
-            let instance = self.0.current.load();
-            match instance.execute(ctx) {
-                // The instance was retired between reading it and entering it, so the call
-                // never ran: an upgrade moved this handle on. Call the new version instead.
+            match instance.call(ctx) {
                 Err(ExecError::Unloaded { .. })
                     if !Arc::ptr_eq(&instance, &self.0.current.load()) =>
                 {
-                    continue
+                    instance = self.0.current.load();
                 }
-                result => return result,
+                result => return (instance, result),
             }
         }
     }

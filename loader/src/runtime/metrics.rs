@@ -1,0 +1,370 @@
+//! Call metrics, measured at the host boundary: a plugin is a `cdylib` with its own copy of
+//! every static (any metrics crate's registry included), so it cannot see the host's. The
+//! host counts around each `execute`, per plugin and version.
+//!
+//! The fast path is two relaxed atomic adds (latency bucket, latency sum) and a relaxed
+//! read for the maximum; calls in flight come from the call gate that already counts them,
+//! and errors are counted only when they happen. Percentiles come from log-linear buckets
+//! (four per power of two, so within 19% of the true value).
+
+use std::{
+    fmt,
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+    time::Duration,
+};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::{counter::ConstCounter, gauge::ConstGauge, MetricType},
+};
+
+use crate::error::ExecError;
+
+/// Buckets per power of two.
+const SUB: u32 = 4;
+/// Smallest bucket bound: 2^6 ns = 64 ns. Largest: 2^(6 + BUCKETS / SUB) ns ≈ 69 s.
+const MIN_EXP: u32 = 6;
+const BUCKETS: usize = 120;
+
+/// The kinds of failed call, as [`PluginMetrics::errors`] lists them.
+pub const ERROR_KINDS: [&str; 8] = [
+    "error",
+    "invalid_input",
+    "invalid_output",
+    "panic",
+    "cancelled",
+    "deadline",
+    "rejected",
+    "unloaded",
+];
+
+fn error_index(e: &ExecError) -> usize {
+    match e {
+        ExecError::Failed { .. } => 0,
+        ExecError::InvalidInput { .. } => 1,
+        ExecError::InvalidOutput { .. } => 2,
+        ExecError::Panicked { .. } => 3,
+        ExecError::Cancelled { .. } => 4,
+        ExecError::DeadlineExceeded { .. } => 5,
+        ExecError::Rejected { .. } => 6,
+        ExecError::Unloaded { .. } => 7,
+    }
+}
+
+/// Every plugin version's counters, by name and version.
+pub(crate) type MetricsByVersion = std::sync::Mutex<
+    std::collections::BTreeMap<(String, semver::Version), std::sync::Arc<CallMetrics>>,
+>;
+
+/// The live counters of one plugin version. Shared by every instance of that version (a
+/// rebuild hot-upgraded in place continues the same series).
+pub(crate) struct CallMetrics {
+    buckets: [AtomicU64; BUCKETS],
+    sum_nanos: AtomicU64,
+    max_nanos: AtomicU64,
+    errors: [AtomicU64; ERROR_KINDS.len()],
+}
+
+impl fmt::Debug for CallMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallMetrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for CallMetrics {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+            max_nanos: AtomicU64::new(0),
+            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// The bucket of a latency of `nanos`.
+fn bucket_of(nanos: u64) -> usize {
+    let min = 1u64 << MIN_EXP;
+    if nanos <= min {
+        return 0;
+    }
+    // Position in log2 with SUB steps per power of two: the exponent, plus the next
+    // log2(SUB) bits of the mantissa.
+    let exp = 63 - nanos.leading_zeros();
+    let frac = ((nanos >> exp.saturating_sub(2)) & 0b11) as u32;
+    let index = (exp - MIN_EXP) * SUB + frac + 1;
+    (index as usize).min(BUCKETS - 1)
+}
+
+/// The upper bound, in nanoseconds, of bucket `i`.
+fn bound_of(i: usize) -> u64 {
+    if i == 0 {
+        return 1 << MIN_EXP;
+    }
+    let i = i as u32 - 1;
+    let exp = MIN_EXP + i / SUB;
+    let frac = u64::from(i % SUB);
+    // Bucket holds [2^exp * (1 + frac/4), 2^exp * (1 + (frac+1)/4)).
+    (1u64 << exp) + ((1u64 << exp) >> 2) * (frac + 1)
+}
+
+impl CallMetrics {
+    /// Counts one finished call.
+    #[inline]
+    pub(crate) fn record(&self, elapsed: Duration, outcome: &Result<(), ExecError>) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.buckets[bucket_of(nanos)].fetch_add(1, Relaxed);
+        self.sum_nanos.fetch_add(nanos, Relaxed);
+        if nanos > self.max_nanos.load(Relaxed) {
+            self.max_nanos.fetch_max(nanos, Relaxed);
+        }
+        if let Err(e) = outcome {
+            self.errors[error_index(e)].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(
+        &self,
+        plugin: &str,
+        version: &semver::Version,
+        in_flight: usize,
+    ) -> PluginMetrics {
+        let buckets: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let calls = buckets.iter().sum();
+        PluginMetrics {
+            plugin: plugin.to_owned(),
+            version: version.clone(),
+            calls,
+            errors: ERROR_KINDS
+                .iter()
+                .zip(&self.errors)
+                .map(|(k, n)| ((*k).to_owned(), n.load(Relaxed)))
+                .collect(),
+            in_flight,
+            total: Duration::from_nanos(self.sum_nanos.load(Relaxed)),
+            max: Duration::from_nanos(self.max_nanos.load(Relaxed)),
+            buckets,
+        }
+    }
+}
+
+/// A snapshot of one plugin version's call metrics ([`PluginManager::metrics`](crate::PluginManager::metrics)).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PluginMetrics {
+    /// The plugin's name.
+    pub plugin: String,
+    /// Its version.
+    pub version: semver::Version,
+    /// Calls finished (successful or not).
+    pub calls: u64,
+    /// Failed calls by kind (`error`, `invalid_input`, `invalid_output`, `panic`,
+    /// `cancelled`, `deadline`, `rejected`, `unloaded`), every kind listed.
+    pub errors: Vec<(String, u64)>,
+    /// Calls running now.
+    pub in_flight: usize,
+    /// The time all finished calls took together.
+    pub total: Duration,
+    /// The slowest call.
+    pub max: Duration,
+    /// Call counts per latency bucket (internal layout; read it through the methods).
+    buckets: Vec<u64>,
+}
+
+impl PluginMetrics {
+    /// Failed calls of every kind together.
+    pub fn failed(&self) -> u64 {
+        self.errors.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The latency under which a share `q` (0.0 to 1.0) of calls finished: an upper bound,
+    /// within 19% (the bucket width). `None` before the first call.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        if self.calls == 0 {
+            return None;
+        }
+        let rank = ((self.calls as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(Duration::from_nanos(bound_of(i)).min(self.max));
+            }
+        }
+        Some(self.max)
+    }
+
+    /// The median call.
+    pub fn p50(&self) -> Option<Duration> {
+        self.quantile(0.50)
+    }
+
+    /// The 90th percentile.
+    pub fn p90(&self) -> Option<Duration> {
+        self.quantile(0.90)
+    }
+
+    /// The 99th percentile.
+    pub fn p99(&self) -> Option<Duration> {
+        self.quantile(0.99)
+    }
+}
+
+/// Renders snapshots as Prometheus text (OpenMetrics), with `prometheus-client`'s encoder:
+/// `plg_calls_total`, `plg_call_errors_total{kind}`, `plg_calls_in_flight` and the
+/// `plg_call_duration_seconds` histogram, each labelled with `plugin` and `version`.
+pub fn render_prometheus(snapshots: &[PluginMetrics]) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(Snapshots(snapshots.to_vec())));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .expect("writing to a String cannot fail");
+    out
+}
+
+#[derive(Debug)]
+struct Snapshots(Vec<PluginMetrics>);
+
+type Labels = Vec<(&'static str, String)>;
+
+fn labels(m: &PluginMetrics) -> Labels {
+    vec![
+        ("plugin", m.plugin.clone()),
+        ("version", m.version.to_string()),
+    ]
+}
+
+impl Collector for Snapshots {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let mut calls = encoder.encode_descriptor(
+            "plg_calls",
+            "Calls to a plugin's execute that finished, measured by the host",
+            None,
+            MetricType::Counter,
+        )?;
+        for m in &self.0 {
+            ConstCounter::new(m.calls).encode(calls.encode_family(&labels(m))?)?;
+        }
+        let mut errors = encoder.encode_descriptor(
+            "plg_call_errors",
+            "Failed calls by kind",
+            None,
+            MetricType::Counter,
+        )?;
+        for m in &self.0 {
+            for (kind, n) in &m.errors {
+                let mut l = labels(m);
+                l.push(("kind", kind.clone()));
+                ConstCounter::new(*n).encode(errors.encode_family(&l)?)?;
+            }
+        }
+        let mut in_flight = encoder.encode_descriptor(
+            "plg_calls_in_flight",
+            "Calls running now",
+            None,
+            MetricType::Gauge,
+        )?;
+        for m in &self.0 {
+            ConstGauge::new(m.in_flight as i64).encode(in_flight.encode_family(&labels(m))?)?;
+        }
+        let mut latency = encoder.encode_descriptor(
+            "plg_call_duration_seconds",
+            "How long calls took, measured by the host",
+            None,
+            MetricType::Histogram,
+        )?;
+        for m in &self.0 {
+            // Every fourth bound (powers of two), cumulative counts, as Prometheus expects.
+            let mut buckets = Vec::new();
+            let mut cumulative = 0;
+            for (i, n) in m.buckets.iter().enumerate() {
+                cumulative += n;
+                if i % SUB as usize == 0 {
+                    buckets.push((bound_of(i) as f64 / 1e9, cumulative));
+                }
+            }
+            buckets.push((f64::INFINITY, m.calls));
+            // The encoder wants per-bucket counts, and accumulates them itself.
+            let mut previous = 0;
+            let per_bucket: Vec<(f64, u64)> = buckets
+                .into_iter()
+                .map(|(le, c)| {
+                    let n = c - previous;
+                    previous = c;
+                    (le, n)
+                })
+                .collect();
+            latency
+                .encode_family(&labels(m))?
+                .encode_histogram::<Labels>(m.total.as_secs_f64(), m.calls, &per_bucket, None)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_latency_lands_in_a_bucket_whose_bound_covers_it() {
+        for nanos in [
+            0,
+            1,
+            64,
+            65,
+            100,
+            999,
+            1_000,
+            12_345,
+            1_000_000,
+            5_000_000_000,
+        ] {
+            let b = bucket_of(nanos);
+            assert!(bound_of(b) >= nanos || b == BUCKETS - 1, "{nanos} -> {b}");
+            if b > 0 {
+                assert!(
+                    bound_of(b - 1) < nanos,
+                    "{nanos} -> {b}: the bucket below covers it"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn percentiles_come_from_the_buckets() {
+        let m = CallMetrics::default();
+        for micros in 1..=100 {
+            m.record(Duration::from_micros(micros), &Ok(()));
+        }
+        let s = m.snapshot("x", &semver::Version::new(1, 0, 0), 0);
+        assert_eq!(s.calls, 100);
+        let p50 = s.p50().unwrap().as_micros();
+        assert!((50..=60).contains(&p50), "{p50}");
+        assert_eq!(s.max, Duration::from_micros(100));
+        assert!(s.p99().unwrap() <= s.max);
+    }
+
+    #[test]
+    fn prometheus_text_has_every_family() {
+        let m = CallMetrics::default();
+        m.record(Duration::from_micros(3), &Ok(()));
+        m.record(
+            Duration::from_micros(5),
+            &Err(ExecError::Panicked {
+                plugin: "x@1.0.0".into(),
+                message: "boom".into(),
+            }),
+        );
+        let text = render_prometheus(&[m.snapshot("x", &semver::Version::new(1, 0, 0), 1)]);
+        for needle in [
+            "plg_calls_total{plugin=\"x\",version=\"1.0.0\"} 2",
+            "plg_call_errors_total{plugin=\"x\",version=\"1.0.0\",kind=\"panic\"} 1",
+            "plg_calls_in_flight{plugin=\"x\",version=\"1.0.0\"} 1",
+            "plg_call_duration_seconds_count{plugin=\"x\",version=\"1.0.0\"} 2",
+            "le=\"+Inf\"",
+        ] {
+            assert!(text.contains(needle), "no {needle} in\n{text}");
+        }
+    }
+}

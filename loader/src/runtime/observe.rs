@@ -1,0 +1,60 @@
+//! The manager's side of call hooks and metrics: adding hooks, turning metrics off, and
+//! reading the figures.
+
+use std::sync::Arc;
+
+use semver::Version;
+
+use super::{
+    hooks::CallHook,
+    manager::PluginManager,
+    metrics::{render_prometheus, CallMetrics, PluginMetrics},
+    plugin::CallSite,
+};
+
+impl PluginManager {
+    /// Adds a host-side hook around every call of every plugin this manager loads from now
+    /// on ([`CallHook`]). Add hooks before loading: plugins loaded earlier keep the hooks
+    /// they were loaded with.
+    pub fn with_call_hook(mut self, hook: impl CallHook) -> Self {
+        self.hooks = self.hooks.with(Arc::new(hook));
+        self
+    }
+
+    /// Turns call metrics on (the default) or off, for plugins loaded from now on. With
+    /// metrics off, a call with no hooks reads no clock and counts nothing.
+    pub fn with_metrics(mut self, on: bool) -> Self {
+        self.metrics = on.then(Default::default);
+        self
+    }
+
+    /// What wraps calls to a newly loaded instance of `name@version`.
+    pub(super) fn call_site(&self, name: &str, version: &Version) -> CallSite {
+        let metrics = self.metrics.as_ref().map(|all| {
+            let mut all = all.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(
+                all.entry((name.to_owned(), version.clone()))
+                    .or_insert_with(|| Arc::new(CallMetrics::default())),
+            )
+        });
+        CallSite {
+            hooks: self.hooks.clone(),
+            metrics,
+        }
+    }
+
+    /// The call metrics of every loaded plugin version, measured at the host boundary, by
+    /// name and version. Empty when metrics are off. A version hot-upgraded in place (a
+    /// rebuild) continues its series; a new version starts its own.
+    pub fn metrics(&self) -> Vec<PluginMetrics> {
+        self.plugins()
+            .iter()
+            .filter_map(|p| p.instance().metrics())
+            .collect()
+    }
+
+    /// [`metrics`](Self::metrics) as Prometheus text, for a `/metrics` endpoint.
+    pub fn prometheus(&self) -> String {
+        render_prometheus(&self.metrics())
+    }
+}
