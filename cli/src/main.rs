@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use plg_loader::PluginsDir;
 
 use crate::{
-    commands::{build, bundle, install, keys, list, new, run},
+    commands::{build, bundle, dev, install, keys, list, new, run},
     failure::{Failure, EXIT_CODES},
     output::Output,
 };
@@ -64,6 +64,9 @@ enum Cmd {
     New(new::NewArgs),
     /// Build a plugin crate (release) and stage it in the plugins directory.
     Build(build::BuildArgs),
+    /// Watch a plugin crate: on every save, rebuild it, hot-upgrade it in this running host
+    /// and execute it, printing the result and the time from save to result.
+    Dev(dev::DevArgs),
     /// List the plugins in the plugins directory, with each one's status. Reads files only;
     /// `--check` also loads each library, in a child process.
     List(list::ListArgs),
@@ -115,6 +118,7 @@ fn run(g: &Global, command: Cmd, out: &Output) -> Result<(), Failure> {
     match command {
         Cmd::New(a) => new::run(a, out),
         Cmd::Build(a) => build::run(g, a, out),
+        Cmd::Dev(a) => dev::run(g, a, out),
         Cmd::List(a) => list::run(g, a, out),
         Cmd::Run(a) => run::run(g, a, out),
         Cmd::Pack(a) => bundle::pack(a, out),

@@ -60,8 +60,8 @@
 //! # Crate features
 //! None is on by default: loading, calling and unloading local plugins, and reading and
 //! installing bundles, need none. The `plg` CLI turns them all on.
-//! - `build`: `build` builds plugin crates with cargo and stages them, and `scaffold`
-//!   writes new plugin crates. Pulls in `cargo_metadata`.
+//! - `build`: `build` builds plugin crates with cargo and stages them, `scaffold`
+//!   writes new plugin crates, and `dev` is `plg dev`'s build-and-hot-upgrade loop. Pulls in `cargo_metadata`.
 //! - `git` (implies `build`): `git` clones `remote_git` sources with libgit2 and builds
 //!   them. Without it, a `remote_git` manifest fails to load with
 //!   [`LoadError::UnsupportedSource`].
@@ -73,6 +73,8 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod defaults;
+#[cfg(feature = "build")]
+pub mod dev;
 mod error;
 pub mod manifest;
 mod packaging;

@@ -9,6 +9,7 @@ mod cli;
 mod cli_experience;
 mod cli_hardening;
 mod dependencies;
+mod dev;
 mod events;
 mod execute;
 mod fuzz_corpus;

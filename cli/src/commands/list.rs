@@ -24,6 +24,10 @@ pub struct ListArgs {
     /// With --check: how long one library may take to load before it counts as hung.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     check_timeout: u64,
+    /// Also show the call metrics (calls, errors, p50/p90/p99/max latency) of plugins that a
+    /// `plg dev` host is running (or last ran) against this plugins directory.
+    #[arg(long)]
+    stats: bool,
 }
 
 #[derive(Args)]
@@ -57,8 +61,15 @@ pub fn run(g: &Global, a: ListArgs, out: &Output) -> Result<(), Failure> {
         .into_iter()
         .map(|e| row(e, a.check.then_some((&dir, timeout))))
         .collect();
+    let stats = a.stats.then(|| plg_loader::dev::dev_stats(&dir));
     if out.is_json() {
-        return out.json(&rows);
+        return match stats {
+            Some(stats) => out.json(&serde_json::json!({
+                "plugins": rows,
+                "stats": stats.iter().map(|(_, s)| s).collect::<Vec<_>>(),
+            })),
+            None => out.json(&rows),
+        };
     }
     if rows.is_empty() {
         out.line(format!(
@@ -84,7 +95,39 @@ pub fn run(g: &Global, a: ListArgs, out: &Output) -> Result<(), Failure> {
             Some(e) => out.line(format!("{name:<24} {version:<12} error: {e}")),
         }
     }
+    if let Some(stats) = stats {
+        print_stats(&stats, out);
+    }
     Ok(())
+}
+
+fn print_stats(stats: &[(String, plg_loader::dev::DevStats)], out: &Output) {
+    if stats.is_empty() {
+        out.line("stats: no `plg dev` host has written any here");
+        return;
+    }
+    let ms = |d: Option<Duration>| {
+        d.map_or("-".to_owned(), |d| {
+            format!("{:.3}ms", d.as_secs_f64() * 1e3)
+        })
+    };
+    for (_, s) in stats {
+        for m in &s.metrics {
+            out.line(format!(
+                "stats {:<18} {:<10} calls={} errors={} in_flight={} p50={} p90={} p99={} max={} (plg dev pid {})",
+                m.plugin,
+                m.version,
+                m.calls,
+                m.failed(),
+                m.in_flight,
+                ms(m.p50()),
+                ms(m.p90()),
+                ms(m.p99()),
+                ms(Some(m.max)),
+                s.pid
+            ));
+        }
+    }
 }
 
 fn row(e: ScanEntry, check: Option<(&plg_loader::PluginsDir, Duration)>) -> Row {

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod bundle;
+pub mod dev;
 pub mod install;
 pub mod keys;
 pub mod list;

@@ -20,6 +20,13 @@ use crate::{
 pub struct RunArgs {
     /// The plugin, optionally with a semver requirement: `hello`, `hello@^1.2`, `hello@=1.2.0`.
     plugin: PluginSpec,
+    #[command(flatten)]
+    call: CallArgs,
+}
+
+/// The context of a call: what `plg run` and `plg dev` pass to `execute`.
+#[derive(Args)]
+pub struct CallArgs {
     /// Set a context value. VALUE is read as JSON if it parses (`n=5`, `ok=true`,
     /// `l=[1,2]`), otherwise as a string (`name=Ada`). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
@@ -60,23 +67,31 @@ fn read_input(path: &Path) -> Result<ValueMap, Failure> {
     })
 }
 
-pub fn run(g: &Global, a: RunArgs, out: &Output) -> Result<(), Failure> {
-    let mut values = match &a.input {
-        Some(p) => read_input(p)?,
-        None => ValueMap::new(),
-    };
-    for (k, v) in a.set {
-        values.insert(k, v);
+impl CallArgs {
+    /// The context these arguments describe.
+    pub fn context(&self) -> Result<Context, Failure> {
+        let mut values = match &self.input {
+            Some(p) => read_input(p)?,
+            None => ValueMap::new(),
+        };
+        for (k, v) in &self.set {
+            values.insert(k.clone(), v.clone());
+        }
+        let mut ctx = Context::from_values(values);
+        if let Some(label) = &self.label {
+            ctx.set_label(label.clone());
+        }
+        if let Some(timeout) = self.timeout {
+            ctx.set_timeout(timeout);
+        }
+        Ok(ctx)
     }
+}
+
+pub fn run(g: &Global, a: RunArgs, out: &Output) -> Result<(), Failure> {
+    let mut ctx = a.call.context()?;
     let manager = PluginManager::new(g.plugins_dir()?);
     let plugin = manager.load_matching(&a.plugin.name, a.plugin.requirement.as_deref())?;
-    let mut ctx = Context::from_values(values);
-    if let Some(label) = a.label {
-        ctx.set_label(label);
-    }
-    if let Some(timeout) = a.timeout {
-        ctx.set_timeout(timeout);
-    }
     plugin.execute(&mut ctx)?;
     out.json(ctx.values())
 }

@@ -231,8 +231,10 @@ fn work(manager: &Weak<PluginManager>, root: &Path, rx: &mpsc::Receiver<Debounce
                 continue;
             }
         };
+        // Reads (ours included: hashing and loading open the files) are not changes.
         let names: BTreeSet<String> = events
             .iter()
+            .filter(|e| !e.event.kind.is_access())
             .flat_map(|e| e.event.paths.iter())
             .filter_map(|p| plugin_name(root, p).or_else(|| plugin_name(&real_root, p)))
             .collect();
