@@ -14,10 +14,16 @@ CRITERION = os.path.join(TARGET, "criterion")
 
 # (group, baseline bench, plg bench, target ratio, what)
 GROUPS = [
-    ("noop_execute", "baseline_raw_dlsym_call", "plg_execute", 3.0,
+    ("noop_execute", "baseline_raw_dlsym_call", "plg_execute", 5.0,
      "no-op execute, empty context vs raw dlsym'd extern \"C\" fn()"),
+    ("noop_execute", "baseline_raw_dlsym_call", "plg_execute_metrics_off", None,
+     "no-op execute with metrics off vs raw dlsym'd extern \"C\" fn()"),
     ("context_8_keys", "baseline_clone_native_hashmap", "plg_execute", 1.5,
      "execute with an 8-key context vs cloning the same HashMap<String, Value>"),
+    ("context_8_keys", "plg_execute_metrics_off", "plg_execute", 1.1,
+     "metrics on vs off, execute with an 8-key context"),
+    ("swap", "baseline_cold_load_manifest", "plg_reload_to_first_call", 3.0,
+     "hot upgrade: library on disk to first call served (no debounce) vs cold load_manifest + call"),
     ("load_one", "baseline_libloading_new_and_get", "plg_load_manifest", 2.0,
      "load one plugin (open + every check) vs libloading new + get"),
     ("load_all_100", "baseline_100_single_loads", "plg_load_all", 1.2,

@@ -21,12 +21,22 @@ fn noop_execute(c: &mut Criterion) {
     let manager = PluginManager::new(dir.path());
     assert!(manager.load_all().failed.is_empty());
     let plugin = manager.get("fixture-noop").unwrap();
+    // The same plugin from a second copy (one image cannot be loaded twice), metrics off.
+    let dir_off = TempPluginsDir::new(Profile::Release);
+    dir_off.stage("fixture-noop");
+    let off = PluginManager::new(dir_off.path()).with_metrics(false);
+    let plugin_off = off.load_matching("fixture-noop", None).unwrap();
     let mut ctx = Context::new();
 
     let mut g = c.benchmark_group("noop_execute");
     g.bench_function("baseline_raw_dlsym_call", |b| b.iter(|| black_box(raw.f)()));
+    // Everything compiled in: upgrade support, hooks (none added), schemas (none declared),
+    // metrics on (the default).
     g.bench_function("plg_execute", |b| {
         b.iter(|| black_box(&plugin).execute(black_box(&mut ctx)))
+    });
+    g.bench_function("plg_execute_metrics_off", |b| {
+        b.iter(|| black_box(&plugin_off).execute(black_box(&mut ctx)))
     });
     g.finish();
 }
@@ -37,6 +47,11 @@ fn context_8_keys(c: &mut Criterion) {
     let manager = PluginManager::new(dir.path());
     assert!(manager.load_all().failed.is_empty());
     let plugin = manager.get("fixture-noop").unwrap();
+    // The same plugin from a second copy (one image cannot be loaded twice), metrics off.
+    let dir_off = TempPluginsDir::new(Profile::Release);
+    dir_off.stage("fixture-noop");
+    let off = PluginManager::new(dir_off.path()).with_metrics(false);
+    let plugin_off = off.load_matching("fixture-noop", None).unwrap();
 
     let entries: Vec<(String, Value)> = (0..8)
         .map(|i| {
@@ -60,6 +75,9 @@ fn context_8_keys(c: &mut Criterion) {
     });
     g.bench_function("plg_execute", |b| {
         b.iter(|| black_box(&plugin).execute(black_box(&mut ctx)))
+    });
+    g.bench_function("plg_execute_metrics_off", |b| {
+        b.iter(|| black_box(&plugin_off).execute(black_box(&mut ctx)))
     });
     g.finish();
 }

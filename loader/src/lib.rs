@@ -100,6 +100,7 @@ pub use runtime::{
     render_prometheus, CallHook, CallInfo, Event, EventKind, LoadReport, Plugin, PluginManager,
     PluginMetrics, Rejection, Reload, Retired, ScanEntry, Subscription, UnloadReport, WatchBackend,
     WatchGuard, WatchOptions, DEFAULT_EVENT_CAPACITY, DEFAULT_UNLOAD_TIMEOUT, ERROR_KINDS,
+    SAMPLE_EVERY,
 };
 
 pub use plg_api::{

@@ -74,7 +74,7 @@ fn metrics_count_calls_and_errors_by_kind_per_version() {
     let manager = PluginManager::new(dir.path());
     assert!(manager.load_all().failed.is_empty());
     let hello = manager.get("hello").unwrap();
-    for _ in 0..10 {
+    for _ in 0..64 {
         hello.execute(&mut Context::new()).unwrap();
     }
     let panicky = manager.get("fixture-panic").unwrap();
@@ -88,7 +88,10 @@ fn metrics_count_calls_and_errors_by_kind_per_version() {
     let metrics = manager.metrics();
     let of = |name: &str| metrics.iter().find(|m| m.plugin == name).unwrap();
     let h = of("hello");
-    assert_eq!((h.calls, h.failed(), h.in_flight), (10, 0, 0));
+    assert_eq!((h.calls, h.failed(), h.in_flight), (64, 0, 0));
+    // One call in SAMPLE_EVERY per thread is timed (no hook needs every duration).
+    let sampled = 64 / u64::from(plg_loader::SAMPLE_EVERY);
+    assert!((sampled..=sampled + 1).contains(&h.timed), "{h:?}");
     assert_eq!(h.version.to_string(), "1.2.0");
     let (p50, p90, p99) = (h.p50().unwrap(), h.p90().unwrap(), h.p99().unwrap());
     assert!(p50 <= p90 && p90 <= p99 && p99 <= h.max, "{h:?}");
@@ -101,7 +104,7 @@ fn metrics_count_calls_and_errors_by_kind_per_version() {
 
     let text = manager.prometheus();
     for needle in [
-        "plg_calls_total{plugin=\"hello\",version=\"1.2.0\"} 10",
+        "plg_calls_total{plugin=\"hello\",version=\"1.2.0\"} 64",
         "plg_call_errors_total{plugin=\"fixture-panic\",version=\"0.1.0\",kind=\"panic\"} 1",
         "plg_call_duration_seconds_bucket{",
         "# TYPE plg_calls_in_flight gauge",

@@ -2,10 +2,12 @@
 //! every static (any metrics crate's registry included), so it cannot see the host's. The
 //! host counts around each `execute`, per plugin and version.
 //!
-//! The fast path is two relaxed atomic adds (latency bucket, latency sum) and a relaxed
-//! read for the maximum; calls in flight come from the call gate that already counts them,
-//! and errors are counted only when they happen. Percentiles come from log-linear buckets
-//! (four per power of two, so within 19% of the true value).
+//! Every call is counted (one relaxed atomic add), every failure by kind. Reading the clock
+//! twice costs more than a no-op call, so the latency of one call in [`SAMPLE_EVERY`] per
+//! thread is measured (every call when a hook is installed, since hooks get the duration):
+//! the histogram, percentiles and maximum describe that sample. Calls in flight come from
+//! the call gate that already counts them. Percentiles come from log-linear buckets (four
+//! per power of two, so within 19% of the true value).
 
 use std::{
     fmt,
@@ -20,6 +22,23 @@ use prometheus_client::{
 };
 
 use crate::error::ExecError;
+
+/// One call in this many, per thread, has its latency measured when no hook needs it.
+pub const SAMPLE_EVERY: u32 = 16;
+
+thread_local! {
+    static TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this call, on this thread, is one whose latency is measured.
+#[inline]
+pub(crate) fn sampled() -> bool {
+    TICK.with(|t| {
+        let n = t.get().wrapping_add(1);
+        t.set(n);
+        n % SAMPLE_EVERY == 0
+    })
+}
 
 /// Buckets per power of two.
 const SUB: u32 = 4;
@@ -60,6 +79,7 @@ pub(crate) type MetricsByVersion = std::sync::Mutex<
 /// The live counters of one plugin version. Shared by every instance of that version (a
 /// rebuild hot-upgraded in place continues the same series).
 pub(crate) struct CallMetrics {
+    calls: AtomicU64,
     buckets: [AtomicU64; BUCKETS],
     sum_nanos: AtomicU64,
     max_nanos: AtomicU64,
@@ -75,6 +95,7 @@ impl fmt::Debug for CallMetrics {
 impl Default for CallMetrics {
     fn default() -> Self {
         Self {
+            calls: AtomicU64::new(0),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_nanos: AtomicU64::new(0),
             max_nanos: AtomicU64::new(0),
@@ -110,17 +131,24 @@ fn bound_of(i: usize) -> u64 {
 }
 
 impl CallMetrics {
-    /// Counts one finished call.
+    /// Counts one finished call whose latency was not measured.
+    #[inline]
+    pub(crate) fn count(&self, outcome: &Result<(), ExecError>) {
+        self.calls.fetch_add(1, Relaxed);
+        if let Err(e) = outcome {
+            self.errors[error_index(e)].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts one finished call and its latency.
     #[inline]
     pub(crate) fn record(&self, elapsed: Duration, outcome: &Result<(), ExecError>) {
+        self.count(outcome);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.buckets[bucket_of(nanos)].fetch_add(1, Relaxed);
         self.sum_nanos.fetch_add(nanos, Relaxed);
         if nanos > self.max_nanos.load(Relaxed) {
             self.max_nanos.fetch_max(nanos, Relaxed);
-        }
-        if let Err(e) = outcome {
-            self.errors[error_index(e)].fetch_add(1, Relaxed);
         }
     }
 
@@ -131,11 +159,11 @@ impl CallMetrics {
         in_flight: usize,
     ) -> PluginMetrics {
         let buckets: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
-        let calls = buckets.iter().sum();
         PluginMetrics {
             plugin: plugin.to_owned(),
             version: version.clone(),
-            calls,
+            calls: self.calls.load(Relaxed),
+            timed: buckets.iter().sum(),
             errors: ERROR_KINDS
                 .iter()
                 .zip(&self.errors)
@@ -156,16 +184,19 @@ pub struct PluginMetrics {
     pub plugin: String,
     /// Its version.
     pub version: semver::Version,
-    /// Calls finished (successful or not).
+    /// Calls finished (successful or not), every one counted.
     pub calls: u64,
+    /// How many of them had their latency measured (one in [`SAMPLE_EVERY`] per thread, or
+    /// every call when a hook is installed): `total`, `max` and the percentiles describe these.
+    pub timed: u64,
     /// Failed calls by kind (`error`, `invalid_input`, `invalid_output`, `panic`,
     /// `cancelled`, `deadline`, `rejected`, `unloaded`), every kind listed.
     pub errors: Vec<(String, u64)>,
     /// Calls running now.
     pub in_flight: usize,
-    /// The time all finished calls took together.
+    /// The time the timed calls took together.
     pub total: Duration,
-    /// The slowest call.
+    /// The slowest timed call.
     pub max: Duration,
     /// Call counts per latency bucket (internal layout; read it through the methods).
     buckets: Vec<u64>,
@@ -180,10 +211,10 @@ impl PluginMetrics {
     /// The latency under which a share `q` (0.0 to 1.0) of calls finished: an upper bound,
     /// within 19% (the bucket width). `None` before the first call.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        if self.calls == 0 {
+        if self.timed == 0 {
             return None;
         }
-        let rank = ((self.calls as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+        let rank = ((self.timed as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
         let mut seen = 0;
         for (i, n) in self.buckets.iter().enumerate() {
             seen += n;
@@ -269,7 +300,7 @@ impl Collector for Snapshots {
         }
         let mut latency = encoder.encode_descriptor(
             "plg_call_duration_seconds",
-            "How long calls took, measured by the host",
+            "How long calls took, measured by the host on a sample of calls",
             None,
             MetricType::Histogram,
         )?;
@@ -283,7 +314,7 @@ impl Collector for Snapshots {
                     buckets.push((bound_of(i) as f64 / 1e9, cumulative));
                 }
             }
-            buckets.push((f64::INFINITY, m.calls));
+            buckets.push((f64::INFINITY, m.timed));
             // The encoder wants per-bucket counts, and accumulates them itself.
             let mut previous = 0;
             let per_bucket: Vec<(f64, u64)> = buckets
@@ -362,6 +393,7 @@ mod tests {
             "plg_call_errors_total{plugin=\"x\",version=\"1.0.0\",kind=\"panic\"} 1",
             "plg_calls_in_flight{plugin=\"x\",version=\"1.0.0\"} 1",
             "plg_call_duration_seconds_count{plugin=\"x\",version=\"1.0.0\"} 2",
+            "plg_calls_total{plugin=\"x\",version=\"1.0.0\"} 2",
             "le=\"+Inf\"",
         ] {
             assert!(text.contains(needle), "no {needle} in\n{text}");

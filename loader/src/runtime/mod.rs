@@ -24,7 +24,7 @@ mod watch;
 pub use events::{Event, EventKind, Retired, Subscription, DEFAULT_EVENT_CAPACITY};
 pub use hooks::{CallHook, CallInfo, Rejection};
 pub use manager::{LoadReport, PluginManager, DEFAULT_UNLOAD_TIMEOUT};
-pub use metrics::{render_prometheus, PluginMetrics, ERROR_KINDS};
+pub use metrics::{render_prometheus, PluginMetrics, ERROR_KINDS, SAMPLE_EVERY};
 pub(crate) use open::check_loads;
 pub use plugin::{Plugin, UnloadReport};
 pub use reload::Reload;

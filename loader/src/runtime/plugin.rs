@@ -16,7 +16,7 @@ pub(crate) use super::ffi::Hook;
 use super::{
     ffi::{self, CallError, Closed, Library},
     hooks::{CallInfo, Hooks},
-    metrics::{CallMetrics, PluginMetrics},
+    metrics::{self, CallMetrics, PluginMetrics},
     schemas::Schemas,
 };
 use crate::{
@@ -421,8 +421,17 @@ impl Plugin {
     pub fn execute(&self, ctx: &mut Context) -> Result<(), ExecError> {
         let first = self.0.current.load();
         let calls = &first.calls;
-        if calls.hooks.is_empty() && calls.metrics.is_none() {
-            return self.call_following(first, ctx).1;
+        if calls.hooks.is_empty() {
+            if calls.metrics.is_none() {
+                return self.call_following(first, ctx).1;
+            }
+            if !metrics::sampled() {
+                let (served_by, result) = self.call_following(first, ctx);
+                if let Some(m) = &served_by.calls.metrics {
+                    m.count(&result);
+                }
+                return result;
+            }
         }
         let start = Instant::now();
         let call = CallInfo {
