@@ -89,8 +89,9 @@ impl DevSession {
         };
         let name = built.manifest.name.clone();
         let loaded = self.manager.get(&name).is_ok();
+        let manifest = staged.join(crate::MANIFEST_FILE);
         let result = if loaded {
-            self.manager.reload(&name).map(Some).and_then(|r| {
+            self.manager.reload_from(&manifest).map(Some).and_then(|r| {
                 self.manager
                     .get(&name)
                     .map(|p| (p, r))
@@ -98,7 +99,7 @@ impl DevSession {
             })
         } else {
             self.manager
-                .load_manifest(staged.join(crate::MANIFEST_FILE))
+                .load_manifest(&manifest)
                 .map(|p| (p, None))
                 .map_err(Arc::new)
         };
@@ -127,7 +128,7 @@ impl DevSession {
             None,
             tx,
             NoCache,
-            notify::Config::default(),
+            notify::Config::default().with_follow_symlinks(false),
         )
         .map_err(error)?;
         debouncer

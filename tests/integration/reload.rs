@@ -380,3 +380,45 @@ fn reloading_a_plugin_that_is_not_loaded_is_a_lookup_error() {
     let err = manager.reload("hello").unwrap_err();
     assert!(matches!(*err, LoadError::Lookup(_)), "{err:?}");
 }
+
+#[test]
+fn a_reload_never_downgrades() {
+    let dir = TempPluginsDir::default();
+    let two = dir.stage_variant("hello", "2.0.0");
+    let manager = PluginManager::new(dir.path());
+    assert!(manager.load_all().failed.is_empty());
+    dir.stage("hello"); // 1.2.0
+    std::fs::remove_dir_all(&two).unwrap();
+    let err = manager.reload("hello").unwrap_err();
+    match &*err {
+        LoadError::Downgrade { plugin, found, .. } => {
+            assert_eq!((plugin.as_str(), found.as_str()), ("hello@2.0.0", "1.2.0"))
+        }
+        other => panic!("expected Downgrade, got {other:?}"),
+    }
+    assert_eq!(manager.get("hello").unwrap().version().to_string(), "2.0.0");
+}
+
+#[test]
+fn an_old_version_that_a_loaded_plugin_needs_stays_loaded() {
+    let dir = TempPluginsDir::default();
+    dir.stage("hello");
+    dir.stage_with("counter", "counter", |m| {
+        m["dependencies"] = serde_json::json!({ "hello": "^1" })
+    });
+    let manager = PluginManager::new(dir.path());
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    drop(report);
+    dir.stage_variant("hello", "2.0.0");
+    let (_, to, _, retired) = upgraded(manager.reload("hello").unwrap());
+    assert_eq!(to, "hello@2.0.0");
+    match retired {
+        Retired::Needed { by } => assert_eq!(by, ["counter@0.1.0"]),
+        other => panic!("expected Needed, got {other:?}"),
+    }
+    assert!(
+        manager.get_matching("hello", "^1").is_ok(),
+        "1.2.0 stays loaded"
+    );
+}

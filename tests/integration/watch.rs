@@ -191,3 +191,29 @@ fn the_backend_is_reported_and_a_missing_directory_is_a_watch_error() {
     assert!(matches!(err, LoadError::Watch { .. }), "{err:?}");
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+#[test]
+fn removing_the_newest_version_unloads_it_and_loads_what_is_left() {
+    let (dir, manager, events, _guard) = watched(WatchOptions::default());
+    dir.stage("hello");
+    wait_for(
+        &events,
+        |k| matches!(k, EventKind::Loaded { plugin, .. } if plugin == "hello@1.2.0"),
+    );
+    let two = dir.stage_variant("hello", "2.0.0");
+    wait_for(
+        &events,
+        |k| matches!(k, EventKind::Reloaded { to, .. } if to == "hello@2.0.0"),
+    );
+    std::fs::remove_dir_all(&two).unwrap();
+    wait_for(
+        &events,
+        |k| matches!(k, EventKind::Unloaded { report } if report.plugin == "hello@2.0.0"),
+    );
+    // The upgrade retired 1.2.0; removing 2.0.0 unloads it and loads what is left.
+    wait_for(
+        &events,
+        |k| matches!(k, EventKind::Loaded { plugin, .. } if plugin == "hello@1.2.0"),
+    );
+    assert_eq!(manager.get("hello").unwrap().version().to_string(), "1.2.0");
+}

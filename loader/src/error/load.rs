@@ -198,6 +198,16 @@ pub enum LoadError {
         /// The hook's error.
         message: String,
     },
+    /// A hot upgrade found only an older version on disk than the one loaded.
+    #[error("plugin {plugin}: the version on disk ({found}, {}) is older than the loaded one; a reload never downgrades: unload the loaded version, then load the older one", manifest.display())]
+    Downgrade {
+        /// `name@version` loaded.
+        plugin: String,
+        /// The version found on disk.
+        found: String,
+        /// Its manifest.
+        manifest: PathBuf,
+    },
     /// The plugins directory could not be watched for changes.
     #[error("cannot watch {} for plugin changes: {message}; if the system is out of inotify watches, raise fs.inotify.max_user_watches or watch by polling (WatchOptions::poll_every)", dir.display())]
     Watch {

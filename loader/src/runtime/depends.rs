@@ -82,9 +82,18 @@ impl PluginManager {
         name: &str,
         version: Option<&Version>,
     ) -> Result<Vec<UnloadReport>, UnloadError> {
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        self.unload_cascade_locked(name, version)
+    }
+
+    fn unload_cascade_locked(
+        &self,
+        name: &str,
+        version: Option<&Version>,
+    ) -> Result<Vec<UnloadReport>, UnloadError> {
         let mut reports = Vec::new();
         loop {
-            match self.unload(name, version) {
+            match self.unload_locked(name, version) {
                 Ok(r) => {
                     reports.extend(r);
                     return Ok(reports);
@@ -93,7 +102,7 @@ impl PluginManager {
                     for id in dependents {
                         let (dep_name, dep_version) = id.split_once('@').unwrap_or((&id, ""));
                         let dep_version = Version::parse(dep_version).ok();
-                        reports.extend(self.unload_cascade(dep_name, dep_version.as_ref())?);
+                        reports.extend(self.unload_cascade_locked(dep_name, dep_version.as_ref())?);
                     }
                 }
                 Err(e) => return Err(e),

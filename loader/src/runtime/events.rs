@@ -98,6 +98,12 @@ pub enum Retired {
         /// How many handles stay on it.
         handles: usize,
     },
+    /// Loaded plugins depend on its version (and the new version does not match what they
+    /// need), so it stays loaded beside the new one until they are unloaded.
+    Needed {
+        /// `name@version` of each plugin that needs it.
+        by: Vec<String>,
+    },
     /// Its calls did not drain within the unload timeout. It takes no new calls, and is
     /// unloaded by a later reload, `unload_all` or the manager's drop.
     Draining {

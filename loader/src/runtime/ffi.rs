@@ -346,7 +346,11 @@ impl Library {
                 self.gate.exit();
                 r
             }
-            _ => Ok(()),
+            Some(_) => Err(CallError {
+                kind: PluginErrorKind::Cancelled,
+                message: "the library is being unloaded".into(),
+            }),
+            None => Ok(()),
         }
     }
 

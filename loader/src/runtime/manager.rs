@@ -398,8 +398,17 @@ impl PluginManager {
 
     /// A new handle to what `entry` points at, following upgrades that match `follows`.
     pub(super) fn hand_out(&self, entry: &Plugin, follows: VersionReq) -> Plugin {
-        let handle = Plugin::new(entry.instance(), follows);
+        // Under the handles lock, which a hot upgrade holds while it moves handles: a handle
+        // made from an entry read before an upgrade follows the upgrade's successor.
         let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        let mut instance = entry.instance();
+        while let Some(next) = instance.successor() {
+            if !follows.matches(next.version()) {
+                break;
+            }
+            instance = next;
+        }
+        let handle = Plugin::new(instance, follows);
         if handles.len() >= 64 && handles.len().is_power_of_two() {
             handles.retain(|w| w.strong_count() > 0);
         }
@@ -513,6 +522,18 @@ impl PluginManager {
     /// versions, every version is tried; those that unloaded are gone from the registry even
     /// when another returns an error.
     pub fn unload(
+        &self,
+        name: &str,
+        version: Option<&Version>,
+    ) -> Result<Vec<UnloadReport>, UnloadError> {
+        // Serialised with loads and hot upgrades: a reload never hands over the state of a
+        // plugin being unloaded, nor registers it again.
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        self.unload_locked(name, version)
+    }
+
+    /// [`unload`](Self::unload), with `loading` held by the caller.
+    pub(super) fn unload_locked(
         &self,
         name: &str,
         version: Option<&Version>,

@@ -42,7 +42,7 @@ pub(crate) fn sampled() -> bool {
 
 /// Buckets per power of two.
 const SUB: u32 = 4;
-/// Smallest bucket bound: 2^6 ns = 64 ns. Largest: 2^(6 + BUCKETS / SUB) ns ≈ 69 s.
+/// Smallest bucket bound: 2^6 ns = 64 ns. The last bucket holds everything from about 60 s.
 const MIN_EXP: u32 = 6;
 const BUCKETS: usize = 120;
 
@@ -205,20 +205,25 @@ pub struct PluginMetrics {
 impl PluginMetrics {
     /// Failed calls of every kind together.
     pub fn failed(&self) -> u64 {
-        self.errors.iter().map(|(_, n)| n).sum()
+        self.errors.iter().fold(0, |a, (_, n)| a.saturating_add(*n))
     }
 
     /// The latency under which a share `q` (0.0 to 1.0) of calls finished: an upper bound,
     /// within 19% (the bucket width). `None` before the first call.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        if self.timed == 0 {
+        // A snapshot read back from a file (`plg list --stats`) may not have this layout.
+        if self.timed == 0 || self.buckets.len() != BUCKETS {
             return None;
         }
         let rank = ((self.timed as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
-        let mut seen = 0;
+        let mut seen = 0u64;
         for (i, n) in self.buckets.iter().enumerate() {
-            seen += n;
+            seen = seen.saturating_add(*n);
             if seen >= rank {
+                // The last bucket has no upper bound but the slowest call.
+                if i == BUCKETS - 1 {
+                    return Some(self.max);
+                }
                 return Some(Duration::from_nanos(bound_of(i)).min(self.max));
             }
         }

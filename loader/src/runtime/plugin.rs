@@ -222,6 +222,8 @@ pub(crate) struct Instance {
     copy: Option<PathBuf>,
     /// The manager's call hooks, and this version's metrics.
     calls: CallSite,
+    /// The instance a hot upgrade replaced this one with, once it has.
+    successor: std::sync::OnceLock<Weak<Instance>>,
 }
 
 /// What wraps every call: the manager's hooks and, when metrics are on, the counters of the
@@ -262,7 +264,22 @@ impl Instance {
             digest,
             copy,
             calls,
+            successor: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Records that a hot upgrade replaced this instance with `next`.
+    pub(crate) fn set_successor(&self, next: &Arc<Instance>) {
+        let _ = self.successor.set(Arc::downgrade(next));
+    }
+
+    /// The instance that replaced this one, if an upgrade did and it is still alive.
+    pub(crate) fn successor(&self) -> Option<Arc<Instance>> {
+        self.successor.get().and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.runtime.is_loaded()
     }
 
     /// The call itself: schemas and the runtime, no hooks or metrics.

@@ -12,7 +12,10 @@
 //! 4. Retire the old version once no handle stays on it: wait for its calls, unload it with
 //!    the usual verification, and remove its private copy once its image is unmapped.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::Path,
+    sync::{Arc, Weak},
+};
 
 use plg_api::Context;
 
@@ -70,13 +73,50 @@ impl PluginManager {
     /// State written by calls that finish on the old version after its `save_state` ran is
     /// not carried over: for an exact hand-over, reload when the plugin is idle.
     pub fn reload(&self, name: &str) -> Result<Reload, Arc<LoadError>> {
+        self.reload_with(name, None)
+    }
+
+    /// [`reload`](Self::reload) to the plugin described by the manifest at `manifest_path`
+    /// (under the plugins directory), whatever else is on disk: how `plg dev` upgrades to the
+    /// build it just staged.
+    pub fn reload_from(&self, manifest_path: impl AsRef<Path>) -> Result<Reload, Arc<LoadError>> {
+        let path = manifest_path.as_ref();
+        let manifest = Manifest::from_path(path).map_err(|e| Arc::new(e.into()))?;
+        let name = manifest.name.clone();
+        self.reload_with(&name, Some((path.to_owned(), manifest)))
+    }
+
+    fn reload_with(
+        &self,
+        name: &str,
+        target: Option<(std::path::PathBuf, Manifest)>,
+    ) -> Result<Reload, Arc<LoadError>> {
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         self.retire_drained();
         let old = self.highest_loaded(name).map_err(Arc::new)?;
-        let (manifest_path, manifest) = match self.newest_on_disk(name) {
+        let found = match target {
+            Some(found) => Ok(found),
+            None => self.newest_on_disk(name),
+        };
+        let (manifest_path, manifest) = match found {
             Ok(found) => found,
             Err(e) => return Err(self.refused(&old, &self.plugins_dir().path().join(name), e)),
         };
+        if !old.is_loaded() {
+            let e = LoadError::Lookup(LookupError::NotLoaded {
+                name: name.to_owned(),
+                available: Vec::new(),
+            });
+            return Err(self.refused(&old, &manifest_path, e));
+        }
+        if manifest.version < *old.version() {
+            let e = LoadError::Downgrade {
+                plugin: old.id().to_owned(),
+                found: manifest.version.to_string(),
+                manifest: manifest_path.clone(),
+            };
+            return Err(self.refused(&old, &manifest_path, e));
+        }
         match self.upgrade(&old, &manifest_path, manifest) {
             Ok(reload) => Ok(reload),
             Err(e) => Err(self.refused(&old, &manifest_path, e)),
@@ -166,8 +206,12 @@ impl PluginManager {
         Ok(Some(values))
     }
 
-    /// Registers `new` and moves every handle that follows it off `old`.
+    /// Registers `new` and moves every handle that follows it off `old`. Holds the handles
+    /// lock throughout, so a handle being handed out either exists before (and is moved) or
+    /// sees `old`'s successor (see `hand_out`).
     fn swap(&self, old: &Arc<Instance>, new: &Arc<Instance>) {
+        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        old.set_successor(new);
         {
             let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
             let versions = map.entry(new.name().to_owned()).or_default();
@@ -181,8 +225,12 @@ impl PluginManager {
                 }
             }
         }
-        for handle in self.live_handles(old.name()) {
-            if handle.follows(new.version()) {
+        for handle in handles
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(Plugin::from_slot)
+        {
+            if handle.name() == old.name() && handle.follows(new.version()) {
                 handle.swap(old, new);
             }
         }
@@ -197,6 +245,13 @@ impl PluginManager {
             .count();
         if staying > 0 {
             return Retired::Kept { handles: staying };
+        }
+        if new_version_differs(old, &self.highest_loaded(old.name()).ok()) {
+            let entry = Plugin::pinned(Arc::clone(old));
+            let needed_by = self.dependents_of(&entry, std::slice::from_ref(&entry));
+            if !needed_by.is_empty() {
+                return Retired::Needed { by: needed_by };
+            }
         }
         self.forget_instance(old);
         match old.unload(self.unload_timeout) {
@@ -328,4 +383,12 @@ impl PluginManager {
     pub(super) fn live_dir(&self) -> LiveDir {
         LiveDir::new(self.plugins_dir().path())
     }
+}
+
+/// Whether the upgrade moved to another version (so `old` leaves a version behind that
+/// loaded plugins may depend on), rather than rebuilding the same one.
+fn new_version_differs(old: &Instance, newest: &Option<Arc<Instance>>) -> bool {
+    newest
+        .as_ref()
+        .is_some_and(|n| n.version() != old.version())
 }

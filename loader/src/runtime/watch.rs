@@ -143,7 +143,9 @@ impl PluginManager {
                 None,
                 tx.clone(),
                 NoCache,
-                notify::Config::default(),
+                // A link inside the plugins directory must not spread the watch (and its
+                // inotify watches, or its polling) over whatever it points at.
+                notify::Config::default().with_follow_symlinks(false),
             )
             .and_then(|mut d| d.watch(&root, RecursiveMode::Recursive).map(|()| d))
             {
@@ -175,6 +177,16 @@ impl PluginManager {
     /// Brings plugin `name` in line with the plugins directory: loads it if it is new,
     /// upgrades it if it changed, unloads it if it is gone.
     fn sync(&self, name: &str) {
+        // A version whose directory is gone is unloaded, whatever else happens to the plugin
+        // (a reload never downgrades to what is left).
+        for version in self.plugins().iter().filter(|p| p.name() == name) {
+            if !version.manifest_path().exists() {
+                if let Err(e) = self.unload(name, Some(&version.version())) {
+                    tracing::warn!(plugin = %version.id(), error = %e,
+                        "its directory was removed but it stays loaded");
+                }
+            }
+        }
         let loaded = self.get(name).is_ok();
         let on_disk = self.newest_on_disk(name);
         match (loaded, on_disk) {
@@ -211,6 +223,7 @@ fn poll(
     tx: mpsc::Sender<DebounceEventResult>,
 ) -> Result<(AnyDebouncer, WatchBackend), notify::Error> {
     let config = notify::Config::default()
+        .with_follow_symlinks(false)
         .with_poll_interval(interval)
         .with_compare_contents(true);
     let mut d = new_debouncer_opt::<_, PollWatcher, _>(debounce, None, tx, NoCache, config)?;
