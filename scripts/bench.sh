@@ -8,5 +8,6 @@ cargo bench -p plg-loader --bench load
 cargo bench -p plg-loader --bench unload_memory
 cargo bench -p plg-loader --bench unload_busy
 cargo bench -p plg-loader --bench upgrade
+cargo bench -p plg-loader --bench greet            # needs golang-go
 cargo bench -p plg-loader --features git --bench distribution
 python3 scripts/bench_ratios.py

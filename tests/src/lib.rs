@@ -19,6 +19,7 @@ pub const PACKAGES: &[&str] = &[
     "fixture-panic",
     "fixture-hang",
     "fixture-noop",
+    "fixture-greet",
     "fixture-nodelete",
     "fixture-tls",
     "fixture-bad-layout",

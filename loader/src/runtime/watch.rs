@@ -33,6 +33,9 @@ pub struct WatchOptions {
     /// Poll the directory at this interval instead of using the system's file events
     /// (inotify, FSEvents, …). `None` (the default) polls only where those cannot be used.
     pub poll: Option<Duration>,
+    /// How often, with no event, the watch checks that every loaded version's files are
+    /// still there (file events can be lost). Default 2 s; it only reads file metadata.
+    pub rescan: Duration,
 }
 
 impl Default for WatchOptions {
@@ -40,6 +43,7 @@ impl Default for WatchOptions {
         Self {
             debounce: Duration::from_millis(300),
             poll: None,
+            rescan: Duration::from_secs(2),
         }
     }
 }
@@ -160,9 +164,10 @@ impl PluginManager {
             Some(interval) => poll(&root, options.debounce, interval, tx).map_err(error)?,
         };
         let manager = Arc::downgrade(self);
+        let rescan = options.rescan;
         let worker = std::thread::Builder::new()
             .name("plg-watch".into())
-            .spawn(move || work(&manager, &root, &rx))
+            .spawn(move || work(&manager, &root, &rx, rescan))
             .map_err(|e| LoadError::Watch {
                 dir: self.plugins_dir().path().to_owned(),
                 message: e.to_string(),
@@ -232,9 +237,38 @@ fn poll(
 }
 
 /// The watch's worker: each debounced batch names the plugins it touched; each is synced once.
-fn work(manager: &Weak<PluginManager>, root: &Path, rx: &mpsc::Receiver<DebounceEventResult>) {
+fn work(
+    manager: &Weak<PluginManager>,
+    root: &Path,
+    rx: &mpsc::Receiver<DebounceEventResult>,
+    rescan: Duration,
+) {
     let real_root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
-    for batch in rx {
+    loop {
+        let batch = match rx.recv_timeout(rescan) {
+            Ok(batch) => batch,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // File events can be lost (a full inotify queue, a directory removed before
+                // its watch was set up): a loaded version whose files are gone is caught here.
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                let vanished: BTreeSet<String> = manager
+                    .plugins()
+                    .iter()
+                    .filter(|p| {
+                        let path = p.manifest_path();
+                        (path.starts_with(root) || path.starts_with(&real_root)) && !path.exists()
+                    })
+                    .map(|p| p.name().to_owned())
+                    .collect();
+                for name in vanished {
+                    manager.sync(&name);
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let events = match batch {
             Ok(events) => events,
             Err(errors) => {
