@@ -451,14 +451,27 @@ impl Plugin {
             }
         }
         let start = Instant::now();
-        let call = CallInfo {
-            plugin: first.name(),
-            version: first.version(),
+        // `before` runs for the version that takes the call: again if an upgrade moved the
+        // handle between the hook and the call, so a hook that decides by version holds.
+        let mut instance = first;
+        let result = loop {
+            let call = CallInfo {
+                plugin: instance.name(),
+                version: instance.version(),
+            };
+            if let Err(e) = instance.calls.hooks.before(&instance.id, &call, ctx) {
+                break Err(e);
+            }
+            match instance.call(ctx) {
+                Err(ExecError::Unloaded { .. })
+                    if !Arc::ptr_eq(&instance, &self.0.current.load()) =>
+                {
+                    instance = self.0.current.load();
+                }
+                result => break result,
+            }
         };
-        let (served_by, result) = match calls.hooks.before(&first.id, &call, ctx) {
-            Ok(()) => self.call_following(first, ctx),
-            Err(e) => (first, Err(e)),
-        };
+        let served_by = instance;
         let took = start.elapsed();
         if let Some(metrics) = &served_by.calls.metrics {
             metrics.record(took, &result);
