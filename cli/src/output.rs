@@ -28,7 +28,8 @@ impl Output {
 
     /// A line of text on stdout, escaped.
     pub fn line(&self, text: impl AsRef<str>) {
-        println!("{}", escape(text.as_ref()));
+        // A closed pipe (`plg list | head -1`) ends the output, not the program.
+        let _ = writeln!(io::stdout().lock(), "{}", escape(text.as_ref()));
     }
 
     /// A line on stderr, escaped: warnings and notes that are not the command's result.

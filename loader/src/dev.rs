@@ -60,7 +60,8 @@ impl std::fmt::Debug for DevSession {
 impl DevSession {
     /// A session for the crate in `crate_dir`, staging into `plugins_dir`.
     pub fn new(crate_dir: &Path, plugins_dir: PluginsDir, options: BuildOptions) -> Self {
-        let manager = Arc::new(PluginManager::new(plugins_dir.clone()));
+        // A dev host makes few calls: time every one.
+        let manager = Arc::new(PluginManager::new(plugins_dir.clone()).with_latency_sampling(1));
         Self {
             crate_dir: crate_dir.to_owned(),
             plugins_dir,
@@ -224,6 +225,9 @@ pub struct DevStats {
     pub metrics: Vec<PluginMetrics>,
 }
 
+/// The largest stats file read (a real one is a few KiB).
+const MAX_STATS: u64 = 1 << 20;
+
 fn stats_dir(plugins_dir: &PluginsDir) -> PathBuf {
     plugins_dir.path().join(".plg").join("dev")
 }
@@ -240,7 +244,20 @@ pub fn dev_stats(plugins_dir: &PluginsDir) -> Vec<(String, DevStats)> {
             if name.starts_with('.') {
                 return None;
             }
-            let text = std::fs::read(e.path()).ok()?;
+            // Only regular files, and only so much: a FIFO, a device or a huge file planted
+            // in the plugins directory must not hang or exhaust `plg list --stats`.
+            if !std::fs::symlink_metadata(e.path()).ok()?.is_file() {
+                return None;
+            }
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(std::fs::File::open(e.path()).ok()?, MAX_STATS + 1),
+                &mut text,
+            )
+            .ok()?;
+            if text.len() as u64 > MAX_STATS {
+                return None;
+            }
             Some((name, serde_json::from_slice(&text).ok()?))
         })
         .collect();

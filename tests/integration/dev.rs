@@ -96,3 +96,49 @@ fn an_edit_is_picked_up_within_one_rebuild_and_a_broken_build_keeps_the_last_goo
         stdout(&out)
     );
 }
+
+#[test]
+fn dev_on_a_path_that_is_not_a_directory_says_so() {
+    let dir = TempPluginsDir::default();
+    let missing = dir.path().join("no-such-crate");
+    let out = plg(
+        &dir,
+        &["dev", missing.to_str().unwrap(), "--max-builds", "1"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a directory") && stderr(&out).contains("no-such-crate"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn list_stats_skips_planted_files_without_hanging() {
+    let dir = TempPluginsDir::default();
+    let stats = dir.path().join(".plg/dev");
+    std::fs::create_dir_all(&stats).unwrap();
+    // A FIFO would block a plain read forever; junk and a wrong layout are skipped.
+    let fifo = Command::new("mkfifo")
+        .arg(stats.join("fifo.json"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    std::fs::write(stats.join("junk.json"), "{ not json").unwrap();
+    std::fs::write(
+        stats.join("odd.json"),
+        r#"{"pid":1,"crate_dir":"x","metrics":[{"plugin":"odd\u001b]0;t\u0007","version":"1.0.0",
+            "calls":18446744073709551615,"timed":5,"errors":[["error",18446744073709551615],["panic",9]],
+            "in_flight":0,"total":{"secs":1,"nanos":0},"max":{"secs":1,"nanos":0},"buckets":[1,2,3]}]}"#,
+    )
+    .unwrap();
+    let out = plg(&dir, &["list", "--stats"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("stats odd"), "{text}");
+    assert!(!text.contains('\u{1b}'), "escaped: {text}");
+    assert!(
+        text.contains("p50=-"),
+        "a wrong bucket layout gives no percentiles: {text}"
+    );
+}

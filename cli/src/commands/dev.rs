@@ -25,12 +25,23 @@ pub struct DevArgs {
     /// How long the sources must be quiet after a save before rebuilding, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 200)]
     debounce_ms: u64,
-    /// Stop after this many builds (for scripts and tests); the default runs until Ctrl-C.
-    #[arg(long, value_name = "N", hide = true)]
+    /// Stop after this many builds (for scripts and tests), exiting with the last one's
+    /// outcome (6: build failed, 4: not loaded, 5: execute failed); the default runs until
+    /// Ctrl-C.
+    #[arg(long, value_name = "N")]
     max_builds: Option<usize>,
 }
 
 pub fn run(g: &Global, a: DevArgs, out: &Output) -> Result<(), Failure> {
+    if !a.dir.is_dir() {
+        return Err(Failure::new(
+            2,
+            format!(
+                "{} is not a directory; give the plugin crate's directory (`plg new NAME` creates one)",
+                a.dir.display()
+            ),
+        ));
+    }
     a.call.context()?; // a bad --input fails now, not after the first build
     let defaults = BuildOptions::default();
     let options = BuildOptions {
@@ -45,27 +56,36 @@ pub fn run(g: &Global, a: DevArgs, out: &Output) -> Result<(), Failure> {
     ));
     let mut saved_at = Instant::now();
     let mut builds = 0;
+    let mut served = false;
     loop {
         let started = Instant::now();
-        turn(&mut session, &a.call, saved_at, out)?;
+        let last = turn(&mut session, &a.call, saved_at, &mut served, out)?;
         builds += 1;
-        if a.max_builds.is_some_and(|max| builds >= max) {
-            return Ok(());
+        if a.max_builds.is_some_and(|max| builds >= max.max(1)) {
+            // A script that stops plg dev gets the last turn's outcome as the exit code.
+            return last;
         }
         match watch.next_change(started) {
             Some(at) => saved_at = at,
-            None => return Ok(()),
+            None => return last,
         }
     }
 }
 
-/// One build, upgrade and call, printed. Only an output failure stops the loop.
+/// One build, upgrade and call, printed. The outer error (output failed) stops the loop; the
+/// inner one is this turn's outcome, the exit code if the loop ends here.
 fn turn(
     session: &mut DevSession,
     call: &CallArgs,
     saved_at: Instant,
+    served: &mut bool,
     out: &Output,
-) -> Result<(), Failure> {
+) -> Result<Result<(), Failure>, Failure> {
+    let kept = if *served {
+        "the last good version stays loaded"
+    } else {
+        "nothing is loaded yet"
+    };
     let (plugin, build, reload) = match session.cycle() {
         DevOutcome::Serving {
             plugin,
@@ -73,18 +93,15 @@ fn turn(
             reload,
         } => (plugin, build, reload),
         DevOutcome::BuildFailed(e) => {
-            out.note(format!(
-                "build failed (the last good version stays loaded): {e}"
-            ));
-            return Ok(());
+            out.note(format!("build failed ({kept}): {e}"));
+            return Ok(Err(e.into()));
         }
         DevOutcome::LoadFailed(e) => {
-            out.note(format!(
-                "not loaded (the last good version stays loaded): {e}"
-            ));
-            return Ok(());
+            out.note(format!("not loaded ({kept}): {e}"));
+            return Ok(Err(Failure::new(4, e)));
         }
     };
+    *served = true;
     let what = match &reload {
         None => format!("loaded {}", plugin.id()),
         Some(Reload::Upgraded { from, to, .. }) => format!("upgraded {from} -> {to}"),
@@ -93,7 +110,11 @@ fn turn(
     let mut ctx = call.context()?;
     let result = plugin.execute(&mut ctx);
     let to_result = saved_at.elapsed();
-    let _ = session.write_stats();
+    if let Err(e) = session.write_stats() {
+        out.note(format!(
+            "cannot write the stats `plg list --stats` reads: {e}"
+        ));
+    }
     if out.is_json() {
         out.json(&serde_json::json!({
             "plugin": plugin.id(),
@@ -108,10 +129,10 @@ fn turn(
             build.as_secs_f64(),
             to_result.as_secs_f64()
         ));
-        match result {
+        match &result {
             Ok(()) => out.line(serde_json::to_string(ctx.values()).unwrap_or_default()),
             Err(e) => out.line(format!("execute failed: {e}")),
         }
     }
-    Ok(())
+    Ok(result.map_err(Failure::from))
 }

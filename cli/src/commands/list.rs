@@ -76,7 +76,6 @@ pub fn run(g: &Global, a: ListArgs, out: &Output) -> Result<(), Failure> {
             "no plugins in {}; build one with `plg build DIR` (see `plg new --help`)",
             dir.path().display()
         ));
-        return Ok(());
     }
     for r in &rows {
         let name = r.name.as_deref().unwrap_or("?");

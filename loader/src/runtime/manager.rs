@@ -94,6 +94,8 @@ pub struct PluginManager {
     pub(super) hooks: Hooks,
     /// Call metrics per plugin version; `None` when metrics are off.
     pub(super) metrics: Option<MetricsByVersion>,
+    /// Time one call in this many per thread.
+    pub(super) sample_every: u32,
 }
 
 impl PluginManager {
@@ -111,6 +113,7 @@ impl PluginManager {
             retiring: Mutex::new(Vec::new()),
             hooks: Hooks::default(),
             metrics: Some(Mutex::default()),
+            sample_every: super::metrics::SAMPLE_EVERY,
         }
     }
 

@@ -23,7 +23,8 @@ use prometheus_client::{
 
 use crate::error::ExecError;
 
-/// One call in this many, per thread, has its latency measured when no hook needs it.
+/// By default, one call in this many, per thread, has its latency measured when no hook
+/// needs it ([`PluginManager::with_latency_sampling`](crate::PluginManager::with_latency_sampling)).
 pub const SAMPLE_EVERY: u32 = 16;
 
 thread_local! {
@@ -32,11 +33,11 @@ thread_local! {
 
 /// Whether this call, on this thread, is one whose latency is measured.
 #[inline]
-pub(crate) fn sampled() -> bool {
+pub(crate) fn sampled(every: u32) -> bool {
     TICK.with(|t| {
         let n = t.get().wrapping_add(1);
         t.set(n);
-        n % SAMPLE_EVERY == 0
+        n % every.max(1) == 0
     })
 }
 

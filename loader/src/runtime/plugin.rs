@@ -232,6 +232,8 @@ pub(crate) struct Instance {
 pub(crate) struct CallSite {
     pub(crate) hooks: Hooks,
     pub(crate) metrics: Option<Arc<CallMetrics>>,
+    /// Time one call in this many, per thread (when no hook needs every duration).
+    pub(crate) sample_every: u32,
 }
 
 impl fmt::Debug for Instance {
@@ -442,7 +444,7 @@ impl Plugin {
             if calls.metrics.is_none() {
                 return self.call_following(first, ctx).1;
             }
-            if !metrics::sampled() {
+            if !metrics::sampled(calls.sample_every) {
                 let (served_by, result) = self.call_following(first, ctx);
                 if let Some(m) = &served_by.calls.metrics {
                     m.count(&result);
