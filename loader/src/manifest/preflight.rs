@@ -97,20 +97,31 @@ pub fn preflight_data<'data, R: object::ReadRef<'data>>(data: R) -> Result<Unmap
     })
 }
 
-/// Why the ELF file at `path` is shorter than its own headers say, if it is: a library still
-/// being written (a build, a copy) or cut short. The dynamic loader would map pages past its
-/// end, and the first touch of one kills the process with `SIGBUS`. `None` for a complete
-/// file, and for anything that is not ELF (opening it reports what is wrong).
-pub fn truncation(path: &Path) -> Option<String> {
-    let file = std::fs::File::open(path).ok()?;
+/// The file checks a load makes before the dynamic loader sees the library, reading the
+/// file once: `Err(reason)` if it is an ELF file shorter than its own headers say (a
+/// library still being written, by a build or a copy, or cut short: the dynamic loader would
+/// map pages past its end, and the first touch of one kills the process with `SIGBUS`);
+/// otherwise the [`preflight`] verdict ([`Unmappable::Unknown`] for a file `object` cannot
+/// parse, whose opening then reports what is wrong).
+pub fn check_before_load(path: &Path) -> Result<Unmappable, String> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(Unmappable::Unknown);
+    };
     let cache = object::ReadCache::new(file);
-    let elf_magic = object::ReadRef::read_bytes_at(&cache, 0, 4).ok() == Some(&elf::ELFMAG[..]);
-    let Ok(kind) = object::FileKind::parse(&cache) else {
+    if let Some(reason) = truncation(&cache) {
+        return Err(reason);
+    }
+    Ok(preflight_data(&cache).unwrap_or(Unmappable::Unknown))
+}
+
+fn truncation<'data, R: object::ReadRef<'data>>(data: R) -> Option<String> {
+    let elf_magic = data.read_bytes_at(0, 4).ok() == Some(&elf::ELFMAG[..]);
+    let Ok(kind) = object::FileKind::parse(data) else {
         return elf_magic.then(|| "its ELF header is cut short or corrupt".to_owned());
     };
     match kind {
-        object::FileKind::Elf64 => short_of::<elf::FileHeader64<object::Endianness>, _>(&cache),
-        object::FileKind::Elf32 => short_of::<elf::FileHeader32<object::Endianness>, _>(&cache),
+        object::FileKind::Elf64 => short_of::<elf::FileHeader64<object::Endianness>, _>(data),
+        object::FileKind::Elf32 => short_of::<elf::FileHeader32<object::Endianness>, _>(data),
         _ => None,
     }
 }

@@ -16,30 +16,98 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::plugin::Digest;
 use crate::error::{IoError, LoadError};
+
+/// The content hash of what a plugin was loaded from.
+pub(crate) type Digest = [u8; 32];
 
 /// The SHA-256 of a plugin as loaded: its manifest's bytes, then its library's.
 pub(crate) fn digest(manifest_path: &Path, library: &Path) -> Result<Digest, LoadError> {
+    let manifest = std::fs::read(manifest_path).map_err(|e| IoError::new(manifest_path, e))?;
+    let mut file = File::open(library).map_err(|e| IoError::new(library, e))?;
+    hash(&manifest, &mut file).map_err(|e| IoError::new(library, e).into())
+}
+
+fn hash(manifest: &[u8], library: &mut impl Read) -> io::Result<Digest> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(manifest);
+    // A separator, so that bytes cannot move between the two files unnoticed.
+    ctx.update(&[0xff]);
     let mut buf = vec![0u8; 256 * 1024];
-    for path in [manifest_path, library] {
-        let mut file = File::open(path).map_err(|e| IoError::new(path, e))?;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(IoError::new(path, e).into()),
-            };
-            ctx.update(&buf[..n]);
-        }
-        // A separator, so that bytes cannot move between the two files unnoticed.
-        ctx.update(&[0xff]);
+    loop {
+        let n = match library.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        ctx.update(&buf[..n]);
     }
+    ctx.update(&[0xff]);
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     Ok(out)
+}
+
+/// What a plugin was loaded from, so that a reload can tell whether the version on disk is
+/// the same bytes. Hashing a library costs milliseconds, more than the rest of a load, so a
+/// load keeps the manifest's bytes and an open handle on the library file instead; the hash
+/// is computed the first time a reload asks. The handle still reads the loaded file after a
+/// new one is renamed over its path; if the file itself was rewritten since (its length or
+/// modification time changed), the loaded bytes are gone and the answer is `None`.
+#[derive(Debug)]
+pub(crate) struct Origin {
+    manifest: Vec<u8>,
+    library: Option<(File, Stamp)>,
+    digest: std::sync::OnceLock<Digest>,
+}
+
+impl Origin {
+    /// Records the manifest and library as they are now; `digest`, if already computed.
+    pub(crate) fn new(manifest: &Path, library: &Path, digest: Option<Digest>) -> Self {
+        let known = std::sync::OnceLock::new();
+        if let Some(d) = digest {
+            let _ = known.set(d);
+            return Origin {
+                manifest: Vec::new(),
+                library: None,
+                digest: known,
+            };
+        }
+        Origin {
+            manifest: std::fs::read(manifest).unwrap_or_default(),
+            library: File::open(library)
+                .ok()
+                .and_then(|f| Stamp::of(&f).map(|s| (f, s))),
+            digest: known,
+        }
+    }
+
+    /// The content hash of what was loaded, or `None` if it can no longer be read.
+    pub(crate) fn digest(&self) -> Option<Digest> {
+        if let Some(d) = self.digest.get() {
+            return Some(*d);
+        }
+        let (file, stamp) = self.library.as_ref()?;
+        if Stamp::of(file).as_ref() != Some(stamp) {
+            return None;
+        }
+        let mut reader = file;
+        io::Seek::seek(&mut reader, io::SeekFrom::Start(0)).ok()?;
+        let d = hash(&self.manifest, &mut reader).ok()?;
+        Some(*self.digest.get_or_init(|| d))
+    }
+}
+
+/// An open file's length and last modification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp(u64, Option<std::time::SystemTime>);
+
+impl Stamp {
+    fn of(file: &File) -> Option<Stamp> {
+        let m = file.metadata().ok()?;
+        Some(Stamp(m.len(), m.modified().ok()))
+    }
 }
 
 /// This process's directory of private copies, `PLUGINS_DIR/.plg/live/PID/`.

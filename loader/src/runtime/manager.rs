@@ -291,7 +291,7 @@ impl PluginManager {
         manifest: Manifest,
     ) -> Result<Plugin, LoadError> {
         let live = self.live_dir();
-        let result = self.load_quietly(manifest_path, manifest, Some(&live));
+        let result = self.load_quietly(manifest_path, manifest, Some((&live, None)));
         self.report_load(manifest_path, &result);
         result
     }
@@ -317,7 +317,7 @@ impl PluginManager {
         &self,
         manifest_path: &Path,
         manifest: Manifest,
-        copy_to: Option<&images::LiveDir>,
+        copy_to: Option<(&images::LiveDir, Option<images::Digest>)>,
     ) -> Result<Plugin, LoadError> {
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = self.lookup(&manifest.name, &manifest.version) {
@@ -342,21 +342,31 @@ impl PluginManager {
     }
 
     /// Opens, checks and starts one instance of a plugin: schemas, the source made local,
-    /// the library opened and checked (from `copy_to`'s private copy when given: see
-    /// [`images`]), `on_load`. The instance is not registered.
+    /// the library opened and checked (from a private copy in `copy_to`'s directory when
+    /// given, with the content hash if the caller already computed it: see [`images`]),
+    /// `on_load`. The instance is not registered.
     pub(super) fn open_instance(
         &self,
         manifest: Manifest,
         manifest_path: &Path,
-        copy_to: Option<&images::LiveDir>,
+        copy_to: Option<(&images::LiveDir, Option<images::Digest>)>,
     ) -> Result<Arc<Instance>, LoadError> {
         let schemas = Schemas::load(&manifest, manifest_path)?;
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
         let library = locate_library(&local, &local_path)?;
-        let digest = images::digest(&local_path, &library)?;
-        let copy = match copy_to {
-            Some(live) => Some(live.place(&manifest.name, &library, &digest)?),
-            None => None,
+        // A private copy is named by its content hash; a plain load hashes nothing.
+        let (copy, digest) = match copy_to {
+            Some((live, known)) => {
+                let digest = match known {
+                    Some(d) => d,
+                    None => images::digest(&local_path, &library)?,
+                };
+                (
+                    Some(live.place(&manifest.name, &library, &digest)?),
+                    Some(digest),
+                )
+            }
+            None => (None, None),
         };
         let opened = open_checked(&local, copy.as_deref().unwrap_or(&library));
         let (lib, unmappable) = match opened {
@@ -376,7 +386,7 @@ impl PluginManager {
             lib,
             unmappable,
             schemas,
-            digest,
+            images::Origin::new(&local_path, copy.as_deref().unwrap_or(&library), digest),
             copy,
             calls,
         );

@@ -11,7 +11,7 @@ use crate::{
     error::LoadError,
     manifest::{
         note::{read_note, NoteError, PluginNote},
-        preflight::{preflight, truncation, Unmappable},
+        preflight::{check_before_load, Unmappable},
         Manifest, Source,
     },
 };
@@ -120,16 +120,12 @@ pub(crate) fn open_checked(
     manifest: &Manifest,
     library: &Path,
 ) -> Result<(Library, Unmappable), LoadError> {
-    // Read from the file before loading it. A file shorter than its headers say (half
-    // written) never reaches the dynamic loader; one `object` cannot parse gets no
-    // prediction (opening it reports what is wrong).
-    if let Some(reason) = truncation(library) {
-        return Err(LoadError::NotSharedObject {
-            path: library.to_owned(),
-            reason,
-        });
-    }
-    let unmappable = preflight(library).unwrap_or(Unmappable::Unknown);
+    // Read from the file before loading it: a file shorter than its headers say (half
+    // written) never reaches the dynamic loader.
+    let unmappable = check_before_load(library).map_err(|reason| LoadError::NotSharedObject {
+        path: library.to_owned(),
+        reason,
+    })?;
     let lib = Library::open(library)?;
     check_identity(manifest, library, lib.name(), lib.version())?;
     Ok((lib, unmappable))

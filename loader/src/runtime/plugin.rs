@@ -16,6 +16,7 @@ pub(crate) use super::ffi::Hook;
 use super::{
     ffi::{self, CallError, Closed, Library},
     hooks::{CallInfo, Hooks},
+    images::{Digest, Origin},
     metrics::{self, CallMetrics, PluginMetrics},
     schemas::Schemas,
 };
@@ -214,9 +215,9 @@ pub(crate) struct Instance {
     runtime: Box<dyn Runtime>,
     /// The compiled `input_schema` and `output_schema`, if the manifest declares any.
     schemas: Option<Schemas>,
-    /// The SHA-256 of the library file and the manifest as loaded: a reload of the same bytes
+    /// What it was loaded from, and its content hash on demand: a reload of the same bytes
     /// does nothing.
-    digest: Digest,
+    origin: Origin,
     /// The private copy under `.plg/live/` this instance was loaded from (hot upgrades load
     /// from one); removed once the image is verifiably unmapped.
     copy: Option<PathBuf>,
@@ -242,9 +243,6 @@ impl fmt::Debug for Instance {
     }
 }
 
-/// The content hash of what a plugin was loaded from.
-pub(crate) type Digest = [u8; 32];
-
 impl Instance {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn in_process(
@@ -253,7 +251,7 @@ impl Instance {
         lib: Library,
         preflight: Unmappable,
         schemas: Option<Schemas>,
-        digest: Digest,
+        origin: Origin,
         copy: Option<PathBuf>,
         calls: CallSite,
     ) -> Arc<Self> {
@@ -263,7 +261,7 @@ impl Instance {
             manifest_path,
             runtime: Box::new(InProcess { lib, preflight }),
             schemas,
-            digest,
+            origin,
             copy,
             calls,
             successor: std::sync::OnceLock::new(),
@@ -325,8 +323,9 @@ impl Instance {
         &self.manifest.version
     }
 
-    pub(crate) fn digest(&self) -> &Digest {
-        &self.digest
+    /// The content hash of what this instance was loaded from, if the files still hold it.
+    pub(crate) fn digest(&self) -> Option<Digest> {
+        self.origin.digest()
     }
 
     pub(crate) fn runtime(&self) -> &dyn Runtime {

@@ -141,13 +141,15 @@ impl PluginManager {
     ) -> Result<Reload, LoadError> {
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
         let library = locate_library(&local, &local_path)?;
-        if images::digest(&local_path, &library)? == *old.digest() {
+        let digest = images::digest(&local_path, &library)?;
+        if old.digest() == Some(digest) {
             return Ok(Reload::Unchanged {
                 plugin: old.id().to_owned(),
             });
         }
         self.check_dependencies(&manifest, &[])?;
-        let new = self.open_instance(manifest, manifest_path, Some(&self.live_dir()))?;
+        let live = self.live_dir();
+        let new = self.open_instance(manifest, manifest_path, Some((&live, Some(digest))))?;
         let started = self.start(old, &new);
         let state = match started {
             Ok(state) => state,
