@@ -11,12 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{new_debouncer_opt, DebounceEventResult, Debouncer, NoCache};
+use notify::RecommendedWatcher;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     build::{build_crate, stage, BuildOptions},
+    runtime::watch::watch_tree,
     BuildError, LoadError, Plugin, PluginManager, PluginMetrics, PluginsDir, Reload,
 };
 
@@ -116,25 +117,14 @@ impl DevSession {
     }
 
     /// Watches the crate's sources (everything but `target/`, `Cargo.lock` and hidden
-    /// files): each
-    /// debounced burst of saves arrives as the instant of its first change.
+    /// files): each debounced burst of saves arrives as the instant of its first change.
     pub fn watch_sources(&self, debounce: Duration) -> Result<SourceWatch, LoadError> {
         let (tx, rx) = mpsc::channel::<DebounceEventResult>();
         let error = |e: notify::Error| LoadError::Watch {
             dir: self.crate_dir.clone(),
             message: e.to_string(),
         };
-        let mut debouncer = new_debouncer_opt::<_, RecommendedWatcher, _>(
-            debounce,
-            None,
-            tx,
-            NoCache,
-            notify::Config::default().with_follow_symlinks(false),
-        )
-        .map_err(error)?;
-        debouncer
-            .watch(&self.crate_dir, RecursiveMode::Recursive)
-            .map_err(error)?;
+        let debouncer = watch_tree(&self.crate_dir, debounce, tx).map_err(error)?;
         Ok(SourceWatch {
             _debouncer: debouncer,
             rx,

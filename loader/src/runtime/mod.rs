@@ -19,7 +19,7 @@ mod reload;
 mod resolve;
 mod scan;
 mod schemas;
-mod watch;
+pub(crate) mod watch;
 
 pub use events::{Event, EventKind, Retired, Subscription, DEFAULT_EVENT_CAPACITY};
 pub use hooks::{CallHook, CallInfo, Rejection};

@@ -292,6 +292,13 @@ impl Instance {
         schemas.check_output(&self.id, ctx)
     }
 
+    fn call_info(&self) -> CallInfo<'_> {
+        CallInfo {
+            plugin: self.name(),
+            version: self.version(),
+        }
+    }
+
     /// A snapshot of this version's call metrics, if metrics are on.
     pub(crate) fn metrics(&self) -> Option<PluginMetrics> {
         let m = self.calls.metrics.as_ref()?;
@@ -438,62 +445,44 @@ impl Plugin {
     /// called) or `ExecError::InvalidOutput`, naming the JSON pointer of each mismatch.
     pub fn execute(&self, ctx: &mut Context) -> Result<(), ExecError> {
         let first = self.0.current.load();
-        let calls = &first.calls;
-        if calls.hooks.is_empty() {
-            if calls.metrics.is_none() {
-                return self.call_following(first, ctx).1;
-            }
-            if !metrics::sampled(calls.sample_every) {
-                let (served_by, result) = self.call_following(first, ctx);
-                if let Some(m) = &served_by.calls.metrics {
+        // The clock is read only for hooks (they get the duration) and sampled metrics.
+        let site = &first.calls;
+        let timed = !site.hooks.is_empty()
+            || (site.metrics.is_some() && metrics::sampled(site.sample_every));
+        let start = timed.then(Instant::now);
+        let (served_by, result) = self.call_following(first, ctx);
+        let site = &served_by.calls;
+        match start {
+            None => {
+                if let Some(m) = &site.metrics {
                     m.count(&result);
                 }
-                return result;
             }
-        }
-        let start = Instant::now();
-        // `before` runs for the version that takes the call: again if an upgrade moved the
-        // handle between the hook and the call, so a hook that decides by version holds.
-        let mut instance = first;
-        let result = loop {
-            let call = CallInfo {
-                plugin: instance.name(),
-                version: instance.version(),
-            };
-            if let Err(e) = instance.calls.hooks.before(&instance.id, &call, ctx) {
-                break Err(e);
-            }
-            match instance.call(ctx) {
-                Err(ExecError::Unloaded { .. })
-                    if !Arc::ptr_eq(&instance, &self.0.current.load()) =>
-                {
-                    instance = self.0.current.load();
+            Some(start) => {
+                let took = start.elapsed();
+                if let Some(m) = &site.metrics {
+                    m.record(took, &result);
                 }
-                result => break result,
+                site.hooks.after(&served_by.call_info(), ctx, &result, took);
             }
-        };
-        let served_by = instance;
-        let took = start.elapsed();
-        if let Some(metrics) = &served_by.calls.metrics {
-            metrics.record(took, &result);
         }
-        let call = CallInfo {
-            plugin: served_by.name(),
-            version: served_by.version(),
-        };
-        served_by.calls.hooks.after(&call, ctx, &result, took);
         result
     }
 
-    /// Calls `instance`, or the instance this handle moved to if an upgrade retired
-    /// `instance` between reading it and entering it (so the call never ran there).
+    /// Calls `instance` after its `before` hooks, or the instance this handle moved to if an
+    /// upgrade retired `instance` between reading it and entering it (so the call never ran
+    /// there; the hooks run again, for the version that takes the call).
     fn call_following(
         &self,
         mut instance: arc_swap::Guard<Arc<Instance>>,
         ctx: &mut Context,
     ) -> (arc_swap::Guard<Arc<Instance>>, Result<(), ExecError>) {
         loop {
-            match instance.call(ctx) {
+            let before = instance
+                .calls
+                .hooks
+                .before(&instance.id, &instance.call_info(), ctx);
+            match before.and_then(|()| instance.call(ctx)) {
                 Err(ExecError::Unloaded { .. })
                     if !Arc::ptr_eq(&instance, &self.0.current.load()) =>
                 {

@@ -142,17 +142,7 @@ impl PluginManager {
         }
         let (tx, rx) = mpsc::channel::<DebounceEventResult>();
         let (debouncer, backend) = match options.poll {
-            None => match new_debouncer_opt::<_, RecommendedWatcher, _>(
-                options.debounce,
-                None,
-                tx.clone(),
-                NoCache,
-                // A link inside the plugins directory must not spread the watch (and its
-                // inotify watches, or its polling) over whatever it points at.
-                notify::Config::default().with_follow_symlinks(false),
-            )
-            .and_then(|mut d| d.watch(&root, RecursiveMode::Recursive).map(|()| d))
-            {
+            None => match watch_tree(&root, options.debounce, tx.clone()) {
                 Ok(d) => (AnyDebouncer::Events(d), WatchBackend::Events),
                 Err(e) => {
                     let interval = options.debounce.max(Duration::from_millis(100));
@@ -219,6 +209,20 @@ impl PluginManager {
             }),
         }
     }
+}
+
+/// Watches the tree under `root` with the system's file events, debounced by `debounce`;
+/// the batches go to `tx`. Links are not followed: one inside the tree must not spread the
+/// watch (and its inotify watches) over whatever it points at.
+pub(crate) fn watch_tree(
+    root: &Path,
+    debounce: Duration,
+    tx: mpsc::Sender<DebounceEventResult>,
+) -> Result<Debouncer<RecommendedWatcher, NoCache>, notify::Error> {
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let mut d = new_debouncer_opt::<_, RecommendedWatcher, _>(debounce, None, tx, NoCache, config)?;
+    d.watch(root, RecursiveMode::Recursive)?;
+    Ok(d)
 }
 
 fn poll(
