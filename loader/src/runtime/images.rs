@@ -12,7 +12,7 @@
 
 use std::{
     fs::File,
-    io::{self, Read, Write},
+    io::{self, Read},
     path::{Path, PathBuf},
 };
 
@@ -146,7 +146,8 @@ impl LiveDir {
             .unwrap_or(std::env::consts::DLL_EXTENSION);
         let stem = format!("{name}-{}", hex::encode(&digest[..8]));
         let tmp = self.dir.join(format!(".{stem}.partial"));
-        copy_file(library, &tmp)?;
+        // std's copy uses copy_file_range (or a reflink) where the kernel offers it.
+        std::fs::copy(library, &tmp).map_err(|e| IoError::new(&tmp, e))?;
         for n in 0u32.. {
             let target = match n {
                 0 => self.dir.join(format!("{stem}.{ext}")),
@@ -168,15 +169,6 @@ impl LiveDir {
             let _ = std::fs::remove_dir(live);
         }
     }
-}
-
-fn copy_file(from: &Path, to: &Path) -> Result<(), LoadError> {
-    let mut src = File::open(from).map_err(|e| IoError::new(from, e))?;
-    let mut dst = File::create(to).map_err(|e| IoError::new(to, e))?;
-    io::copy(&mut src, &mut dst)
-        .and_then(|_| dst.flush())
-        .map_err(|e| IoError::new(to, e))?;
-    Ok(())
 }
 
 /// Removes the live directories of processes that no longer run. Best effort: a directory

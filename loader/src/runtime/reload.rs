@@ -86,7 +86,8 @@ impl PluginManager {
         self.reload_with(&name, Some((path.to_owned(), manifest)))
     }
 
-    fn reload_with(
+    /// [`reload`](Self::reload), to `target` (a manifest already read) when given.
+    pub(super) fn reload_with(
         &self,
         name: &str,
         target: Option<(std::path::PathBuf, Manifest)>,

@@ -185,13 +185,15 @@ impl PluginManager {
         let loaded = self.get(name).is_ok();
         let on_disk = self.newest_on_disk(name);
         match (loaded, on_disk) {
-            (true, Err(LoadError::NotInstalled { .. })) => {
-                if let Err(e) = self.unload(name, None) {
-                    tracing::warn!(plugin = name, error = %e,
-                        "its directory was removed but it stays loaded");
+            (true, Ok(found)) => {
+                if let Err(e) = self.reload_with(name, Some(found)) {
+                    tracing::info!(plugin = name, error = %e, "not upgraded");
                 }
             }
-            (true, _) => {
+            // Loaded from files outside the plugins directory; they were checked above.
+            (true, Err(LoadError::NotInstalled { .. })) => {}
+            // A broken manifest: the reload reports it (ReloadFailed).
+            (true, Err(_)) => {
                 if let Err(e) = self.reload(name) {
                     tracing::info!(plugin = name, error = %e, "not upgraded");
                 }
