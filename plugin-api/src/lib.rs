@@ -88,6 +88,7 @@
 // module alone allows it.
 #![deny(unsafe_code)]
 
+mod calls;
 mod context;
 mod convert;
 mod error;
@@ -98,6 +99,7 @@ mod serde_impls;
 pub mod untrusted;
 mod value;
 
+pub use calls::{CallRouter, RouteFn};
 pub use context::{CancelToken, Context, ContextError, LogFn, LogLevel, LogSink};
 pub use convert::{
     from_value,

@@ -8,7 +8,7 @@ use abi_stable::{
     StableAbi,
 };
 
-use crate::{Context, PluginError};
+use crate::{CallRouter, Context, PluginError};
 
 /// The version of the plg binary interface. A host refuses a plugin whose declaration carries
 /// another number. It changes only when a change cannot be expressed by appending fields to
@@ -88,13 +88,17 @@ pub struct PluginModule {
     /// `true` if the plugin was built with `panic = "abort"`: its panics abort the process
     /// instead of reaching the host as errors, so a host cannot protect itself in-process.
     pub panic_aborts: bool,
+    // ---- Appended in module revision 3 (calls between plugins).
+    /// Installs the host's [`CallRouter`], through which [`Context::call`] reaches other
+    /// plugins. The host calls it once after loading, before `on_load`.
+    pub set_router: Option<extern "C" fn(CallRouter)>,
 }
 
 /// Which revision of [`PluginModule`] this plg-api exports: how many fields were appended
 /// after the ABI version 1 prefix, in steps. Revision 1: `execute`, `on_load`, `on_unload`,
 /// `set_stop`. Revision 2 appended `save_state`, `restore_state`, `self_test` and
-/// `panic_aborts`.
-pub const MODULE_REVISION: u32 = 2;
+/// `panic_aborts`; revision 3 appended `set_router`.
+pub const MODULE_REVISION: u32 = 3;
 
 /// What the `PLG_PLUGIN_DECLARATION` symbol points at.
 ///
@@ -174,6 +178,11 @@ pub mod __private {
     /// Sets the stop flag of this copy of plg-api.
     pub extern "C" fn set_stop(stop: bool) {
         super::STOP.store(stop, Ordering::Relaxed);
+    }
+
+    /// Installs the host's call router in this copy of plg-api.
+    pub extern "C" fn set_router(router: crate::CallRouter) {
+        crate::calls::set_router(router);
     }
 
     fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -320,6 +329,7 @@ macro_rules! export_plugin {
                     restore_state: $crate::__plg_hook!($($restore_state)?),
                     self_test: $crate::__plg_hook!($($self_test)?),
                     panic_aborts: cfg!(panic = "abort"),
+                    set_router: ::core::option::Option::Some(__plg::set_router),
                 });
 
             const __PLG_NOTE_TEXT: &str = concat!(

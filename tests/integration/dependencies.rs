@@ -1,4 +1,4 @@
-//! Dependencies between plugins (issue 9 §6, without `ctx.call`): `load_all` resolves the
+//! Dependencies between plugins (issue 9 §6; `ctx.call` is in `calls.rs`): `load_all` resolves the
 //! whole set first and loads in dependency order; a missing, unmatched, failed or circular
 //! dependency refuses only the plugins that need it, with the whole chain named; unloading a
 //! plugin others need is refused unless the caller asks for a cascade.
@@ -131,10 +131,63 @@ fn a_dependency_that_fails_to_load_refuses_its_dependents() {
     assert!(
         matches!(problem, DependencyProblem::Failed { ref name, .. } if name == "fixture-bad-onload")
     );
-    // A plugin loaded on its own needs its dependencies loaded first.
+    // A plugin loaded on its own loads its dependencies first; one that fails refuses it.
     let manager = PluginManager::new(dir.path());
-    let err = manager.load_matching("hello", None).unwrap_err();
-    assert!(matches!(err, LoadError::Dependency { .. }), "{err:?}");
+    match manager.load_matching("hello", None).unwrap_err() {
+        LoadError::Dependency { chain, problem } => {
+            assert_eq!(chain, ["hello@1.2.0"]);
+            assert!(
+                matches!(problem, DependencyProblem::Failed { ref name, .. } if name == "fixture-bad-onload")
+            );
+        }
+        other => panic!("expected a dependency error, got {other:?}"),
+    }
+    assert!(manager.plugins().is_empty(), "nothing half-loaded");
+}
+
+#[test]
+fn load_matching_loads_missing_dependencies_first_and_names_chain_problems() {
+    let dir = TempPluginsDir::default();
+    stage(&dir, "hello", serde_json::json!({"counter": "^0.1"}));
+    stage(&dir, "counter", serde_json::json!({"kinds": ">=0.1.0, <1"}));
+    stage(&dir, "kinds", serde_json::json!({}));
+    let manager = PluginManager::new(dir.path());
+    let hello = manager.load_matching("hello", None).unwrap();
+    assert_eq!(hello.id(), "hello@1.2.0");
+    let mut loaded: Vec<String> = manager.plugins().iter().map(|p| p.id()).collect();
+    loaded.sort();
+    assert_eq!(loaded, ["counter@0.1.0", "hello@1.2.0", "kinds@0.1.0"]);
+
+    // A missing dependency two levels down names the whole chain.
+    let dir = TempPluginsDir::default();
+    stage(&dir, "hello", serde_json::json!({"counter": "^0.1"}));
+    stage(&dir, "counter", serde_json::json!({"nothere": "^1"}));
+    let manager = PluginManager::new(dir.path());
+    match manager.load_matching("hello", None).unwrap_err() {
+        LoadError::Dependency { chain, problem } => {
+            assert_eq!(chain, ["hello@1.2.0", "counter@0.1.0"]);
+            assert!(
+                matches!(problem, DependencyProblem::Missing { ref name, .. } if name == "nothere"),
+                "{problem:?}"
+            );
+        }
+        other => panic!("expected a dependency error, got {other:?}"),
+    }
+    assert!(manager.plugins().is_empty());
+
+    // A cycle is refused, naming it.
+    let dir = TempPluginsDir::default();
+    stage(&dir, "hello", serde_json::json!({"counter": "^0.1"}));
+    stage(&dir, "counter", serde_json::json!({"hello": "^1"}));
+    let manager = PluginManager::new(dir.path());
+    match manager.load_matching("hello", None).unwrap_err() {
+        LoadError::Dependency { chain, problem } => {
+            assert_eq!(chain, ["hello@1.2.0", "counter@0.1.0", "hello"]);
+            assert_eq!(problem, DependencyProblem::Cycle);
+        }
+        other => panic!("expected a cycle, got {other:?}"),
+    }
+    assert!(manager.plugins().is_empty());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod author;
 mod bundle;
+mod calls;
 mod claims;
 mod cli;
 mod cli_experience;

@@ -4,7 +4,7 @@
 
 use semver::Version;
 
-use super::{manager::PluginManager, plugin::Plugin, UnloadReport};
+use super::{manager::PluginManager, plugin::Plugin, route::Dependency, UnloadReport};
 use crate::{
     error::{DependencyProblem, LoadError, UnloadError},
     manifest::Manifest,
@@ -51,6 +51,90 @@ impl PluginManager {
             });
         }
         Ok(())
+    }
+
+    /// Loads each dependency of `manifest` that is not loaded in a matching version: the
+    /// highest installed version that matches, with its own dependencies first. `chain`
+    /// holds the ids from the plugin first asked for down to `manifest`.
+    pub(super) fn load_dependencies(
+        &self,
+        manifest: &Manifest,
+        chain: &mut Vec<String>,
+    ) -> Result<(), LoadError> {
+        for (name, req) in &manifest.dependencies {
+            let loaded = self.loaded_versions();
+            if loaded.iter().any(|(n, v)| n == name && req.matches(v)) {
+                continue;
+            }
+            let requirement = req.to_string();
+            if chain.iter().any(|id| id.split('@').next() == Some(name)) {
+                let mut chain = chain.clone();
+                chain.push(name.clone());
+                return Err(LoadError::Dependency {
+                    chain,
+                    problem: DependencyProblem::Cycle,
+                });
+            }
+            match self.load_matching_in(name, Some(&requirement), chain) {
+                Ok(_) => {}
+                Err(e @ LoadError::Dependency { .. }) => return Err(e),
+                Err(LoadError::NotInstalled { versions, .. }) => {
+                    return Err(LoadError::Dependency {
+                        chain: chain.clone(),
+                        problem: DependencyProblem::unmet(name, requirement, versions),
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        plugin = chain.last().map(String::as_str).unwrap_or(""),
+                        dependency = name.as_str(),
+                        error = %crate::untrusted::escape(&e.to_string()),
+                        "a dependency failed to load"
+                    );
+                    return Err(LoadError::Dependency {
+                        chain: chain.clone(),
+                        problem: DependencyProblem::Failed {
+                            name: name.clone(),
+                            requirement,
+                        },
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A handle to each of `manifest`'s dependencies, for [`Context::call`](plg_api::Context::call):
+    /// the highest loaded version that matches, following upgrades that still match.
+    pub(super) fn dependency_handles(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<Vec<Dependency>, LoadError> {
+        manifest
+            .dependencies
+            .iter()
+            .map(|(name, requirement)| {
+                let handle = self
+                    .get_matching(name, &requirement.to_string())
+                    .map_err(|_| LoadError::Dependency {
+                        chain: vec![manifest.id()],
+                        problem: DependencyProblem::unmet(
+                            name,
+                            requirement.to_string(),
+                            self.loaded_versions()
+                                .into_iter()
+                                .filter(|(n, _)| n == name)
+                                .map(|(_, v)| v.to_string())
+                                .collect(),
+                        ),
+                    })?;
+                Ok(Dependency {
+                    name: name.clone(),
+                    requirement: requirement.clone(),
+                    handle,
+                })
+            })
+            .collect()
     }
 
     /// The loaded plugins (other than those in `leaving`) that need `plugin` and have no

@@ -25,7 +25,7 @@ use abi_stable::{
 };
 use plg_api::host::HostContext;
 use plg_api::{
-    Context, LogSink, PluginDeclaration, PluginError, PluginErrorKind, PluginModuleRef,
+    CallRouter, Context, LogSink, PluginDeclaration, PluginError, PluginErrorKind, PluginModuleRef,
     ABI_VERSION, DECLARATION_SYMBOL, MAGIC,
 };
 
@@ -40,6 +40,7 @@ struct PluginFn<F>(F);
 
 type EntryFn = PluginFn<extern "C" fn(&mut Context) -> RResult<(), PluginError>>;
 type StopFn = PluginFn<extern "C" fn(bool)>;
+type RouterFn = PluginFn<extern "C" fn(CallRouter)>;
 
 impl EntryFn {
     /// Calls the entry point. `export_plugin!` catches every panic inside it.
@@ -48,6 +49,16 @@ impl EntryFn {
     /// The library this entry point was read from must stay open for the whole call.
     unsafe fn call(self, ctx: &mut Context) -> RResult<(), PluginError> {
         (self.0)(ctx)
+    }
+}
+
+impl RouterFn {
+    /// Installs the host's call router in the plugin's copy of plg-api.
+    ///
+    /// # Safety
+    /// The library this entry point was read from must stay open for the whole call.
+    unsafe fn call(self, router: CallRouter) {
+        (self.0)(router)
     }
 }
 
@@ -151,6 +162,8 @@ pub(crate) struct Library {
     self_test: Option<EntryFn>,
     /// `Some(true)`: built with `panic = "abort"`; `None`: built before plg-api recorded it.
     panic_aborts: Option<bool>,
+    /// `None` from a plugin built before module revision 3.
+    set_router: Option<RouterFn>,
     /// This library's entry in [`OPEN_IMAGES`], released once it is closed.
     image: ImageKey,
 }
@@ -267,6 +280,7 @@ impl Library {
             restore_state: module.restore_state().flatten().map(PluginFn),
             self_test: module.self_test().flatten().map(PluginFn),
             panic_aborts: module.panic_aborts(),
+            set_router: module.set_router().flatten().map(PluginFn),
             lib: Mutex::new(Some(lib)),
             path,
             image,
@@ -368,6 +382,20 @@ impl Library {
     /// before plg-api recorded that.
     pub(crate) fn panic_aborts(&self) -> Option<bool> {
         self.panic_aborts
+    }
+
+    /// Installs `router` in the plugin, so its `Context::call` reaches the host. Does
+    /// nothing for a plugin built before module revision 3, or once closing began.
+    pub(crate) fn install_router(&self, router: CallRouter) {
+        let Some(set_router) = self.set_router else {
+            return;
+        };
+        if self.gate.enter() {
+            // SAFETY: the gate is entered, so the library stays open until `exit`, as in
+            // `execute`.
+            unsafe { set_router.call(router) };
+            self.gate.exit();
+        }
     }
 
     /// Marks `on_load` as done, so `on_unload` runs when the library is closed.

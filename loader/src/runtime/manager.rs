@@ -380,6 +380,7 @@ impl PluginManager {
         };
         let id = manifest.id();
         let calls = self.call_site(&manifest.name, &manifest.version);
+        let dependencies = self.dependency_handles(&manifest)?;
         let instance = Instance::in_process(
             manifest,
             manifest_path.to_owned(),
@@ -389,9 +390,10 @@ impl PluginManager {
             images::Origin::new(&local_path, copy.as_deref().unwrap_or(&library), digest),
             copy,
             calls,
+            dependencies,
         );
         let mut ctx = Context::new().with_label("load");
-        if let Err(e) = instance.runtime().run_hook(&id, Hook::OnLoad, &mut ctx) {
+        if let Err(e) = instance.run_hook(Hook::OnLoad, &mut ctx) {
             let _ = instance.unload(self.unload_timeout);
             return Err(LoadError::OnLoad {
                 plugin: id,
@@ -433,10 +435,24 @@ impl PluginManager {
     /// `requirement` (any version if `None`) and loads it, or returns it if already loaded.
     /// Only `name`'s own manifests are read ([`PluginsDir::manifests_of`]), so a broken or
     /// hostile neighbour does not matter.
+    ///
+    /// Dependencies it declares that are not loaded in a matching version are loaded first
+    /// the same way (the highest installed version that matches), depth first; a problem
+    /// with one is a [`LoadError::Dependency`] naming the chain.
     pub fn load_matching(
         &self,
         name: &str,
         requirement: Option<&str>,
+    ) -> Result<Plugin, LoadError> {
+        self.load_matching_in(name, requirement, &mut Vec::new())
+    }
+
+    /// [`load_matching`](Self::load_matching), for a dependency of the plugins in `chain`.
+    pub(super) fn load_matching_in(
+        &self,
+        name: &str,
+        requirement: Option<&str>,
+        chain: &mut Vec<String>,
     ) -> Result<Plugin, LoadError> {
         let req = parse_req(requirement.unwrap_or("*"))?;
         let mut candidates: Vec<(Version, PathBuf)> = Vec::new();
@@ -475,6 +491,9 @@ impl PluginManager {
             return Ok(self.hand_out(&p, req));
         }
         let manifest = Manifest::from_path(&path)?;
+        chain.push(manifest.id());
+        self.load_dependencies(&manifest, chain)?;
+        chain.pop();
         self.load_parsed(&path, manifest)
             .map(|p| self.hand_out(&p, req))
     }

@@ -17,6 +17,7 @@ mod open;
 mod plugin;
 mod reload;
 mod resolve;
+mod route;
 mod scan;
 mod schemas;
 pub(crate) mod watch;

@@ -18,6 +18,7 @@ use super::{
     hooks::{CallInfo, Hooks},
     images::{Digest, Origin},
     metrics::{self, CallMetrics, PluginMetrics},
+    route::{self, Dependency, Registration},
     schemas::Schemas,
 };
 use crate::{
@@ -225,6 +226,8 @@ pub(crate) struct Instance {
     calls: CallSite,
     /// The instance a hot upgrade replaced this one with, once it has.
     successor: std::sync::OnceLock<Weak<Instance>>,
+    /// Its entry in the table [`Context::call`] is routed through, with its dependencies.
+    route: Registration,
 }
 
 /// What wraps every call: the manager's hooks and, when metrics are on, the counters of the
@@ -254,8 +257,11 @@ impl Instance {
         origin: Origin,
         copy: Option<PathBuf>,
         calls: CallSite,
+        dependencies: Vec<Dependency>,
     ) -> Arc<Self> {
+        lib.install_router(route::ROUTER);
         Arc::new(Instance {
+            route: Registration::new(manifest.id(), dependencies),
             id: manifest.id(),
             manifest: Arc::new(manifest),
             manifest_path,
@@ -284,6 +290,7 @@ impl Instance {
 
     /// The call itself: schemas and the runtime, no hooks or metrics.
     fn call(&self, ctx: &mut Context) -> Result<(), ExecError> {
+        let _running = self.route.enter();
         let Some(schemas) = &self.schemas else {
             return self.runtime.execute(&self.id, ctx);
         };
@@ -333,6 +340,13 @@ impl Instance {
     /// The content hash of what this instance was loaded from, if the files still hold it.
     pub(crate) fn digest(&self) -> Option<Digest> {
         self.origin.digest()
+    }
+
+    /// Runs one of the plugin's optional entry points (`Ok` if it has none); it may call
+    /// its dependencies, as `execute` may.
+    pub(crate) fn run_hook(&self, hook: Hook, ctx: &mut Context) -> Result<(), ExecError> {
+        let _running = self.route.enter();
+        self.runtime.run_hook(&self.id, hook, ctx)
     }
 
     pub(crate) fn runtime(&self) -> &dyn Runtime {

@@ -184,8 +184,7 @@ impl PluginManager {
                 message: e.to_string(),
             };
         let mut ctx = Context::new().with_label("self_test");
-        new.runtime()
-            .run_hook(new.id(), Hook::SelfTest, &mut ctx)
+        new.run_hook(Hook::SelfTest, &mut ctx)
             .map_err(|e| hook_error(new, "self_test", e))?;
         let hands_over =
             old.runtime().has_hook(Hook::SaveState) && new.runtime().has_hook(Hook::RestoreState);
@@ -193,13 +192,11 @@ impl PluginManager {
             return Ok(None);
         }
         let mut state = Context::new().with_label("save_state");
-        old.runtime()
-            .run_hook(old.id(), Hook::SaveState, &mut state)
+        old.run_hook(Hook::SaveState, &mut state)
             .map_err(|e| hook_error(old, "save_state", e))?;
         let values = state.values().len();
         let mut state = state.with_label("restore_state");
-        new.runtime()
-            .run_hook(new.id(), Hook::RestoreState, &mut state)
+        new.run_hook(Hook::RestoreState, &mut state)
             .map_err(|e| hook_error(new, "restore_state", e))?;
         self.events.emit(EventKind::StateRestored {
             from: old.id().to_owned(),
