@@ -531,6 +531,7 @@ impl Context {
 
     /// Installs the function log lines are sent to. Public as
     /// [`HostContext::set_log_sink`](crate::host::HostContext::set_log_sink).
+    #[inline]
     pub(crate) fn set_log_sink(&mut self, sink: LogSink) {
         self.log = sink;
     }
@@ -584,6 +585,7 @@ impl Context {
     /// Starts a call: records `key` (non-zero, unpredictable, different for every call) and
     /// clears the log tag. A host calls this right before passing the context to a plugin.
     /// Public as [`HostContext::begin_call`](crate::host::HostContext::begin_call).
+    #[inline]
     pub(crate) fn begin_call(&mut self, key: u64) {
         self.call_key = key;
         self.origin = RStr::from_str("");
@@ -593,6 +595,7 @@ impl Context {
     /// untouched (the key is still there), [`rehome`](Self::rehome)s it. After this, nothing
     /// in the context points into the plugin. Public as
     /// [`HostContext::end_call`](crate::host::HostContext::end_call).
+    #[inline]
     pub(crate) fn end_call(&mut self, key: u64) {
         self.origin = RStr::from_str("");
         if key == 0 || self.call_key != key {

@@ -58,10 +58,12 @@ pub trait HostContext: sealed::Sealed {
 }
 
 impl HostContext for Context {
+    #[inline]
     fn begin_call(&mut self, key: u64) {
         Context::begin_call(self, key);
     }
 
+    #[inline]
     fn end_call(&mut self, key: u64) {
         Context::end_call(self, key);
     }
@@ -74,6 +76,7 @@ impl HostContext for Context {
         Context::log_sink(self)
     }
 
+    #[inline]
     fn set_log_sink(&mut self, sink: LogSink) {
         Context::set_log_sink(self, sink);
     }

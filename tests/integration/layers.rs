@@ -108,3 +108,42 @@ fn the_check_sees_a_violation() {
         1
     );
 }
+
+/// The lines of code (not comments) of `text` that use the `unsafe` keyword.
+fn unsafe_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .filter(|l| {
+            l.match_indices("unsafe").any(|(i, _)| {
+                let before = l[..i].chars().next_back();
+                let after = l[i + "unsafe".len()..].chars().next();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '`')
+                    && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '`')
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn unsafe_lives_only_in_the_runtime_ffi_module() {
+    let src = workspace_root().join("loader/src");
+    let ffi = src.join("runtime/ffi");
+    let mut found_in_ffi = false;
+    for (path, text) in sources(&src) {
+        let lines = unsafe_lines(&text);
+        if path == src.join("runtime/ffi.rs") || path.starts_with(&ffi) {
+            found_in_ffi |= !lines.is_empty();
+            continue;
+        }
+        assert!(
+            lines.is_empty(),
+            "{} uses unsafe outside runtime/ffi: {lines:?}",
+            path.display()
+        );
+    }
+    assert!(found_in_ffi, "the check looks at the right files");
+    assert_eq!(
+        unsafe_lines("let x = unsafe { y };\n// unsafe in a comment"),
+        ["let x = unsafe { y };"]
+    );
+}

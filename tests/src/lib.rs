@@ -737,16 +737,16 @@ fn write_later_workspace(ws: &Path) {
     let module = std::fs::read_to_string(root.join("plugin-api/src/module.rs")).unwrap();
     let module = patch(
         module,
-        "    pub panic_aborts: bool,\n}",
-        "    pub panic_aborts: bool,\n    \
+        "    pub set_router: Option<extern \"C\" fn(CallRouter)>,\n}",
+        "    pub set_router: Option<extern \"C\" fn(CallRouter)>,\n    \
          /// Appended by a later plg-api: optional for hosts.\n    \
          pub appended: Option<extern \"C\" fn(bool)>,\n}",
         "PluginModule's last field",
     );
     let module = patch(
         module,
-        "                    panic_aborts: cfg!(panic = \"abort\"),\n",
-        "                    panic_aborts: cfg!(panic = \"abort\"),\n                    appended: None,\n",
+        "                    set_router: ::core::option::Option::Some(__plg::set_router),\n",
+        "                    set_router: ::core::option::Option::Some(__plg::set_router),\n                    appended: None,\n",
         "export_plugin!'s module",
     );
     write_if_changed(&ws.join("plugin-api/src/module.rs"), &module);

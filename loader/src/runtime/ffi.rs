@@ -29,7 +29,11 @@ use plg_api::{
     ABI_VERSION, DECLARATION_SYMBOL, MAGIC,
 };
 
+use super::threads::{self, Pin};
 use crate::error::LoadError;
+
+mod pin_cell;
+pub(crate) use pin_cell::PinCell;
 
 /// An entry point copied out of a plugin's checked module. The pointer is typed as a safe
 /// `extern "C" fn`, but it points into the plugin's library and is valid only while that
@@ -79,9 +83,35 @@ pub(crate) struct CallError {
     pub(crate) message: String,
 }
 
-/// The call was refused: the library is closing or closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Closed;
+/// A failed call, boxed so that a call's result fits in registers: the success path then
+/// moves no large value between the layers of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failed(pub(crate) Box<CallError>);
+
+impl Failed {
+    #[cold]
+    fn new(e: &PluginError) -> Self {
+        Failed(Box::new(CallError {
+            kind: e.kind(),
+            message: e.message().to_owned(),
+        }))
+    }
+}
+
+/// Why a call into `execute` returned no success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CallFailure {
+    /// The call was refused: the library is closing or closed.
+    Closed,
+    /// The plugin returned an error (or panicked, caught by its shim).
+    Failed(Box<CallError>),
+}
+
+impl From<Failed> for CallFailure {
+    fn from(f: Failed) -> Self {
+        CallFailure::Failed(f.0)
+    }
+}
 
 /// Counts calls in flight and refuses new ones once closing has begun.
 ///
@@ -117,6 +147,13 @@ impl Gate {
     fn is_closing(&self) -> bool {
         self.0.load(Ordering::Acquire) & CLOSING != 0
     }
+
+    /// [`is_closing`](Self::is_closing) for the pinned fast path, which orders it with a
+    /// fence of its own.
+    #[inline]
+    fn is_closing_relaxed(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & CLOSING != 0
+    }
 }
 
 /// The optional entry points a host runs outside `execute` (`on_unload` runs only in
@@ -142,6 +179,9 @@ pub(crate) struct Closing {
 
 /// A loaded, checked plugin library.
 pub(crate) struct Library {
+    /// What a call publishes in its thread's pin slot while it runs (see [`threads`]): unique,
+    /// with the top bit set so that it never equals an object's address.
+    id: usize,
     path: PathBuf,
     name: String,
     version: String,
@@ -190,6 +230,7 @@ impl Library {
         if let Some(reason) = not_a_shared_object(&path) {
             return Err(LoadError::NotSharedObject { path, reason });
         }
+        threads::init_fences();
         let image = ImageKey::of(&path);
         {
             let mut open = OPEN_IMAGES.lock().unwrap_or_else(|e| e.into_inner());
@@ -265,7 +306,9 @@ impl Library {
             });
         }
         let module = decl.module;
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         let library = Library {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed) | CLOSING,
             name: decl.name.to_string(),
             version: decl.version.to_string(),
             api_version: decl.api_version.to_string(),
@@ -312,9 +355,9 @@ impl Library {
         &self.api_version
     }
 
-    /// Calls in flight.
+    /// Calls in flight: those counted by the gate and those pinned on their threads.
     pub(crate) fn in_flight(&self) -> usize {
-        self.gate.in_flight()
+        self.gate.in_flight() + threads::pins_of_library(self.id)
     }
 
     /// `true` once closing began.
@@ -324,19 +367,44 @@ impl Library {
 
     /// Calls `execute`. Before returning, every value the plugin left in `ctx` is moved into
     /// host memory and `ctx`'s log sink is reset to `sink`.
-    pub(crate) fn execute(
-        &self,
-        ctx: &mut Context,
-        sink: LogSink,
-    ) -> Result<Result<(), CallError>, Closed> {
+    pub(crate) fn execute(&self, ctx: &mut Context, sink: LogSink) -> Result<(), CallFailure> {
         if !self.gate.enter() {
-            return Err(Closed);
+            return Err(CallFailure::Closed);
         }
         // SAFETY: the gate is entered, so `close` cannot take `lib` until `exit` below:
         // `close` runs only after `begin_close` and a drained gate, and `Drop` needs `&mut`.
         let result = unsafe { call_and_rehome(self.execute, ctx, sink) };
         self.gate.exit();
-        Ok(result)
+        result.map_err(CallFailure::from)
+    }
+
+    /// Calls `execute`, like [`execute`](Self::execute), on the fast path: instead of
+    /// counting itself in the gate's shared counter, the call publishes this library in
+    /// `pin` (its thread's slot) and checks the closing flag after that.
+    #[inline]
+    pub(crate) fn execute_pinned(
+        &self,
+        pin: &Pin<'_>,
+        ctx: &mut Context,
+        sink: LogSink,
+    ) -> Result<(), CallFailure> {
+        // Once closing is visible, refuse before publishing anything: a stream of refused
+        // calls must never look like calls in flight to the unload waiting for them.
+        if self.gate.is_closing_relaxed() {
+            return Err(CallFailure::Closed);
+        }
+        pin.enter(self.id);
+        if self.gate.is_closing_relaxed() {
+            pin.leave();
+            return Err(CallFailure::Closed);
+        }
+        // SAFETY: `pin` holds this library's id, published with a light fence before we saw
+        // the closing flag clear. `begin_close` sets the flag and then issues the heavy
+        // fence, and `close` runs only after `wait_drained` found no pin holding the id: so
+        // either we saw the flag (and returned above), or the unloader sees our pin and
+        // waits until the pin is cleared, after this call.
+        let result = unsafe { call_and_rehome(self.execute, ctx, sink) };
+        result.map_err(CallFailure::from)
     }
 
     /// Runs one of the plugin's optional entry points, if it exports it (`Ok` if not).
@@ -358,7 +426,7 @@ impl Library {
                 // `execute`.
                 let r = unsafe { call_and_rehome(entry, ctx, sink) };
                 self.gate.exit();
-                r
+                r.map_err(|f| *f.0)
             }
             Some(_) => Err(CallError {
                 kind: PluginErrorKind::Cancelled,
@@ -407,6 +475,9 @@ impl Library {
     /// `Context::is_cancelled`.
     pub(crate) fn begin_close(&self) {
         self.gate.close();
+        // Every call that pins this library from now on sees the flag; every earlier pin is
+        // visible to `wait_drained`'s scans.
+        threads::heavy_fence();
         let lib = self.lib.lock().unwrap_or_else(|e| e.into_inner());
         if lib.is_some() {
             // SAFETY: `lib` is locked and `Some`, so `close` (which takes it under the same
@@ -420,7 +491,7 @@ impl Library {
         let start = Instant::now();
         let mut pause = Duration::from_micros(50);
         loop {
-            let n = self.gate.in_flight();
+            let n = self.in_flight();
             if n == 0 {
                 return Ok(());
             }
@@ -436,7 +507,7 @@ impl Library {
     /// after [`begin_close`](Self::begin_close) and a successful
     /// [`wait_drained`](Self::wait_drained). Returns `None` if it was already closed.
     pub(crate) fn close(&self, sink: LogSink) -> Option<Closing> {
-        debug_assert!(self.gate.is_closing() && self.gate.in_flight() == 0);
+        debug_assert!(self.gate.is_closing() && self.in_flight() == 0);
         let mut slot = self.lib.lock().unwrap_or_else(|e| e.into_inner());
         let lib = slot.take()?;
         let armed = self.hooks_armed.load(Ordering::Acquire);
@@ -444,7 +515,9 @@ impl Library {
             let mut ctx = Context::new().with_label("unload");
             // SAFETY: `lib` was taken out of the slot but not yet closed (that happens below),
             // and the slot's lock is held, so the library is open for the whole call.
-            unsafe { call_and_rehome(hook, &mut ctx, sink) }.err()
+            unsafe { call_and_rehome(hook, &mut ctx, sink) }
+                .err()
+                .map(|f| *f.0)
         });
         let close_error = lib.close().err().map(|e| e.to_string());
         release_image(&self.image);
@@ -469,7 +542,7 @@ impl Drop for Library {
 ///
 /// # Safety
 /// `f`'s library must stay open for the whole call (see [`PluginFn::call`]).
-unsafe fn call_and_rehome(f: EntryFn, ctx: &mut Context, sink: LogSink) -> Result<(), CallError> {
+unsafe fn call_and_rehome(f: EntryFn, ctx: &mut Context, sink: LogSink) -> Result<(), Failed> {
     let key = next_call_key();
     ctx.set_log_sink(sink);
     ctx.begin_call(key);
@@ -481,10 +554,7 @@ unsafe fn call_and_rehome(f: EntryFn, ctx: &mut Context, sink: LogSink) -> Resul
     ctx.set_log_sink(sink);
     match result {
         RResult::ROk(()) => Ok(()),
-        RResult::RErr(e) => Err(CallError {
-            kind: e.kind(),
-            message: e.message().to_owned(),
-        }),
+        RResult::RErr(e) => Err(Failed::new(&e)),
     }
 }
 
@@ -649,6 +719,52 @@ fn not_a_shared_object(path: &Path) -> Option<String> {
             "it starts with bytes {head:02x?}, not an ELF, Mach-O or PE header"
         ))
     }
+}
+
+/// Registers this process for `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, the heavy
+/// fence of [`threads`]. `false` where the kernel does not offer it.
+#[cfg(target_os = "linux")]
+pub(crate) fn membarrier_register() -> bool {
+    const QUERY: libc::c_int = 0;
+    const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+    // SAFETY: membarrier(2) with QUERY and REGISTER_PRIVATE_EXPEDITED reads and writes no
+    // memory of ours; it returns a bit mask, or -1 with errno set.
+    let supported = unsafe { libc::syscall(libc::SYS_membarrier, QUERY, 0 as libc::c_int) };
+    if supported < 0 || supported & PRIVATE_EXPEDITED == 0 {
+        return false;
+    }
+    // SAFETY: as above.
+    let registered = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            REGISTER_PRIVATE_EXPEDITED,
+            0 as libc::c_int,
+        )
+    };
+    registered == 0
+}
+
+/// Not available here: the fences of [`threads`] are full fences on both sides.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn membarrier_register() -> bool {
+    false
+}
+
+/// Makes every running thread of this process execute a full memory barrier. Call only
+/// after [`membarrier_register`] returned `true`. `false` if the kernel refused.
+#[cfg(target_os = "linux")]
+pub(crate) fn membarrier_expedited() -> bool {
+    const PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+    // SAFETY: membarrier(2) with PRIVATE_EXPEDITED, after this process registered for it,
+    // only interrupts this process's threads with a barrier; it touches no memory of ours.
+    unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0 as libc::c_int) == 0 }
+}
+
+/// Not available here.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn membarrier_expedited() -> bool {
+    false
 }
 
 /// Whether a library at `path` is still mapped into this process.

@@ -102,19 +102,33 @@ impl Hooks {
     }
 
     /// Runs every `before` hook; the first refusal stops the call.
+    #[inline]
     pub(crate) fn before(
         &self,
         id: &str,
         call: &CallInfo<'_>,
         ctx: &mut Context,
-    ) -> Result<(), ExecError> {
+    ) -> Result<(), Box<ExecError>> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        self.run_before(id, call, ctx)
+    }
+
+    #[inline(never)]
+    fn run_before(
+        &self,
+        id: &str,
+        call: &CallInfo<'_>,
+        ctx: &mut Context,
+    ) -> Result<(), Box<ExecError>> {
         for hook in self.0.iter() {
             if let Err(Rejection(message)) = hook.before(call, ctx) {
-                return Err(ExecError::Rejected {
+                return Err(Box::new(ExecError::Rejected {
                     plugin: id.to_owned(),
                     hook: hook.name().to_owned(),
                     message,
-                });
+                }));
             }
         }
         Ok(())

@@ -2,7 +2,9 @@
 //! every static (any metrics crate's registry included), so it cannot see the host's. The
 //! host counts around each `execute`, per plugin and version.
 //!
-//! Every call is counted (one relaxed atomic add), every failure by kind. Reading the clock
+//! Every call is counted, every failure by kind, in the calling thread's own stripe of the
+//! counters: a plain load and store on a cache line no other thread writes (threads beyond
+//! [`STRIPES`] share one stripe, with atomic adds; see `threads`). Reading the clock
 //! twice costs more than a no-op call, so the latency of one call in [`SAMPLE_EVERY`] per
 //! thread is measured (every call when a hook is installed, since hooks get the duration):
 //! the histogram, percentiles and maximum describe that sample. Calls in flight come from
@@ -21,24 +23,30 @@ use prometheus_client::{
     metrics::{counter::ConstCounter, gauge::ConstGauge, MetricType},
 };
 
+use super::threads::{SHARED_STRIPE, STRIPES};
 use crate::error::ExecError;
 
 /// By default, one call in this many, per thread, has its latency measured when no hook
 /// needs it ([`PluginManager::with_latency_sampling`](crate::PluginManager::with_latency_sampling)).
 pub const SAMPLE_EVERY: u32 = 16;
 
-thread_local! {
-    static TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+/// One thread's share of a version's call and error counts, on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Stripe {
+    calls: AtomicU64,
+    errors: [AtomicU64; ERROR_KINDS.len()],
 }
 
-/// Whether this call, on this thread, is one whose latency is measured.
+/// Adds one to a counter of `stripe`: a plain load and store when one thread owns the
+/// stripe, an atomic add on the shared one.
 #[inline]
-pub(crate) fn sampled(every: u32) -> bool {
-    TICK.with(|t| {
-        let n = t.get().wrapping_add(1);
-        t.set(n);
-        n % every.max(1) == 0
-    })
+fn bump(counter: &AtomicU64, stripe: usize) {
+    if stripe < STRIPES {
+        counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
+    } else {
+        counter.fetch_add(1, Relaxed);
+    }
 }
 
 /// Buckets per power of two.
@@ -80,11 +88,11 @@ pub(crate) type MetricsByVersion = std::sync::Mutex<
 /// The live counters of one plugin version. Shared by every instance of that version (a
 /// rebuild hot-upgraded in place continues the same series).
 pub(crate) struct CallMetrics {
-    calls: AtomicU64,
+    /// Indexed by thread stripe, the last one shared.
+    stripes: Box<[Stripe]>,
     buckets: [AtomicU64; BUCKETS],
     sum_nanos: AtomicU64,
     max_nanos: AtomicU64,
-    errors: [AtomicU64; ERROR_KINDS.len()],
 }
 
 impl fmt::Debug for CallMetrics {
@@ -96,11 +104,10 @@ impl fmt::Debug for CallMetrics {
 impl Default for CallMetrics {
     fn default() -> Self {
         Self {
-            calls: AtomicU64::new(0),
+            stripes: (0..=SHARED_STRIPE).map(|_| Stripe::default()).collect(),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_nanos: AtomicU64::new(0),
             max_nanos: AtomicU64::new(0),
-            errors: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -132,19 +139,21 @@ fn bound_of(i: usize) -> u64 {
 }
 
 impl CallMetrics {
-    /// Counts one finished call whose latency was not measured.
+    /// Counts one finished call whose latency was not measured, in the calling thread's
+    /// `stripe`.
     #[inline]
-    pub(crate) fn count(&self, outcome: &Result<(), ExecError>) {
-        self.calls.fetch_add(1, Relaxed);
-        if let Err(e) = outcome {
-            self.errors[error_index(e)].fetch_add(1, Relaxed);
+    pub(crate) fn count(&self, stripe: usize, failure: Option<&ExecError>) {
+        let s = &self.stripes[stripe.min(SHARED_STRIPE)];
+        bump(&s.calls, stripe);
+        if let Some(e) = failure {
+            bump(&s.errors[error_index(e)], stripe);
         }
     }
 
     /// Counts one finished call and its latency.
     #[inline]
-    pub(crate) fn record(&self, elapsed: Duration, outcome: &Result<(), ExecError>) {
-        self.count(outcome);
+    pub(crate) fn record(&self, stripe: usize, elapsed: Duration, failure: Option<&ExecError>) {
+        self.count(stripe, failure);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.buckets[bucket_of(nanos)].fetch_add(1, Relaxed);
         self.sum_nanos.fetch_add(nanos, Relaxed);
@@ -163,12 +172,15 @@ impl CallMetrics {
         PluginMetrics {
             plugin: plugin.to_owned(),
             version: version.clone(),
-            calls: self.calls.load(Relaxed),
+            calls: self.stripes.iter().map(|s| s.calls.load(Relaxed)).sum(),
             timed: buckets.iter().sum(),
             errors: ERROR_KINDS
                 .iter()
-                .zip(&self.errors)
-                .map(|(k, n)| ((*k).to_owned(), n.load(Relaxed)))
+                .enumerate()
+                .map(|(i, k)| {
+                    let n = self.stripes.iter().map(|s| s.errors[i].load(Relaxed)).sum();
+                    ((*k).to_owned(), n)
+                })
                 .collect(),
             in_flight,
             total: Duration::from_nanos(self.sum_nanos.load(Relaxed)),
@@ -372,7 +384,7 @@ mod tests {
     fn percentiles_come_from_the_buckets() {
         let m = CallMetrics::default();
         for micros in 1..=100 {
-            m.record(Duration::from_micros(micros), &Ok(()));
+            m.record(SHARED_STRIPE, Duration::from_micros(micros), None);
         }
         let s = m.snapshot("x", &semver::Version::new(1, 0, 0), 0);
         assert_eq!(s.calls, 100);
@@ -385,10 +397,11 @@ mod tests {
     #[test]
     fn prometheus_text_has_every_family() {
         let m = CallMetrics::default();
-        m.record(Duration::from_micros(3), &Ok(()));
+        m.record(SHARED_STRIPE, Duration::from_micros(3), None);
         m.record(
+            SHARED_STRIPE,
             Duration::from_micros(5),
-            &Err(ExecError::Panicked {
+            Some(&ExecError::Panicked {
                 plugin: "x@1.0.0".into(),
                 message: "boom".into(),
             }),

@@ -20,6 +20,7 @@ mod resolve;
 mod route;
 mod scan;
 mod schemas;
+mod threads;
 pub(crate) mod watch;
 
 pub use events::{Event, EventKind, Retired, Subscription, DEFAULT_EVENT_CAPACITY};

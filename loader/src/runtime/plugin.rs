@@ -8,18 +8,18 @@ use std::{
 };
 
 use abi_stable::std_types::RStr;
-use arc_swap::ArcSwap;
 use plg_api::{Context, LogLevel, LogSink, PluginErrorKind};
 use semver::VersionReq;
 
 pub(crate) use super::ffi::Hook;
 use super::{
-    ffi::{self, CallError, Closed, Library},
+    ffi::{self, CallError, CallFailure, Library, PinCell},
     hooks::{CallInfo, Hooks},
     images::{Digest, Origin},
-    metrics::{self, CallMetrics, PluginMetrics},
+    metrics::{CallMetrics, PluginMetrics},
     route::{self, Dependency, Registration},
     schemas::Schemas,
+    threads::{self, Local, Pin, SHARED_STRIPE},
 };
 use crate::{
     error::{ExecError, UnloadError},
@@ -52,8 +52,18 @@ pub struct UnloadReport {
 
 /// Where calls to a plugin go. Today there is one runtime, the in-process library; a worker
 /// process or an executable plugin fits behind the same trait without changing callers.
+/// The result of a call inside plg-loader: the error boxed, so that the success path moves
+/// one register between layers instead of a large `Result` through memory.
+pub(crate) type Outcome = Result<(), Box<ExecError>>;
+
 pub(crate) trait Runtime: Send + Sync + fmt::Debug {
-    fn execute(&self, id: &str, ctx: &mut Context) -> Result<(), ExecError>;
+    fn execute(&self, id: &str, ctx: &mut Context) -> Outcome;
+    /// [`execute`](Self::execute) on the fast path, with the call's pin slot (see
+    /// [`threads`]); a runtime that does not use it calls `execute`.
+    fn execute_pinned(&self, id: &str, pin: &Pin<'_>, ctx: &mut Context) -> Outcome {
+        let _ = pin;
+        self.execute(id, ctx)
+    }
     fn unload(&self, id: &str, timeout: Duration) -> Result<UnloadReport, UnloadError>;
     fn is_loaded(&self) -> bool;
     fn in_flight(&self) -> usize;
@@ -123,15 +133,34 @@ pub(crate) fn map_call_error(id: &str, ctx: &Context, e: CallError) -> ExecError
     }
 }
 
+#[inline]
+fn call_result(id: &str, ctx: &Context, outcome: Result<(), CallFailure>) -> Outcome {
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(failure) => Err(call_failure(id, ctx, failure)),
+    }
+}
+
+#[cold]
+fn call_failure(id: &str, ctx: &Context, failure: CallFailure) -> Box<ExecError> {
+    Box::new(match failure {
+        CallFailure::Failed(e) => map_call_error(id, ctx, *e),
+        CallFailure::Closed => ExecError::Unloaded {
+            plugin: id.to_owned(),
+        },
+    })
+}
+
 impl Runtime for InProcess {
-    fn execute(&self, id: &str, ctx: &mut Context) -> Result<(), ExecError> {
-        match self.lib.execute(ctx, HOST_SINK) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(map_call_error(id, ctx, e)),
-            Err(Closed) => Err(ExecError::Unloaded {
-                plugin: id.to_owned(),
-            }),
-        }
+    fn execute(&self, id: &str, ctx: &mut Context) -> Outcome {
+        let outcome = self.lib.execute(ctx, HOST_SINK);
+        call_result(id, ctx, outcome)
+    }
+
+    #[inline]
+    fn execute_pinned(&self, id: &str, pin: &Pin<'_>, ctx: &mut Context) -> Outcome {
+        let outcome = self.lib.execute_pinned(pin, ctx, HOST_SINK);
+        call_result(id, ctx, outcome)
     }
 
     fn unload(&self, id: &str, timeout: Duration) -> Result<UnloadReport, UnloadError> {
@@ -288,15 +317,21 @@ impl Instance {
         self.runtime.is_loaded()
     }
 
-    /// The call itself: schemas and the runtime, no hooks or metrics.
-    fn call(&self, ctx: &mut Context) -> Result<(), ExecError> {
+    /// The call itself: schemas and the runtime, no hooks or metrics. With `pin`, on the
+    /// fast path.
+    #[inline]
+    fn call(&self, pin: Option<&Pin<'_>>, ctx: &mut Context) -> Outcome {
         let _running = self.route.enter();
-        let Some(schemas) = &self.schemas else {
-            return self.runtime.execute(&self.id, ctx);
+        let run = |ctx: &mut Context| match pin {
+            Some(pin) => self.runtime.execute_pinned(&self.id, pin, ctx),
+            None => self.runtime.execute(&self.id, ctx),
         };
-        schemas.check_input(&self.id, ctx)?;
-        self.runtime.execute(&self.id, ctx)?;
-        schemas.check_output(&self.id, ctx)
+        let Some(schemas) = &self.schemas else {
+            return run(ctx);
+        };
+        schemas.check_input(&self.id, ctx).map_err(Box::new)?;
+        run(ctx)?;
+        schemas.check_output(&self.id, ctx).map_err(Box::new)
     }
 
     fn call_info(&self) -> CallInfo<'_> {
@@ -304,6 +339,50 @@ impl Instance {
             plugin: self.name(),
             version: self.version(),
         }
+    }
+
+    /// Counts a finished call in this version's metrics (in `stripe`), with its duration
+    /// when it was timed, and runs the `after` hooks.
+    #[inline]
+    fn finish(
+        &self,
+        start: Option<Instant>,
+        stripe: usize,
+        ctx: &Context,
+        result: Outcome,
+    ) -> Outcome {
+        let site = &self.calls;
+        match start {
+            None => {
+                if let Some(m) = &site.metrics {
+                    m.count(stripe, result.as_ref().err().map(|e| &**e));
+                }
+                result
+            }
+            Some(start) => self.finish_timed(start, stripe, ctx, result),
+        }
+    }
+
+    /// [`finish`](Self::finish) for a timed call: the `after` hooks see the duration.
+    #[inline(never)]
+    fn finish_timed(
+        &self,
+        start: Instant,
+        stripe: usize,
+        ctx: &Context,
+        result: Outcome,
+    ) -> Outcome {
+        let site = &self.calls;
+        let took = start.elapsed();
+        if let Some(m) = &site.metrics {
+            m.record(stripe, took, result.as_ref().err().map(|e| &**e));
+        }
+        if site.hooks.is_empty() {
+            return result;
+        }
+        let result = result.map_err(|e| *e);
+        site.hooks.after(&self.call_info(), ctx, &result, took);
+        result.map_err(Box::new)
     }
 
     /// A snapshot of this version's call metrics, if metrics are on.
@@ -360,7 +439,7 @@ pub(crate) struct Slot {
     name: String,
     /// The handle follows an upgrade to a version that matches this.
     follows: VersionReq,
-    current: ArcSwap<Instance>,
+    current: PinCell<Instance>,
 }
 
 /// A loaded plugin. Cheap to clone, `Send + Sync`: share it between threads and call
@@ -395,7 +474,7 @@ const _: fn() = _assert_send_sync::<Plugin>;
 impl fmt::Debug for Plugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Plugin")
-            .field("id", &self.0.current.load().id)
+            .field("id", &self.id())
             .field("follows", &self.0.follows.to_string())
             .field("loaded", &self.is_loaded())
             .finish()
@@ -408,7 +487,7 @@ impl Plugin {
         Plugin(Arc::new(Slot {
             name: instance.name().to_owned(),
             follows,
-            current: ArcSwap::new(instance),
+            current: PinCell::new(instance),
         }))
     }
 
@@ -431,6 +510,11 @@ impl Plugin {
         self.0.current.load_full()
     }
 
+    /// Reads the instance this handle's calls go to now.
+    fn read<R>(&self, f: impl FnOnce(&Instance) -> R) -> R {
+        f(&self.instance())
+    }
+
     /// Whether this handle follows an upgrade to `version`.
     pub(crate) fn follows(&self, version: &semver::Version) -> bool {
         self.0.follows.matches(version)
@@ -438,15 +522,14 @@ impl Plugin {
 
     /// Points this handle at `to`, if it points at `from`. `true` if it moved.
     pub(crate) fn swap(&self, from: &Arc<Instance>, to: &Arc<Instance>) -> bool {
-        let previous = self.0.current.compare_and_swap(from, Arc::clone(to));
-        Arc::ptr_eq(&previous, from)
+        self.0.current.compare_and_swap(from, to)
     }
 
     /// What the unload-safety preflight read from the library file before it was loaded:
     /// whether its image can be unmapped at all ([`Unmappable`]). Every unload's
     /// [`UnloadReport`] carries it beside the verified result.
     pub fn unload_preflight(&self) -> Unmappable {
-        self.0.current.load().runtime.preflight().clone()
+        self.read(|i| i.runtime.preflight().clone())
     }
 
     /// Calls the plugin's `execute` with `ctx`. The plugin reads and writes `ctx`'s values.
@@ -458,58 +541,92 @@ impl Plugin {
     /// against them before and after the call: `ExecError::InvalidInput` (the plugin is not
     /// called) or `ExecError::InvalidOutput`, naming the JSON pointer of each mismatch.
     pub fn execute(&self, ctx: &mut Context) -> Result<(), ExecError> {
-        let first = self.0.current.load();
-        // The clock is read only for hooks (they get the duration) and sampled metrics.
-        let site = &first.calls;
-        let timed = !site.hooks.is_empty()
-            || (site.metrics.is_some() && metrics::sampled(site.sample_every));
-        let start = timed.then(Instant::now);
-        let (served_by, result) = self.call_following(first, ctx);
-        let site = &served_by.calls;
-        match start {
-            None => {
-                if let Some(m) = &site.metrics {
-                    m.count(&result);
-                }
-            }
-            Some(start) => {
-                let took = start.elapsed();
-                if let Some(m) = &site.metrics {
-                    m.record(took, &result);
-                }
-                site.hooks.after(&served_by.call_info(), ctx, &result, took);
-            }
+        match self.call(ctx) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(*e),
         }
-        result
     }
 
-    /// Calls `instance` after its `before` hooks, or the instance this handle moved to if an
-    /// upgrade retired `instance` between reading it and entering it (so the call never ran
-    /// there; the hooks run again, for the version that takes the call).
-    fn call_following(
-        &self,
-        mut instance: arc_swap::Guard<Arc<Instance>>,
-        ctx: &mut Context,
-    ) -> (arc_swap::Guard<Arc<Instance>>, Result<(), ExecError>) {
+    /// [`execute`](Self::execute), with the error boxed: what nested calls
+    /// ([`Context::call`]) use.
+    #[inline]
+    pub(crate) fn call(&self, ctx: &mut Context) -> Outcome {
+        let fast = threads::with_local(|local| {
+            let pin = local.pin()?;
+            Some(self.execute_pinned(local, &pin, ctx))
+        });
+        match fast.flatten() {
+            Some(result) => result,
+            None => self.execute_slow(ctx),
+        }
+    }
+
+    /// The fast path: the instance is read and the library entered through this thread's
+    /// `pin`, with no shared counter touched (see [`threads`]).
+    #[inline]
+    fn execute_pinned(&self, local: &Local, pin: &Pin<'_>, ctx: &mut Context) -> Outcome {
+        // The clock is read only for hooks (they get the duration) and sampled metrics,
+        // decided by the version that gets the call first.
+        let mut start: Option<Option<Instant>> = None;
         loop {
-            let before = instance
+            let served = self.0.current.with(pin, |instance| {
+                let site = &instance.calls;
+                let start = *start.get_or_insert_with(|| {
+                    let timed = !site.hooks.is_empty()
+                        || (site.metrics.is_some() && local.sampled(site.sample_every));
+                    timed.then(Instant::now)
+                });
+                let result = site
+                    .hooks
+                    .before(&instance.id, &instance.call_info(), ctx)
+                    .and_then(|()| instance.call(Some(pin), ctx));
+                match result {
+                    // An upgrade retired this version between our read and our call, so the
+                    // call never ran; the handle points elsewhere now: go there (the hooks
+                    // run again, for the version that takes the call).
+                    Err(e)
+                        if matches!(*e, ExecError::Unloaded { .. })
+                            && !self.0.current.is(instance) =>
+                    {
+                        None
+                    }
+                    result => Some(instance.finish(start, local.stripe(), ctx, result)),
+                }
+            });
+            if let Some(result) = served {
+                return result;
+            }
+        }
+    }
+
+    /// The slow path, for calls nested deeper than a thread has pins and for threads whose
+    /// thread-locals are being torn down: the instance is cloned and the library's shared
+    /// counter entered.
+    #[cold]
+    fn execute_slow(&self, ctx: &mut Context) -> Outcome {
+        let mut instance = self.instance();
+        let start = (!instance.calls.hooks.is_empty()).then(Instant::now);
+        loop {
+            let result = instance
                 .calls
                 .hooks
-                .before(&instance.id, &instance.call_info(), ctx);
-            match before.and_then(|()| instance.call(ctx)) {
-                Err(ExecError::Unloaded { .. })
-                    if !Arc::ptr_eq(&instance, &self.0.current.load()) =>
+                .before(&instance.id, &instance.call_info(), ctx)
+                .and_then(|()| instance.call(None, ctx));
+            match result {
+                Err(e)
+                    if matches!(*e, ExecError::Unloaded { .. })
+                        && !self.0.current.is(&instance) =>
                 {
-                    instance = self.0.current.load();
+                    instance = self.instance();
                 }
-                result => return (instance, result),
+                result => return instance.finish(start, SHARED_STRIPE, ctx, result),
             }
         }
     }
 
     /// `true` if both handles point at the same loaded instance now.
     pub fn same_instance(&self, other: &Plugin) -> bool {
-        Arc::ptr_eq(&self.0.current.load(), &other.0.current.load())
+        Arc::ptr_eq(&self.instance(), &other.instance())
     }
 
     /// The plugin's name.
@@ -519,7 +636,7 @@ impl Plugin {
 
     /// The version this handle's calls go to now.
     pub fn version(&self) -> semver::Version {
-        self.0.current.load().version().clone()
+        self.read(|i| i.version().clone())
     }
 
     /// The requirement of the upgrades this handle follows (`*` for a handle got by name).
@@ -529,45 +646,45 @@ impl Plugin {
 
     /// `name@version`, of the version this handle's calls go to now.
     pub fn id(&self) -> String {
-        self.0.current.load().id.clone()
+        self.read(|i| i.id.clone())
     }
 
     /// The validated manifest.
     pub fn manifest(&self) -> Arc<Manifest> {
-        Arc::clone(&self.0.current.load().manifest)
+        self.read(|i| Arc::clone(&i.manifest))
     }
 
     /// The manifest file it was loaded from.
     pub fn manifest_path(&self) -> PathBuf {
-        self.0.current.load().manifest_path.clone()
+        self.read(|i| i.manifest_path.clone())
     }
 
     /// The library file it was loaded from (canonical path): the plugin's own, or, after a
     /// hot upgrade, the private copy under the plugins directory's `.plg/live/`.
     pub fn library_path(&self) -> PathBuf {
-        self.0.current.load().runtime.library_path().to_owned()
+        self.read(|i| i.runtime.library_path().to_owned())
     }
 
     /// The plg-api version the plugin was built with.
     pub fn api_version(&self) -> String {
-        self.0.current.load().runtime.api_version().to_owned()
+        self.read(|i| i.runtime.api_version().to_owned())
     }
 
     /// `Some(true)` if the plugin was built with `panic = "abort"`: a panic in it aborts the
     /// whole host, which in-process loading cannot prevent. `None` for a plugin built before
     /// plg-api recorded its panic strategy.
     pub fn aborts_on_panic(&self) -> Option<bool> {
-        self.0.current.load().runtime.panic_aborts()
+        self.read(|i| i.runtime.panic_aborts())
     }
 
     /// `false` once unloading began.
     pub fn is_loaded(&self) -> bool {
-        self.0.current.load().runtime.is_loaded()
+        self.read(|i| i.runtime.is_loaded())
     }
 
     /// Calls running right now, on the version this handle points at.
     pub fn in_flight(&self) -> usize {
-        self.0.current.load().runtime.in_flight()
+        self.read(|i| i.runtime.in_flight())
     }
 }
 

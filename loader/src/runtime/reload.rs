@@ -238,6 +238,15 @@ impl PluginManager {
 
     /// Unloads `old` unless a handle (other than its own registry entry) stays on it.
     fn retire(&self, old: &Arc<Instance>) -> Retired {
+        // A dependent's need comes first: its handle for `Context::call` stays on `old` too,
+        // and "needed by" says why.
+        if new_version_differs(old, &self.highest_loaded(old.name()).ok()) {
+            let entry = Plugin::pinned(Arc::clone(old));
+            let needed_by = self.dependents_of(&entry, std::slice::from_ref(&entry));
+            if !needed_by.is_empty() {
+                return Retired::Needed { by: needed_by };
+            }
+        }
         let staying = self
             .live_handles(old.name())
             .iter()
@@ -245,13 +254,6 @@ impl PluginManager {
             .count();
         if staying > 0 {
             return Retired::Kept { handles: staying };
-        }
-        if new_version_differs(old, &self.highest_loaded(old.name()).ok()) {
-            let entry = Plugin::pinned(Arc::clone(old));
-            let needed_by = self.dependents_of(&entry, std::slice::from_ref(&entry));
-            if !needed_by.is_empty() {
-                return Retired::Needed { by: needed_by };
-            }
         }
         self.forget_instance(old);
         match old.unload(self.unload_timeout) {

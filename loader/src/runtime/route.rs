@@ -170,7 +170,7 @@ fn route_call(target: &str, parent: &Context, sub: &mut Context) -> Result<(), P
     sub.set_cancel_token(parent.cancel_token().clone());
     let result = {
         let _nested = Nested::enter(depth);
-        dependency.handle.execute(sub)
+        dependency.handle.call(sub)
     };
     result.map_err(|e| PluginError::new(kind_of(&e), e))
 }
