@@ -404,6 +404,9 @@ impl Library {
         // either we saw the flag (and returned above), or the unloader sees our pin and
         // waits until the pin is cleared, after this call.
         let result = unsafe { call_and_rehome(self.execute, ctx, sink) };
+        // Nothing of the plugin's is in use any more (the context was moved into host
+        // memory): stop counting as in flight before the caller's metrics and hooks run.
+        pin.leave();
         result.map_err(CallFailure::from)
     }
 
@@ -507,7 +510,8 @@ impl Library {
     /// after [`begin_close`](Self::begin_close) and a successful
     /// [`wait_drained`](Self::wait_drained). Returns `None` if it was already closed.
     pub(crate) fn close(&self, sink: LogSink) -> Option<Closing> {
-        debug_assert!(self.gate.is_closing() && self.in_flight() == 0);
+        // Only the gate: a refused fast-path call may show its pin for a moment.
+        debug_assert!(self.gate.is_closing() && self.gate.in_flight() == 0);
         let mut slot = self.lib.lock().unwrap_or_else(|e| e.into_inner());
         let lib = slot.take()?;
         let armed = self.hooks_armed.load(Ordering::Acquire);

@@ -28,7 +28,7 @@ use crate::error::ExecError;
 
 /// By default, one call in this many, per thread, has its latency measured when no hook
 /// needs it ([`PluginManager::with_latency_sampling`](crate::PluginManager::with_latency_sampling)).
-pub const SAMPLE_EVERY: u32 = 16;
+pub const SAMPLE_EVERY: u32 = 64;
 
 /// One thread's share of a version's call and error counts, on a cache line of its own.
 #[repr(align(128))]

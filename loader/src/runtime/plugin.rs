@@ -393,6 +393,8 @@ impl Instance {
 
     /// Unloads (verified), and removes the private copy once its image is unmapped.
     pub(crate) fn unload(&self, timeout: Duration) -> Result<UnloadReport, UnloadError> {
+        // `on_unload` may call dependencies, as this plugin.
+        let _running = self.route.enter();
         let mut report = self.runtime.unload(&self.id, timeout)?;
         if let Some(copy) = &self.copy {
             if report.unmapped == Some(true) && std::fs::remove_file(copy).is_ok() {
@@ -523,6 +525,12 @@ impl Plugin {
     /// Points this handle at `to`, if it points at `from`. `true` if it moved.
     pub(crate) fn swap(&self, from: &Arc<Instance>, to: &Arc<Instance>) -> bool {
         self.0.current.compare_and_swap(from, to)
+    }
+
+    /// The instances this handle was moved off that no call uses any more, for the caller to
+    /// drop outside its locks.
+    pub(crate) fn reclaim(&self) -> Vec<Arc<Instance>> {
+        self.0.current.reclaim()
     }
 
     /// What the unload-safety preflight read from the library file before it was loaded:

@@ -161,6 +161,7 @@ impl PluginManager {
         };
         self.swap(old, &new);
         let retired = self.retire(old);
+        self.reclaim_moved(old.name());
         self.events.emit(EventKind::Reloaded {
             from: old.id().to_owned(),
             to: new.id().to_owned(),
@@ -313,6 +314,20 @@ impl PluginManager {
     }
 
     /// Every handle given out for `name` that is still held.
+    /// Drops, outside every lock, the instances the handles of `name` (and its registry
+    /// entries) were moved off and no call uses any more. One still in use stays until the
+    /// next upgrade of `name` or its handle's end.
+    fn reclaim_moved(&self, name: &str) {
+        let mut handles = self.live_handles(name);
+        {
+            let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+            handles.extend(map.get(name).into_iter().flat_map(|v| v.values().cloned()));
+        }
+        let freed: Vec<Arc<Instance>> = handles.iter().flat_map(Plugin::reclaim).collect();
+        drop(handles);
+        drop(freed);
+    }
+
     fn live_handles(&self, name: &str) -> Vec<Plugin> {
         let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
         handles.retain(|w| w.strong_count() > 0);

@@ -84,9 +84,14 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Some(map) = ROUTES.write().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            map.remove(&self.0);
-        }
+        let removed = ROUTES
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .and_then(|map| map.remove(&self.0));
+        // Dropped after the lock is released: the routes hold dependency handles, whose
+        // instances may be the last ones and drop their own registrations.
+        drop(removed);
     }
 }
 

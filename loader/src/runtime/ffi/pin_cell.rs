@@ -88,14 +88,24 @@ impl<T> PinCell<T> {
         // SAFETY: `ptr` came from `Arc::into_raw`, and the strong count the cell held for it
         // moves into this `Arc`, which `retired` keeps until no pin protects it.
         retired.push(unsafe { Arc::from_raw(ptr) });
-        Self::reclaim(&mut retired);
         true
     }
 
-    /// Drops the retired values no thread's pin protects.
-    fn reclaim(retired: &mut Vec<Arc<T>>) {
+    /// Takes out the values a swap replaced that no thread's pin protects any more, for the
+    /// caller to drop: outside its own locks, since dropping the last `Arc` of a value can
+    /// run anything its `Drop` does.
+    #[must_use = "the values are dropped where the caller drops them"]
+    pub(crate) fn reclaim(&self) -> Vec<Arc<T>> {
+        let mut retired = self.lock();
+        if retired.is_empty() {
+            return Vec::new();
+        }
         threads::heavy_fence();
-        retired.retain(|old| threads::is_protected(Arc::as_ptr(old) as usize));
+        let (protected, free): (Vec<_>, Vec<_>) = retired
+            .drain(..)
+            .partition(|old| threads::is_protected(Arc::as_ptr(old) as usize));
+        *retired = protected;
+        free
     }
 }
 
@@ -128,14 +138,17 @@ mod tests {
             assert_eq!(cell.with(&pin, |v| *v), 1);
             // `pin` still protects `a`: the swap retires it but cannot free it.
             assert!(cell.compare_and_swap(&a, &b));
+            assert!(cell.reclaim().is_empty(), "a is protected");
             assert_eq!(Arc::strong_count(&a), 2, "retired, not freed");
             drop(pin);
         })
         .unwrap();
         assert!(cell.is(&*b));
         assert!(!cell.compare_and_swap(&a, &b), "a is no longer current");
-        // The next swap reclaims `a`, no longer protected.
+        assert_eq!(cell.reclaim().len(), 1, "a, no longer protected, comes out");
+        assert_eq!(Arc::strong_count(&a), 1);
         assert!(cell.compare_and_swap(&b, &a));
+        drop(cell.reclaim());
         assert_eq!(
             Arc::strong_count(&b),
             1,
