@@ -100,6 +100,23 @@ impl Origin {
 }
 
 /// An open file's length and last modification.
+impl Origin {
+    /// Whether the content hashed as `digest`, whose library is `library_len` bytes long, is
+    /// what this instance was loaded from. A library of another length differs without
+    /// hashing anything; otherwise the loaded file is hashed (once) and compared.
+    pub(crate) fn holds(&self, digest: &Digest, library_len: u64) -> bool {
+        if let Some(known) = self.digest.get() {
+            return known == digest;
+        }
+        if let Some((_, Stamp(len, _))) = &self.library {
+            if *len != library_len {
+                return false;
+            }
+        }
+        self.digest().as_ref() == Some(digest)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp(u64, Option<std::time::SystemTime>);
 

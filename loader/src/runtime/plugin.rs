@@ -418,9 +418,10 @@ impl Instance {
         &self.manifest.version
     }
 
-    /// The content hash of what this instance was loaded from, if the files still hold it.
-    pub(crate) fn digest(&self) -> Option<Digest> {
-        self.origin.digest()
+    /// Whether this instance was loaded from the content hashed as `digest` (a library of
+    /// `library_len` bytes): see [`Origin::holds`].
+    pub(crate) fn loaded_from(&self, digest: &Digest, library_len: u64) -> bool {
+        self.origin.holds(digest, library_len)
     }
 
     /// Runs one of the plugin's optional entry points (`Ok` if it has none); it may call

@@ -143,7 +143,8 @@ impl PluginManager {
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
         let library = locate_library(&local, &local_path)?;
         let digest = images::digest(&local_path, &library)?;
-        if old.digest() == Some(digest) {
+        let library_len = std::fs::metadata(&library).map_or(0, |m| m.len());
+        if old.loaded_from(&digest, library_len) {
             return Ok(Reload::Unchanged {
                 plugin: old.id().to_owned(),
             });
