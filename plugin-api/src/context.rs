@@ -57,9 +57,10 @@ impl CancelToken {
     /// allocated stays the same flag (clones elsewhere stay connected); one another library
     /// allocated is copied, state and all.
     fn rehome(&mut self) {
-        let placeholder = RArc::new(CancelFlag::default());
-        let old = std::mem::replace(&mut self.0, placeholder);
-        self.0 = RArc::from(RArc::into_arc(old));
+        // Through a clone rather than a placeholder: no allocation when the flag is already
+        // ours (the common case: the host's own token), only a count up and down.
+        let ours = RArc::into_arc(self.0.clone());
+        self.0 = RArc::from(ours);
     }
 }
 
