@@ -281,3 +281,102 @@ fn plg_run_loads_the_dependencies_and_the_nested_call_works() {
     );
     assert!(stdout.contains("hello bob"), "{stdout}");
 }
+
+/// Unloads `fixture-noop` from inside an `after` hook of a call to it.
+struct UnloadAfter {
+    manager: std::sync::OnceLock<std::sync::Weak<PluginManager>>,
+    result: Mutex<Option<Result<usize, plg_loader::UnloadError>>>,
+}
+
+impl CallHook for UnloadAfter {
+    fn name(&self) -> &str {
+        "unload-after"
+    }
+    fn after(&self, _: &CallInfo<'_>, _: &Context, _: &Result<(), ExecError>, _: Duration) {
+        if let Some(manager) = self.manager.get().and_then(std::sync::Weak::upgrade) {
+            let r = manager
+                .unload("fixture-noop", None)
+                .map(|reports| reports.len());
+            *self.result.lock().unwrap() = Some(r);
+        }
+    }
+}
+
+#[test]
+fn an_after_hook_can_unload_the_plugin_whose_call_it_sees() {
+    // Once the plugin returned, its call no longer counts as in flight: the hook's unload
+    // does not wait for the very call that runs it (it would time out as Busy).
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-noop");
+    let hook = Arc::new(UnloadAfter {
+        manager: std::sync::OnceLock::new(),
+        result: Mutex::new(None),
+    });
+    let manager = Arc::new(
+        PluginManager::new(dir.path())
+            .with_call_hook(Arc::clone(&hook))
+            .with_unload_timeout(Duration::from_millis(300)),
+    );
+    hook.manager.set(Arc::downgrade(&manager)).unwrap();
+    let noop = manager.load_matching("fixture-noop", None).unwrap();
+    noop.execute(&mut Context::new()).unwrap();
+    match hook.result.lock().unwrap().take() {
+        Some(Ok(1)) => {}
+        other => panic!("expected the hook's unload to succeed, got {other:?}"),
+    }
+    assert!(!noop.is_loaded());
+}
+
+#[test]
+fn a_dependency_upgraded_during_a_nested_call_drains_and_the_manager_tears_down() {
+    // The caller's handle on `fixture-hang` moves to the new version while the nested call
+    // still runs on the old one, which drains (it is cancelled) and is retired later; the
+    // teardown that follows (the caller's routes holding the dependency's handle) finishes.
+    let dir = staged(serde_json::json!({"fixture-hang": "*"}), &["fixture-hang"]);
+    let hang_dir = dir.path().join("fixture-hang").join("0.1.0");
+    let rebuilt = build_edited(
+        "fixture-hang",
+        "0.1.0",
+        "-slower",
+        &[("Duration::from_millis(1)", "Duration::from_millis(2)")],
+    );
+    let manager = PluginManager::new(dir.path()).with_unload_timeout(Duration::from_millis(200));
+    let (manager, caller) = loaded(&dir, manager);
+    let hang = manager.get("fixture-hang").unwrap();
+
+    let mut ctx = Context::new();
+    ctx.set("target", "fixture-hang");
+    let token = ctx.cancel_token().clone();
+    let nested = {
+        let caller = caller.clone();
+        std::thread::spawn(move || caller.execute(&mut ctx))
+    };
+    let running = || {
+        let mut probe = Context::new().with_label("running");
+        hang.execute(&mut probe).unwrap();
+        probe.get::<bool>("running").unwrap()
+    };
+    while !running() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    dir.replace_library(&hang_dir, "fixture-hang", &rebuilt);
+    assert!(matches!(
+        manager.reload("fixture-hang").unwrap(),
+        Reload::Upgraded { .. }
+    ));
+    token.cancel();
+    assert!(matches!(
+        nested.join().unwrap(),
+        Err(ExecError::Cancelled { .. })
+    ));
+
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop((caller, hang));
+        drop(manager);
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("dropping the manager finished (no deadlock)");
+}
