@@ -1,13 +1,18 @@
-//! The one home of `unsafe` in plg-loader: opening a library, reading and checking its
-//! declaration, calling into it, and closing it.
+//! The one home of `unsafe` in plg-loader (this file and its submodules): opening a library,
+//! reading and checking its declaration, calling into it, and closing it.
 //!
 //! [`Library`] is safe to use: it refuses calls once closing has begun ([`Gate`]), waits for
 //! calls in flight before closing, and moves every buffer the plugin allocated into host
 //! storage before a call returns, so no host data points into a closed library.
+//!
+//! - `entry`: entry points copied out of the module, and `call_and_rehome`;
+//! - `gate`: the shared in-flight counter and closing flag;
+//! - `pin_cell`: the hazard-pointer cell behind `Plugin` handles;
+//! - `layout`: abi_stable's layout check;
+//! - `open_images`: one open image per file;
+//! - `os`: `dlopen`, header sniffing, `membarrier(2)`, `/proc/self/maps`.
 
 use std::{
-    fs::File,
-    io::Read,
     path::{Path, PathBuf},
     ptr,
     sync::{
@@ -17,144 +22,29 @@ use std::{
     time::{Duration, Instant},
 };
 
-use abi_stable::{
-    abi_stability::abi_checking::{check_layout_compatibility_with_globals, CheckingGlobals},
-    std_types::RResult,
-    type_layout::TypeLayout,
-    StableAbi,
-};
-use plg_api::host::HostContext;
 use plg_api::{
-    CallRouter, Context, LogSink, PluginDeclaration, PluginError, PluginErrorKind, PluginModuleRef,
-    ABI_VERSION, DECLARATION_SYMBOL, MAGIC,
+    CallRouter, Context, LogSink, PluginDeclaration, PluginErrorKind, ABI_VERSION,
+    DECLARATION_SYMBOL, MAGIC,
 };
 
 use super::threads::{self, Pin};
 use crate::error::LoadError;
 
+mod entry;
+mod gate;
+mod layout;
+mod open_images;
+mod os;
 mod pin_cell;
+
+use entry::{call_and_rehome, EntryFn, PluginFn, RouterFn, StopFn};
+pub(crate) use entry::{CallError, CallFailure};
+use gate::{Gate, CLOSING};
+use layout::{check_module_layout, summarize_layout_errors};
+use open_images::{release_image, ImageKey, OPEN_IMAGES};
+pub(crate) use os::{is_mapped, membarrier_expedited, membarrier_register};
+use os::{not_a_shared_object, open_library};
 pub(crate) use pin_cell::PinCell;
-
-/// An entry point copied out of a plugin's checked module. The pointer is typed as a safe
-/// `extern "C" fn`, but it points into the plugin's library and is valid only while that
-/// library is open; so the only way to call it is the `unsafe` [`PluginFn::call`], whose
-/// caller must show the library is open.
-#[derive(Clone, Copy)]
-struct PluginFn<F>(F);
-
-type EntryFn = PluginFn<extern "C" fn(&mut Context) -> RResult<(), PluginError>>;
-type StopFn = PluginFn<extern "C" fn(bool)>;
-type RouterFn = PluginFn<extern "C" fn(CallRouter)>;
-
-impl EntryFn {
-    /// Calls the entry point. `export_plugin!` catches every panic inside it.
-    ///
-    /// # Safety
-    /// The library this entry point was read from must stay open for the whole call.
-    unsafe fn call(self, ctx: &mut Context) -> RResult<(), PluginError> {
-        (self.0)(ctx)
-    }
-}
-
-impl RouterFn {
-    /// Installs the host's call router in the plugin's copy of plg-api.
-    ///
-    /// # Safety
-    /// The library this entry point was read from must stay open for the whole call.
-    unsafe fn call(self, router: CallRouter) {
-        (self.0)(router)
-    }
-}
-
-impl StopFn {
-    /// Raises or lowers the plugin's stop flag.
-    ///
-    /// # Safety
-    /// The library this entry point was read from must stay open for the whole call.
-    unsafe fn call(self, stop: bool) {
-        (self.0)(stop)
-    }
-}
-
-/// An error returned by a call into the plugin, copied into host memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CallError {
-    pub(crate) kind: PluginErrorKind,
-    pub(crate) message: String,
-}
-
-/// A failed call, boxed so that a call's result fits in registers: the success path then
-/// moves no large value between the layers of a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Failed(pub(crate) Box<CallError>);
-
-impl Failed {
-    #[cold]
-    fn new(e: &PluginError) -> Self {
-        Failed(Box::new(CallError {
-            kind: e.kind(),
-            message: e.message().to_owned(),
-        }))
-    }
-}
-
-/// Why a call into `execute` returned no success.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CallFailure {
-    /// The call was refused: the library is closing or closed.
-    Closed,
-    /// The plugin returned an error (or panicked, caught by its shim).
-    Failed(Box<CallError>),
-}
-
-impl From<Failed> for CallFailure {
-    fn from(f: Failed) -> Self {
-        CallFailure::Failed(f.0)
-    }
-}
-
-/// Counts calls in flight and refuses new ones once closing has begun.
-///
-/// One atomic word: the top bit says "closing", the rest count calls in flight. Entering is
-/// a compare-and-swap that adds one only while the closing bit is clear, so a refused call
-/// never counts itself in flight, even for a moment, and cannot delay an unload. Once the
-/// closing bit is set and the count reaches zero, no call is running or can start.
-struct Gate(AtomicUsize);
-
-const CLOSING: usize = 1 << (usize::BITS - 1);
-
-impl Gate {
-    fn enter(&self) -> bool {
-        self.0
-            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
-                (n & CLOSING == 0).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    fn exit(&self) {
-        self.0.fetch_sub(1, Ordering::Release);
-    }
-
-    fn close(&self) {
-        self.0.fetch_or(CLOSING, Ordering::AcqRel);
-    }
-
-    fn in_flight(&self) -> usize {
-        self.0.load(Ordering::Acquire) & !CLOSING
-    }
-
-    fn is_closing(&self) -> bool {
-        self.0.load(Ordering::Acquire) & CLOSING != 0
-    }
-
-    /// [`is_closing`](Self::is_closing) for the pinned fast path, which orders it with a
-    /// fence of its own.
-    #[inline]
-    fn is_closing_relaxed(&self) -> bool {
-        self.0.load(Ordering::Relaxed) & CLOSING != 0
-    }
-}
 
 /// The optional entry points a host runs outside `execute` (`on_unload` runs only in
 /// [`Library::close`]).
@@ -538,323 +428,5 @@ impl Drop for Library {
         // No `&self` exists any more, so no call is in flight.
         self.begin_close();
         let _ = self.close(LogSink::stderr());
-    }
-}
-
-/// Calls `f` and copies everything the plugin may have allocated into host memory, while the
-/// library is known to be open.
-///
-/// # Safety
-/// `f`'s library must stay open for the whole call (see [`PluginFn::call`]).
-unsafe fn call_and_rehome(f: EntryFn, ctx: &mut Context, sink: LogSink) -> Result<(), Failed> {
-    let key = next_call_key();
-    ctx.set_log_sink(sink);
-    ctx.begin_call(key);
-    // SAFETY: this function's own contract: the library is open for the whole call.
-    let result = unsafe { f.call(ctx) };
-    // Every method that can leave plugin memory in the context drops the key; only a context
-    // that still holds it is provably untouched and skips rehoming.
-    ctx.end_call(key);
-    ctx.set_log_sink(sink);
-    match result {
-        RResult::ROk(()) => Ok(()),
-        RResult::RErr(e) => Err(Failed::new(&e)),
-    }
-}
-
-/// A non-zero key no plugin can predict: each thread walks a Weyl sequence (adding an odd
-/// constant) from a random start, so keys never repeat within 2^64 calls on a thread.
-fn next_call_key() -> u64 {
-    use std::{
-        cell::Cell,
-        hash::{BuildHasher, RandomState},
-    };
-    const STEP: u64 = 0x9e37_79b9_7f4a_7c15;
-    thread_local! {
-        static NEXT: Cell<u64> = const { Cell::new(0) };
-    }
-    NEXT.with(|next| {
-        let mut key = next.get();
-        if key == 0 {
-            key = RandomState::new().hash_one(next as *const Cell<u64> as usize);
-        }
-        next.set(key.wrapping_add(STEP));
-        key | 1
-    })
-}
-
-/// The images this process has open through [`Library`]. glibc returns the same image for
-/// the same path string or the same file (device and inode), and an image has one set of
-/// statics (the plugin's state and stop flag), so plg opens each image at most once.
-static OPEN_IMAGES: Mutex<Vec<ImageKey>> = Mutex::new(Vec::new());
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ImageKey {
-    path: PathBuf,
-    file: Option<(u64, u64)>,
-}
-
-impl ImageKey {
-    fn of(path: &Path) -> Self {
-        #[cfg(unix)]
-        let file = {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-        };
-        #[cfg(not(unix))]
-        let file = None;
-        ImageKey {
-            path: path.to_owned(),
-            file,
-        }
-    }
-
-    fn same_image(&self, other: &ImageKey) -> bool {
-        self.path == other.path || (self.file.is_some() && self.file == other.file)
-    }
-}
-
-fn release_image(key: &ImageKey) {
-    let mut open = OPEN_IMAGES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(i) = open.iter().position(|k| k == key) {
-        open.swap_remove(i);
-    }
-}
-
-/// Checks a plugin's module layout against this host's. abi_stable's checker lets the
-/// *implementation* have more prefix-type fields than the *interface*, so a plugin built
-/// against a later plg-api (which appended fields) passes as it is. A plugin built against an
-/// earlier plg-api has fewer fields; for it, the roles are swapped, which checks that its
-/// fields are exactly this host's first ones. Either way every type the two share is checked
-/// field by field; the fields a plugin lacks are read as `None` by its own prefix metadata.
-/// `Err` carries abi_stable's report of the first check.
-fn check_module_layout(plugin: &'static TypeLayout) -> Result<(), String> {
-    let host = <PluginModuleRef as StableAbi>::LAYOUT;
-    // A fresh CheckingGlobals per check: abi_stable's process-wide one would keep pointers
-    // into this library's layouts after it is unloaded.
-    let newer_or_same =
-        check_layout_compatibility_with_globals(host, plugin, &CheckingGlobals::new());
-    let Err(errors) = newer_or_same else {
-        return Ok(());
-    };
-    match check_layout_compatibility_with_globals(plugin, host, &CheckingGlobals::new()) {
-        Ok(()) => Ok(()),
-        Err(_) => Err(errors.to_string()),
-    }
-}
-
-/// Condenses abi_stable's report (blocks of `Error:<what>` / `Expected:` / `Found:`) into
-/// one line: `incompatible type size (expected 128, found 120); …`.
-fn summarize_layout_errors(report: &str) -> String {
-    let lines: Vec<&str> = report.lines().map(str::trim).collect();
-    let mut items: Vec<String> = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if let Some(what) = line.strip_prefix("Error:") {
-            let after = |label: &str| {
-                lines[i..]
-                    .iter()
-                    .position(|l| *l == label)
-                    .and_then(|j| lines.get(i + j + 1))
-                    .copied()
-                    .unwrap_or("?")
-            };
-            let item = format!(
-                "{} (expected {}, found {})",
-                what.trim(),
-                after("Expected:"),
-                after("Found:")
-            );
-            if !items.contains(&item) {
-                items.push(item);
-            }
-        }
-    }
-    if items.is_empty() {
-        "see the full report".to_owned()
-    } else {
-        items.join("; ")
-    }
-}
-
-#[cfg(unix)]
-fn open_library(path: &Path) -> Result<libloading::Library, libloading::Error> {
-    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
-    // SAFETY: loading a library runs its initializers. That is the point of a plugin system:
-    // the user chose to load this file. RTLD_NOW resolves every symbol now, so a missing
-    // dependency fails here rather than at the first call.
-    unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map(Into::into)
-}
-
-#[cfg(not(unix))]
-fn open_library(path: &Path) -> Result<libloading::Library, libloading::Error> {
-    // SAFETY: as above, loading runs the library's initializers, which the user asked for.
-    unsafe { libloading::Library::new(path) }
-}
-
-/// Says why `path` is not a shared object, judging by its first bytes; `None` if it looks
-/// like one (ELF, Mach-O or PE).
-fn not_a_shared_object(path: &Path) -> Option<String> {
-    let mut head = [0u8; 4];
-    let n = match File::open(path).and_then(|mut f| f.read(&mut head)) {
-        Ok(n) => n,
-        Err(e) => return Some(format!("cannot read it: {e}")),
-    };
-    let head = &head[..n];
-    const MAGICS: &[&[u8]] = &[
-        b"\x7fELF",
-        &[0xfe, 0xed, 0xfa, 0xce],
-        &[0xfe, 0xed, 0xfa, 0xcf],
-        &[0xce, 0xfa, 0xed, 0xfe],
-        &[0xcf, 0xfa, 0xed, 0xfe],
-        &[0xca, 0xfe, 0xba, 0xbe],
-        b"MZ",
-    ];
-    if MAGICS.iter().any(|m| head.starts_with(m)) {
-        None
-    } else if n == 0 {
-        Some("the file is empty".into())
-    } else if head
-        .iter()
-        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-    {
-        Some("it is a text file".into())
-    } else {
-        Some(format!(
-            "it starts with bytes {head:02x?}, not an ELF, Mach-O or PE header"
-        ))
-    }
-}
-
-/// Registers this process for `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, the heavy
-/// fence of [`threads`]. `false` where the kernel does not offer it.
-#[cfg(target_os = "linux")]
-pub(crate) fn membarrier_register() -> bool {
-    const QUERY: libc::c_int = 0;
-    const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
-    const REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
-    // SAFETY: membarrier(2) with QUERY and REGISTER_PRIVATE_EXPEDITED reads and writes no
-    // memory of ours; it returns a bit mask, or -1 with errno set.
-    let supported = unsafe { libc::syscall(libc::SYS_membarrier, QUERY, 0 as libc::c_int) };
-    if supported < 0 || supported & PRIVATE_EXPEDITED == 0 {
-        return false;
-    }
-    // SAFETY: as above.
-    let registered = unsafe {
-        libc::syscall(
-            libc::SYS_membarrier,
-            REGISTER_PRIVATE_EXPEDITED,
-            0 as libc::c_int,
-        )
-    };
-    registered == 0
-}
-
-/// Not available here: the fences of [`threads`] are full fences on both sides.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn membarrier_register() -> bool {
-    false
-}
-
-/// Makes every running thread of this process execute a full memory barrier. Call only
-/// after [`membarrier_register`] returned `true`. `false` if the kernel refused.
-#[cfg(target_os = "linux")]
-pub(crate) fn membarrier_expedited() -> bool {
-    const PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
-    // SAFETY: membarrier(2) with PRIVATE_EXPEDITED, after this process registered for it,
-    // only interrupts this process's threads with a barrier; it touches no memory of ours.
-    unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0 as libc::c_int) == 0 }
-}
-
-/// Not available here.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn membarrier_expedited() -> bool {
-    false
-}
-
-/// Whether a library at `path` is still mapped into this process.
-#[cfg(target_os = "linux")]
-pub(crate) fn is_mapped(path: &Path) -> Option<bool> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let needle = path.to_str()?;
-    Some(maps.lines().any(|line| {
-        line.split_once('/')
-            .map(|(_, rest)| {
-                let p = format!("/{rest}");
-                p == needle || p.strip_suffix(" (deleted)") == Some(needle)
-            })
-            .unwrap_or(false)
-    }))
-}
-
-/// Whether a library at `path` is still loaded, asked with `dlopen(RTLD_NOLOAD)`.
-#[cfg(all(unix, not(target_os = "linux")))]
-pub(crate) fn is_mapped(path: &Path) -> Option<bool> {
-    use libloading::os::unix::{Library, RTLD_LAZY};
-    // SAFETY: RTLD_NOLOAD never loads anything, so no initializer runs; it only returns a
-    // handle (with one more reference) if the library is already loaded, which we drop at once.
-    match unsafe { Library::open(Some(path), RTLD_LAZY | libc::RTLD_NOLOAD) } {
-        Ok(lib) => {
-            let _ = lib.close();
-            Some(true)
-        }
-        Err(_) => Some(false),
-    }
-}
-
-/// Not checked on this platform.
-#[cfg(not(unix))]
-pub(crate) fn is_mapped(_path: &Path) -> Option<bool> {
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gate_refuses_entry_once_closing_and_counts_in_flight() {
-        let gate = Gate(AtomicUsize::new(0));
-        assert!(gate.enter());
-        assert!(gate.enter());
-        gate.close();
-        assert!(!gate.enter());
-        assert_eq!(gate.in_flight(), 2);
-        gate.exit();
-        gate.exit();
-        assert_eq!(gate.in_flight(), 0);
-        assert!(gate.is_closing());
-    }
-
-    #[test]
-    fn layout_reports_are_summarized_on_one_line() {
-        let report = "noise\nError:incompatible type size\nExpected:\n    128\nFound:\n    120\n\
-                      more\nError:mismatched type\nExpected:\n    A\nFound:\n    B\n";
-        assert_eq!(
-            summarize_layout_errors(report),
-            "incompatible type size (expected 128, found 120); mismatched type (expected A, found B)"
-        );
-    }
-
-    #[test]
-    fn text_and_empty_files_are_not_shared_objects() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = dir.path().join("a.so");
-        std::fs::write(&text, "hello").unwrap();
-        assert_eq!(
-            not_a_shared_object(&text).as_deref(),
-            Some("it is a text file")
-        );
-        let empty = dir.path().join("b.so");
-        std::fs::write(&empty, "").unwrap();
-        assert_eq!(
-            not_a_shared_object(&empty).as_deref(),
-            Some("the file is empty")
-        );
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn libc_is_mapped_and_a_random_path_is_not() {
-        assert_eq!(is_mapped(Path::new("/nonexistent/libx.so")), Some(false));
     }
 }

@@ -1,0 +1,163 @@
+//! What the operating system does for the ffi module: opening a library, sniffing a file's
+//! header, `membarrier(2)`, and whether a library is still mapped.
+
+use std::{fs::File, io::Read, path::Path};
+
+#[cfg(unix)]
+pub(super) fn open_library(path: &Path) -> Result<libloading::Library, libloading::Error> {
+    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+    // SAFETY: loading a library runs its initializers. That is the point of a plugin system:
+    // the user chose to load this file. RTLD_NOW resolves every symbol now, so a missing
+    // dependency fails here rather than at the first call.
+    unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map(Into::into)
+}
+
+#[cfg(not(unix))]
+pub(super) fn open_library(path: &Path) -> Result<libloading::Library, libloading::Error> {
+    // SAFETY: as above, loading runs the library's initializers, which the user asked for.
+    unsafe { libloading::Library::new(path) }
+}
+
+/// Says why `path` is not a shared object, judging by its first bytes; `None` if it looks
+/// like one (ELF, Mach-O or PE).
+pub(super) fn not_a_shared_object(path: &Path) -> Option<String> {
+    let mut head = [0u8; 4];
+    let n = match File::open(path).and_then(|mut f| f.read(&mut head)) {
+        Ok(n) => n,
+        Err(e) => return Some(format!("cannot read it: {e}")),
+    };
+    let head = &head[..n];
+    const MAGICS: &[&[u8]] = &[
+        b"\x7fELF",
+        &[0xfe, 0xed, 0xfa, 0xce],
+        &[0xfe, 0xed, 0xfa, 0xcf],
+        &[0xce, 0xfa, 0xed, 0xfe],
+        &[0xcf, 0xfa, 0xed, 0xfe],
+        &[0xca, 0xfe, 0xba, 0xbe],
+        b"MZ",
+    ];
+    if MAGICS.iter().any(|m| head.starts_with(m)) {
+        None
+    } else if n == 0 {
+        Some("the file is empty".into())
+    } else if head
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
+        Some("it is a text file".into())
+    } else {
+        Some(format!(
+            "it starts with bytes {head:02x?}, not an ELF, Mach-O or PE header"
+        ))
+    }
+}
+
+/// Registers this process for `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, the heavy
+/// fence of [`threads`]. `false` where the kernel does not offer it.
+#[cfg(target_os = "linux")]
+pub(crate) fn membarrier_register() -> bool {
+    const QUERY: libc::c_int = 0;
+    const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+    // SAFETY: membarrier(2) with QUERY and REGISTER_PRIVATE_EXPEDITED reads and writes no
+    // memory of ours; it returns a bit mask, or -1 with errno set.
+    let supported = unsafe { libc::syscall(libc::SYS_membarrier, QUERY, 0 as libc::c_int) };
+    if supported < 0 || supported & PRIVATE_EXPEDITED == 0 {
+        return false;
+    }
+    // SAFETY: as above.
+    let registered = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            REGISTER_PRIVATE_EXPEDITED,
+            0 as libc::c_int,
+        )
+    };
+    registered == 0
+}
+
+/// Not available here: the fences of [`threads`] are full fences on both sides.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn membarrier_register() -> bool {
+    false
+}
+
+/// Makes every running thread of this process execute a full memory barrier. Call only
+/// after [`membarrier_register`] returned `true`. `false` if the kernel refused.
+#[cfg(target_os = "linux")]
+pub(crate) fn membarrier_expedited() -> bool {
+    const PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+    // SAFETY: membarrier(2) with PRIVATE_EXPEDITED, after this process registered for it,
+    // only interrupts this process's threads with a barrier; it touches no memory of ours.
+    unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0 as libc::c_int) == 0 }
+}
+
+/// Not available here.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn membarrier_expedited() -> bool {
+    false
+}
+
+/// Whether a library at `path` is still mapped into this process.
+#[cfg(target_os = "linux")]
+pub(crate) fn is_mapped(path: &Path) -> Option<bool> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let needle = path.to_str()?;
+    Some(maps.lines().any(|line| {
+        line.split_once('/')
+            .map(|(_, rest)| {
+                let p = format!("/{rest}");
+                p == needle || p.strip_suffix(" (deleted)") == Some(needle)
+            })
+            .unwrap_or(false)
+    }))
+}
+
+/// Whether a library at `path` is still loaded, asked with `dlopen(RTLD_NOLOAD)`.
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) fn is_mapped(path: &Path) -> Option<bool> {
+    use libloading::os::unix::{Library, RTLD_LAZY};
+    // SAFETY: RTLD_NOLOAD never loads anything, so no initializer runs; it only returns a
+    // handle (with one more reference) if the library is already loaded, which we drop at once.
+    match unsafe { Library::open(Some(path), RTLD_LAZY | libc::RTLD_NOLOAD) } {
+        Ok(lib) => {
+            let _ = lib.close();
+            Some(true)
+        }
+        Err(_) => Some(false),
+    }
+}
+
+/// Not checked on this platform.
+#[cfg(not(unix))]
+pub(crate) fn is_mapped(_path: &Path) -> Option<bool> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_empty_files_are_not_shared_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("a.so");
+        std::fs::write(&text, "hello").unwrap();
+        assert_eq!(
+            not_a_shared_object(&text).as_deref(),
+            Some("it is a text file")
+        );
+        let empty = dir.path().join("b.so");
+        std::fs::write(&empty, "").unwrap();
+        assert_eq!(
+            not_a_shared_object(&empty).as_deref(),
+            Some("the file is empty")
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn libc_is_mapped_and_a_random_path_is_not() {
+        assert_eq!(is_mapped(Path::new("/nonexistent/libx.so")), Some(false));
+    }
+}
