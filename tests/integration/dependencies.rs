@@ -228,3 +228,29 @@ fn a_bad_dependencies_field_is_a_manifest_error_naming_it() {
     assert!(err.contains("dependencies.counter"), "{err}");
     assert!(err.contains("not a semver requirement"), "{err}");
 }
+
+#[test]
+fn an_upgrade_that_would_close_a_cycle_is_refused_and_the_old_version_keeps_serving() {
+    let dir = TempPluginsDir::default();
+    let hello_dir = dir.stage("hello");
+    stage(&dir, "counter", serde_json::json!({"hello": "^1"}));
+    let manager = PluginManager::new(dir.path());
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    drop(report);
+    // hello's new manifest needs counter, which needs hello ^1: hello → counter → hello.
+    let manifest_path = hello_dir.join("plugin.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    manifest["dependencies"] = serde_json::json!({"counter": "^0.1"});
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    match &*manager.reload("hello").unwrap_err() {
+        LoadError::Dependency { chain, problem } => {
+            assert_eq!(chain, &["hello@1.2.0", "counter@0.1.0", "hello@1.2.0"]);
+            assert_eq!(problem, &DependencyProblem::Cycle);
+        }
+        other => panic!("expected a cycle, got {other:?}"),
+    }
+    let mut ctx = plg_loader::Context::new();
+    manager.get("hello").unwrap().execute(&mut ctx).unwrap();
+}

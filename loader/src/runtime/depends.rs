@@ -53,6 +53,44 @@ impl PluginManager {
         Ok(())
     }
 
+    /// Refuses an upgrade to `manifest` that would close a cycle through the loaded plugins:
+    /// one of its dependencies needs, directly or through others, a version of its plugin
+    /// that `manifest`'s version matches. (At load time a cycle cannot form: a dependency
+    /// must be loaded first. An upgrade can declare new dependencies on plugins that already
+    /// need it.)
+    pub(super) fn check_no_cycle(&self, manifest: &Manifest) -> Result<(), LoadError> {
+        let loaded = self.plugins();
+        // (plugin name, chain of ids from `manifest` to it)
+        let mut todo: Vec<(String, Vec<String>)> = manifest
+            .dependencies
+            .keys()
+            .map(|d| (d.clone(), vec![manifest.id()]))
+            .collect();
+        let mut seen: Vec<String> = Vec::new();
+        while let Some((name, chain)) = todo.pop() {
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name.clone());
+            for p in loaded.iter().filter(|p| p.name() == name) {
+                let needs = p.manifest();
+                let mut chain = chain.clone();
+                chain.push(p.id());
+                for (dep, req) in &needs.dependencies {
+                    if *dep == manifest.name && req.matches(&manifest.version) {
+                        chain.push(manifest.id());
+                        return Err(LoadError::Dependency {
+                            chain,
+                            problem: DependencyProblem::Cycle,
+                        });
+                    }
+                    todo.push((dep.clone(), chain.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Loads each dependency of `manifest` that is not loaded in a matching version: the
     /// highest installed version that matches, with its own dependencies first. `chain`
     /// holds the ids from the plugin first asked for down to `manifest`.

@@ -150,6 +150,7 @@ impl PluginManager {
             });
         }
         self.check_dependencies(&manifest, &[])?;
+        self.check_no_cycle(&manifest)?;
         let live = self.live_dir();
         let new = self.open_instance(manifest, manifest_path, Some((&live, Some(digest))))?;
         let started = self.start(old, &new);
