@@ -91,6 +91,7 @@ pub use packaging::{bundle, install, keys, origin};
 pub use error::{
     BuildError, BundleError, DependencyProblem, ExecError, GitError, InstallError, IoError,
     LoadError, LoadFailure, LookupError, ManifestError, ScaffoldError, UnloadError,
+    MAX_DEPENDENCY_DEPTH,
 };
 pub use manifest::{
     HttpServices, Manifest, Route, SchemaSource, Source, SourceResolver, MANIFEST_FILE,

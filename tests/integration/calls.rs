@@ -280,6 +280,9 @@ fn plg_run_loads_the_dependencies_and_the_nested_call_works() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("hello bob"), "{stdout}");
+    // The caller's own handle on its dependency is plg-loader's, not a handle the host kept.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("still held"), "{stderr}");
 }
 
 /// Unloads `fixture-noop` from inside an `after` hook of a call to it.

@@ -254,3 +254,67 @@ fn an_upgrade_that_would_close_a_cycle_is_refused_and_the_old_version_keeps_serv
     let mut ctx = plg_loader::Context::new();
     manager.get("hello").unwrap().execute(&mut ctx).unwrap();
 }
+
+#[test]
+fn load_matching_leaves_nothing_half_loaded_when_a_dependency_fails() {
+    let dir = TempPluginsDir::default();
+    stage(
+        &dir,
+        "hello",
+        serde_json::json!({"counter": "^0.1", "fixture-bad-onload": "^0.1"}),
+    );
+    stage(&dir, "counter", serde_json::json!({}));
+    dir.stage("fixture-bad-onload");
+    let manager = PluginManager::new(dir.path());
+    assert!(matches!(
+        manager.load_matching("hello", None),
+        Err(LoadError::Dependency { .. })
+    ));
+    let left: Vec<String> = manager.plugins().iter().map(|p| p.id()).collect();
+    assert!(left.is_empty(), "nothing half-loaded: {left:?}");
+}
+
+#[test]
+fn a_dependency_chain_longer_than_the_limit_is_refused_without_crashing() {
+    // Manifests only: the chain is refused before any library is needed.
+    let dir = TempPluginsDir::default();
+    let n = plg_loader::MAX_DEPENDENCY_DEPTH + 40;
+    for i in 0..n {
+        let name = format!("p{i:04}");
+        let deps = if i + 1 < n {
+            serde_json::json!({ format!("p{:04}", i + 1): "*" })
+        } else {
+            serde_json::json!({})
+        };
+        let vdir = dir.path().join(&name).join("0.1.0");
+        std::fs::create_dir_all(&vdir).unwrap();
+        let manifest = serde_json::json!({
+            "name": name, "version": "0.1.0",
+            "source": {"mode": "local_so", "path": "libmissing"},
+            "dependencies": deps,
+        });
+        std::fs::write(vdir.join("plugin.json"), manifest.to_string()).unwrap();
+    }
+    let manager = PluginManager::new(dir.path());
+    match manager.load_matching("p0000", None).unwrap_err() {
+        LoadError::Dependency { chain, problem } => {
+            assert_eq!(
+                problem,
+                DependencyProblem::TooDeep {
+                    limit: plg_loader::MAX_DEPENDENCY_DEPTH
+                }
+            );
+            assert_eq!(chain.len(), plg_loader::MAX_DEPENDENCY_DEPTH);
+        }
+        other => panic!("expected TooDeep, got {other:?}"),
+    }
+    let report = manager.load_all();
+    assert!(report.loaded.is_empty());
+    assert!(report.failed.iter().any(|f| matches!(
+        &f.error,
+        LoadError::Dependency {
+            problem: DependencyProblem::TooDeep { .. },
+            ..
+        }
+    )));
+}

@@ -545,7 +545,15 @@ pub enum DependencyProblem {
     },
     /// The chain is a cycle.
     Cycle,
+    /// The chain is longer than plg follows ([`MAX_DEPENDENCY_DEPTH`]).
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
 }
+
+/// How long a chain of dependencies plg follows before it refuses the plugin at its head.
+pub const MAX_DEPENDENCY_DEPTH: usize = 64;
 
 impl DependencyProblem {
     /// `name` (wanted as `requirement`) is not there in a matching version: `Missing` when no
@@ -585,6 +593,9 @@ fn dependency_message(chain: &[String], problem: &DependencyProblem) -> String {
         ),
         DependencyProblem::Cycle => format!(
             "dependency cycle {path}; plugins cannot depend on each other in a circle"
+        ),
+        DependencyProblem::TooDeep { limit } => format!(
+            "the dependency chain {path} is longer than {limit} plugins, which plg does not follow; shorten it"
         ),
     }
 }

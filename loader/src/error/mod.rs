@@ -9,6 +9,9 @@ mod pack;
 
 pub use call::{ExecError, LookupError, UnloadError};
 pub use io::{ConfigError, IoError};
-pub use load::{BuildError, DependencyProblem, GitError, InstallError, LoadError, LoadFailure};
+pub use load::{
+    BuildError, DependencyProblem, GitError, InstallError, LoadError, LoadFailure,
+    MAX_DEPENDENCY_DEPTH,
+};
 pub use manifest::ManifestError;
 pub use pack::{BundleError, ScaffoldError};

@@ -6,7 +6,7 @@ use semver::Version;
 
 use super::{manager::PluginManager, plugin::Plugin, route::Dependency, UnloadReport};
 use crate::{
-    error::{DependencyProblem, LoadError, UnloadError},
+    error::{DependencyProblem, LoadError, UnloadError, MAX_DEPENDENCY_DEPTH},
     manifest::Manifest,
 };
 
@@ -99,6 +99,14 @@ impl PluginManager {
         manifest: &Manifest,
         chain: &mut Vec<String>,
     ) -> Result<(), LoadError> {
+        if chain.len() >= MAX_DEPENDENCY_DEPTH {
+            return Err(LoadError::Dependency {
+                chain: chain.clone(),
+                problem: DependencyProblem::TooDeep {
+                    limit: MAX_DEPENDENCY_DEPTH,
+                },
+            });
+        }
         for (name, req) in &manifest.dependencies {
             let loaded = self.loaded_versions();
             if loaded.iter().any(|(n, v)| n == name && req.matches(v)) {
@@ -166,6 +174,7 @@ impl PluginManager {
                                 .collect(),
                         ),
                     })?;
+                handle.mark_internal();
                 Ok(Dependency {
                     name: name.clone(),
                     requirement: requirement.clone(),

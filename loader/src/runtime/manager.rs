@@ -444,7 +444,18 @@ impl PluginManager {
         name: &str,
         requirement: Option<&str>,
     ) -> Result<Plugin, LoadError> {
-        self.load_matching_in(name, requirement, &mut Vec::new())
+        let before = self.loaded_versions();
+        let result = self.load_matching_in(name, requirement, &mut Vec::new());
+        if result.is_err() {
+            // Nothing half-loaded: the dependencies this call loaded for a plugin that then
+            // failed are unloaded again (dependents first, by the cascade).
+            for (name, version) in self.loaded_versions() {
+                if !before.contains(&(name.clone(), version.clone())) {
+                    let _ = self.unload_cascade(&name, Some(&version));
+                }
+            }
+        }
+        result
     }
 
     /// [`load_matching`](Self::load_matching), for a dependency of the plugins in `chain`.

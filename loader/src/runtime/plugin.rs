@@ -443,6 +443,8 @@ pub(crate) struct Slot {
     /// The handle follows an upgrade to a version that matches this.
     follows: VersionReq,
     current: PinCell<Instance>,
+    /// Held by plg-loader itself (a dependent's handle for `Context::call`), not by the host.
+    internal: std::sync::atomic::AtomicBool,
 }
 
 /// A loaded plugin. Cheap to clone, `Send + Sync`: share it between threads and call
@@ -491,6 +493,7 @@ impl Plugin {
             name: instance.name().to_owned(),
             follows,
             current: PinCell::new(instance),
+            internal: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -526,6 +529,19 @@ impl Plugin {
     /// Points this handle at `to`, if it points at `from`. `true` if it moved.
     pub(crate) fn swap(&self, from: &Arc<Instance>, to: &Arc<Instance>) -> bool {
         self.0.current.compare_and_swap(from, to)
+    }
+
+    /// Marks this handle as plg-loader's own (a dependent's, for `Context::call`): the host
+    /// does not hold it, so it is not reported as a handle the host kept.
+    pub(crate) fn mark_internal(&self) {
+        self.0
+            .internal
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether plg-loader itself holds this handle ([`mark_internal`](Self::mark_internal)).
+    pub(crate) fn is_internal(&self) -> bool {
+        self.0.internal.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The instances this handle was moved off that no call uses any more, for the caller to

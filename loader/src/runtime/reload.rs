@@ -346,7 +346,7 @@ impl PluginManager {
         let instance = entry.instance();
         self.live_handles(entry.name())
             .iter()
-            .any(|h| Arc::ptr_eq(&h.instance(), &instance))
+            .any(|h| !h.is_internal() && Arc::ptr_eq(&h.instance(), &instance))
     }
 
     /// The highest loaded version of `name`.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use semver::Version;
 
 use crate::{
-    error::{DependencyProblem, LoadError},
+    error::{DependencyProblem, LoadError, MAX_DEPENDENCY_DEPTH},
     manifest::Manifest,
 };
 
@@ -102,6 +102,15 @@ impl Resolver<'_> {
                 return Err((cycle, DependencyProblem::Cycle));
             }
             State::Unvisited => {}
+        }
+        if self.stack.len() >= MAX_DEPENDENCY_DEPTH {
+            let mut chain: Vec<String> = self.stack.iter().map(|&s| self.id(s)).collect();
+            chain.push(self.id(i));
+            let problem = DependencyProblem::TooDeep {
+                limit: MAX_DEPENDENCY_DEPTH,
+            };
+            self.state[i] = State::Refused(chain.clone(), problem.clone());
+            return Err((chain, problem));
         }
         self.state[i] = State::Visiting;
         self.stack.push(i);
