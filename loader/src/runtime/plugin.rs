@@ -601,7 +601,22 @@ impl Plugin {
                         || (site.metrics.is_some() && local.sampled(site.sample_every));
                     timed.then(Instant::now)
                 });
-                self.attempt(instance, Some(pin), start, local.stripe(), ctx)
+                let result = site
+                    .hooks
+                    .before(&instance.id, &instance.call_info(), ctx)
+                    .and_then(|()| instance.call(Some(pin), ctx));
+                match result {
+                    // An upgrade retired this version between our read and our call, so the
+                    // call never ran; the handle points elsewhere now: go there (the hooks
+                    // run again, for the version that takes the call).
+                    Err(e)
+                        if matches!(*e, ExecError::Unloaded { .. })
+                            && !self.0.current.is(instance) =>
+                    {
+                        None
+                    }
+                    result => Some(instance.finish(start, local.stripe(), ctx, result)),
+                }
             });
             if let Some(result) = served {
                 return result;
@@ -617,36 +632,20 @@ impl Plugin {
         let mut instance = self.instance();
         let start = (!instance.calls.hooks.is_empty()).then(Instant::now);
         loop {
-            match self.attempt(&instance, None, start, SHARED_STRIPE, ctx) {
-                Some(result) => return result,
-                None => instance = self.instance(),
+            let result = instance
+                .calls
+                .hooks
+                .before(&instance.id, &instance.call_info(), ctx)
+                .and_then(|()| instance.call(None, ctx));
+            match result {
+                Err(e)
+                    if matches!(*e, ExecError::Unloaded { .. })
+                        && !self.0.current.is(&instance) =>
+                {
+                    instance = self.instance();
+                }
+                result => return instance.finish(start, SHARED_STRIPE, ctx, result),
             }
-        }
-    }
-
-    /// One attempt at a call on `instance`: its `before` hooks, the call, then metrics and
-    /// `after` hooks. `None` if an upgrade retired `instance` between our read and our call,
-    /// so the call never ran and the handle points elsewhere now: the caller goes there (the
-    /// hooks run again, for the version that takes the call).
-    #[inline]
-    fn attempt(
-        &self,
-        instance: &Instance,
-        pin: Option<&Pin<'_>>,
-        start: Option<Instant>,
-        stripe: usize,
-        ctx: &mut Context,
-    ) -> Option<Outcome> {
-        let result = instance
-            .calls
-            .hooks
-            .before(&instance.id, &instance.call_info(), ctx)
-            .and_then(|()| instance.call(pin, ctx));
-        match result {
-            Err(e) if matches!(*e, ExecError::Unloaded { .. }) && !self.0.current.is(instance) => {
-                None
-            }
-            result => Some(instance.finish(start, stripe, ctx, result)),
         }
     }
 
