@@ -9,30 +9,38 @@ use std::{
     sync::OnceLock,
 };
 
-/// Every plugin crate (the samples under `plugins/`, the fixtures under `tests/fixtures/`),
-/// plus the binaries the tests run.
-pub const PACKAGES: &[&str] = &[
-    "hello",
-    "counter",
-    "kinds",
-    "wordstats",
-    "fixture-panic",
-    "fixture-hang",
-    "fixture-noop",
-    "fixture-greet",
-    "fixture-nodelete",
-    "fixture-tls",
-    "fixture-bad-layout",
-    "fixture-future-abi",
-    "fixture-not-plugin",
-    "fixture-evil-context",
-    "fixture-big",
-    "fixture-bad-init",
-    "fixture-bad-onload",
-    "fixture-bad-magic",
-    "plg-cli",
-    "sample-host",
-];
+/// The binaries the tests run, besides every plugin crate.
+const BINARIES: &[&str] = &["plg-cli", "sample-host"];
+
+/// Every plugin crate: each directory under `plugins/` and `tests/fixtures/` with a
+/// `Cargo.toml`. Read from the tree, so a new fixture is built without being listed anywhere
+/// (a hand-kept list once missed one, and the tests passed only where an earlier
+/// `cargo build --workspace` had left its library behind).
+pub fn plugin_packages() -> Vec<String> {
+    let root = workspace_root();
+    let mut packages = Vec::new();
+    for parent in ["plugins", "tests/fixtures"] {
+        let entries = std::fs::read_dir(root.join(parent))
+            .unwrap_or_else(|e| panic!("cannot list {parent}/: {e}"));
+        for entry in entries {
+            let dir = entry.expect("directory entry").path();
+            let manifest = dir.join("Cargo.toml");
+            if !manifest.is_file() {
+                continue;
+            }
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&manifest).expect("Cargo.toml");
+            assert!(
+                text.contains(&format!("name = \"{name}\"")),
+                "{}: the package must be named after its directory, {name}",
+                manifest.display()
+            );
+            packages.push(name);
+        }
+    }
+    packages.sort();
+    packages
+}
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -85,7 +93,11 @@ fn build(profile: Profile) -> PathBuf {
     if profile == Profile::Release {
         cmd.arg("--release");
     }
-    for p in PACKAGES {
+    for p in plugin_packages()
+        .iter()
+        .map(String::as_str)
+        .chain(BINARIES.iter().copied())
+    {
         cmd.args(["-p", p]);
     }
     let status = cmd
