@@ -89,19 +89,19 @@ pub use packaging::{build, scaffold};
 pub use packaging::{bundle, install, keys, origin};
 
 pub use error::{
-    BuildError, BundleError, DependencyProblem, ExecError, GitError, InstallError, IoError,
-    LoadError, LoadFailure, LookupError, ManifestError, ScaffoldError, UnloadError,
-    MAX_DEPENDENCY_DEPTH,
+    BuildError, BundleError, DependencyProblem, ExecError, GitError, HandshakeProblem,
+    InstallError, IoError, LoadError, LoadFailure, LookupError, ManifestError, ScaffoldError,
+    UnloadError, WorkerError, MAX_DEPENDENCY_DEPTH,
 };
 pub use manifest::{
-    HttpServices, Manifest, Route, SchemaSource, Source, SourceResolver, MANIFEST_FILE,
+    HttpServices, Isolation, Manifest, Route, SchemaSource, Source, SourceResolver, MANIFEST_FILE,
 };
 pub use plugins_dir::{Config, ConfigError, Discovery, NoDefaultDir, PluginsDir, PLUGINS_DIR_ENV};
 pub use runtime::{
     render_prometheus, CallHook, CallInfo, Event, EventKind, LoadReport, Plugin, PluginManager,
     PluginMetrics, Rejection, Reload, Retired, ScanEntry, Subscription, UnloadReport, WatchBackend,
-    WatchGuard, WatchOptions, DEFAULT_EVENT_CAPACITY, DEFAULT_UNLOAD_TIMEOUT, ERROR_KINDS,
-    SAMPLE_EVERY,
+    WatchGuard, WatchOptions, WorkerPolicy, WorkerStop, DEFAULT_EVENT_CAPACITY,
+    DEFAULT_UNLOAD_TIMEOUT, ERROR_KINDS, SAMPLE_EVERY,
 };
 
 pub use plg_api::{

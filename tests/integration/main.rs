@@ -18,6 +18,7 @@ mod git;
 mod git_credentials;
 mod git_more;
 mod hostile_dir;
+mod isolation;
 mod layers;
 mod load;
 mod logging;

@@ -10,7 +10,7 @@ use std::{
 };
 
 /// The binaries the tests run, besides every plugin crate.
-const BINARIES: &[&str] = &["plg-cli", "sample-host"];
+const BINARIES: &[&str] = &["plg-cli", "plg-worker", "sample-host"];
 
 /// Every plugin crate: each directory under `plugins/` and `tests/fixtures/` with a
 /// `Cargo.toml`. Read from the tree, so a new fixture is built without being listed anywhere
@@ -139,6 +139,11 @@ pub fn library_file_name(package: &str) -> String {
 /// The `plg` binary.
 pub fn plg_bin(profile: Profile) -> PathBuf {
     artifacts(profile).join(format!("plg{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The `plg-worker` binary.
+pub fn worker_bin(profile: Profile) -> PathBuf {
+    artifacts(profile).join(format!("plg-worker{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// A temporary plugins directory.

@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::Context as _;
 use clap::Args;
-use plg_loader::{Context, PluginManager, Value, ValueMap};
+use plg_loader::{Context, PluginManager, Value, ValueMap, WorkerPolicy};
 
 use crate::{
     args::{parse_set, PluginSpec},
@@ -20,6 +20,10 @@ use crate::{
 pub struct RunArgs {
     /// The plugin, optionally with a semver requirement: `hello`, `hello@^1.2`, `hello@=1.2.0`.
     plugin: PluginSpec,
+    /// Run the plugin in a supervised worker process (`plg-worker`), whatever its
+    /// plugin.json says: a crash, an abort or a hang in it cannot take `plg` down.
+    #[arg(long)]
+    isolate: bool,
     #[command(flatten)]
     call: CallArgs,
 }
@@ -90,7 +94,11 @@ impl CallArgs {
 
 pub fn run(g: &Global, a: RunArgs, out: &Output) -> Result<(), Failure> {
     let mut ctx = a.call.context()?;
-    let manager = PluginManager::new(g.plugins_dir()?);
+    let mut policy = WorkerPolicy::default();
+    if a.isolate {
+        policy.isolate.insert(a.plugin.name.clone());
+    }
+    let manager = PluginManager::new(g.plugins_dir()?).with_worker_policy(policy);
     let plugin = manager.load_matching(&a.plugin.name, a.plugin.requirement.as_deref())?;
     plugin.execute(&mut ctx)?;
     out.json(ctx.values())

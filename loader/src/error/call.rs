@@ -67,6 +67,48 @@ pub enum ExecError {
         /// `name@version`.
         plugin: String,
     },
+    /// The plugin's worker process died during the call (a crash, an abort, a stack
+    /// overflow, an exit, or the kernel's OOM killer). The next call starts a new worker.
+    #[error(
+        "plugin {plugin}'s worker {status} during the call{}",
+        stderr_hint(stderr)
+    )]
+    WorkerCrashed {
+        /// `name@version`.
+        plugin: String,
+        /// How it ended: `was killed by signal 11 (SIGSEGV)`, `exited with code 0`.
+        status: String,
+        /// The last lines it wrote on stderr, escaped.
+        stderr: String,
+    },
+    /// The worker crashed too often: calls fail at once until the plugin is reloaded.
+    #[error("plugin {plugin}'s worker crashed {crashes} times within {window:?}; plg stopped restarting it. Fix the plugin, then reload it{}", stderr_hint(stderr))]
+    WorkerFailed {
+        /// `name@version`.
+        plugin: String,
+        /// The crashes counted.
+        crashes: u32,
+        /// Within this window.
+        window: Duration,
+        /// The last crash's stderr tail, escaped.
+        stderr: String,
+    },
+    /// The worker could not be started again, or the host could not talk to it.
+    #[error("plugin {plugin}'s worker: {message}")]
+    Worker {
+        /// `name@version`.
+        plugin: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+fn stderr_hint(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!("; its stderr ended with:\n{stderr}")
+    }
 }
 
 /// No loaded plugin answers a lookup.

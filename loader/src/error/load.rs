@@ -13,6 +13,7 @@ use super::{
     io::{ConfigError, IoError},
     manifest::ManifestError,
     pack::BundleError,
+    worker::WorkerError,
 };
 
 /// One plugin (or plugin directory) that failed to load, and why.
@@ -215,6 +216,21 @@ pub enum LoadError {
         dir: PathBuf,
         /// What notify said.
         message: String,
+    },
+    /// The plugin runs in a worker process, and the worker did not start.
+    #[error("plugin {plugin}: {source}")]
+    Worker {
+        /// `name@version`.
+        plugin: String,
+        /// What went wrong.
+        source: WorkerError,
+    },
+    /// The plugin is built with `panic = "abort"`, and the host's policy refuses such a
+    /// plugin in-process: a panic in it would abort the host.
+    #[error("plugin {plugin} is built with panic = \"abort\": a panic in it would abort this host. Rebuild it with the default panic = \"unwind\", or run it in a worker (\"isolation\": \"process\" in its plugin.json)")]
+    PanicAborts {
+        /// `name@version`.
+        plugin: String,
     },
     /// A file could not be read or written (a hot upgrade's private copy, a content hash).
     #[error(transparent)]

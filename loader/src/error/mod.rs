@@ -6,6 +6,7 @@ mod io;
 mod load;
 mod manifest;
 mod pack;
+mod worker;
 
 pub use call::{ExecError, LookupError, UnloadError};
 pub use io::{ConfigError, IoError};
@@ -15,3 +16,4 @@ pub use load::{
 };
 pub use manifest::ManifestError;
 pub use pack::{BundleError, ScaffoldError};
+pub use worker::{HandshakeProblem, WorkerError};

@@ -62,6 +62,29 @@ pub struct Manifest {
     pub input_schema: Option<SchemaSource>,
     /// A JSON Schema the context must match after a successful `execute` (`output_schema`).
     pub output_schema: Option<SchemaSource>,
+    /// Where the plugin asks to run (`isolation`): `None` leaves it to the host's policy.
+    pub isolation: Option<Isolation>,
+}
+
+/// Where a plugin's code runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isolation {
+    /// `"in_process"`: the library is loaded into the host. The fastest call; a crash in the
+    /// plugin is a crash of the host.
+    InProcess,
+    /// `"process"`: the library is loaded by a `plg-worker` process the host supervises. A
+    /// crash, a hang or an abort costs the plugin's calls, never the host.
+    Process,
+}
+
+impl Isolation {
+    /// The manifest's spelling: `in_process` or `process`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::InProcess => "in_process",
+            Isolation::Process => "process",
+        }
+    }
 }
 
 /// Where a manifest's JSON Schema is: written in the manifest, or in a file next to it.
@@ -172,6 +195,8 @@ struct RawManifest {
     input_schema: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     output_schema: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    isolation: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -254,6 +279,7 @@ impl Manifest {
                 .collect(),
             input_schema: self.input_schema.as_ref().map(SchemaSource::to_json),
             output_schema: self.output_schema.as_ref().map(SchemaSource::to_json),
+            isolation: self.isolation.map(|i| i.as_str().to_owned()),
         };
         serde_json::to_string_pretty(&raw).expect("a manifest always serializes")
     }

@@ -7,7 +7,7 @@ use std::{
 
 use semver::Version;
 
-use super::{git_url, Manifest, RawManifest, SchemaSource, Source, MAX_NAME_LEN};
+use super::{git_url, Isolation, Manifest, RawManifest, SchemaSource, Source, MAX_NAME_LEN};
 use crate::error::ManifestError;
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -140,6 +140,17 @@ impl RawManifest {
         };
         let input_schema = schema("input_schema", self.input_schema)?;
         let output_schema = schema("output_schema", self.output_schema)?;
+        let isolation = match self.isolation.as_deref() {
+            None => None,
+            Some("in_process") => Some(Isolation::InProcess),
+            Some("process") => Some(Isolation::Process),
+            Some(other) => {
+                return Err(bad.err(
+                    "isolation",
+                    format!("unknown isolation `{other}`: use `in_process` or `process`"),
+                ))
+            }
+        };
         Ok(Manifest {
             name: self.name,
             version,
@@ -151,6 +162,7 @@ impl RawManifest {
             dependencies,
             input_schema,
             output_schema,
+            isolation,
         })
     }
 }

@@ -19,6 +19,7 @@ use super::{
     plugin::{Hook, Instance, Plugin, Slot, UnloadReport},
     resolve::{self, Candidate},
     schemas::Schemas,
+    worker::WorkerPolicy,
 };
 use crate::{
     error::{LoadError, LoadFailure, LookupError, UnloadError},
@@ -96,6 +97,8 @@ pub struct PluginManager {
     pub(super) metrics: Option<MetricsByVersion>,
     /// Time one call in this many per thread.
     pub(super) sample_every: u32,
+    /// Which plugins run in worker processes, and how workers are supervised.
+    pub(super) worker_policy: WorkerPolicy,
 }
 
 impl PluginManager {
@@ -114,7 +117,21 @@ impl PluginManager {
             hooks: Hooks::default(),
             metrics: Some(Mutex::default()),
             sample_every: super::metrics::SAMPLE_EVERY,
+            worker_policy: WorkerPolicy::default(),
         }
+    }
+
+    /// Sets which plugins run in supervised worker processes, and how those are supervised
+    /// ([`WorkerPolicy`]). Running a plugin in a worker needs plg-loader's `isolation`
+    /// feature and the `plg-worker` binary; callers' code does not change.
+    pub fn with_worker_policy(mut self, policy: WorkerPolicy) -> Self {
+        self.worker_policy = policy;
+        self
+    }
+
+    /// The worker policy ([`with_worker_policy`](Self::with_worker_policy)).
+    pub fn worker_policy(&self) -> &WorkerPolicy {
+        &self.worker_policy
     }
 
     /// Sets how sources that are not local libraries (`remote_git`) are fetched and built.
@@ -353,6 +370,9 @@ impl PluginManager {
     ) -> Result<Arc<Instance>, LoadError> {
         let schemas = Schemas::load(&manifest, manifest_path)?;
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
+        if self.worker_policy.isolates(&manifest) {
+            return self.open_in_worker(manifest, manifest_path, &local, &local_path, schemas);
+        }
         let library = locate_library(&local, &local_path)?;
         // A private copy is named by its content hash; a plain load hashes nothing.
         let (copy, digest) = match copy_to {
@@ -401,6 +421,11 @@ impl PluginManager {
             });
         }
         instance.runtime().arm();
+        if instance.runtime().panic_aborts() == Some(true) && self.worker_policy.refuse_panic_abort
+        {
+            let _ = instance.unload(self.unload_timeout);
+            return Err(LoadError::PanicAborts { plugin: id });
+        }
         if instance.runtime().panic_aborts() == Some(true) {
             tracing::warn!(
                 plugin = instance.id(),

@@ -56,7 +56,7 @@ const MIN_EXP: u32 = 6;
 const BUCKETS: usize = 120;
 
 /// The kinds of failed call, as [`PluginMetrics::errors`] lists them.
-pub const ERROR_KINDS: [&str; 8] = [
+pub const ERROR_KINDS: [&str; 9] = [
     "error",
     "invalid_input",
     "invalid_output",
@@ -65,6 +65,7 @@ pub const ERROR_KINDS: [&str; 8] = [
     "deadline",
     "rejected",
     "unloaded",
+    "worker",
 ];
 
 fn error_index(e: &ExecError) -> usize {
@@ -77,6 +78,9 @@ fn error_index(e: &ExecError) -> usize {
         ExecError::DeadlineExceeded { .. } => 5,
         ExecError::Rejected { .. } => 6,
         ExecError::Unloaded { .. } => 7,
+        ExecError::WorkerCrashed { .. }
+        | ExecError::WorkerFailed { .. }
+        | ExecError::Worker { .. } => 8,
     }
 }
 

@@ -48,6 +48,8 @@ pub struct UnloadReport {
     /// A hot upgrade's private copy of the library (under `.plg/live/`) that stays on disk
     /// because its image is still mapped; `None` when there was no copy or it was removed.
     pub kept_copy: Option<PathBuf>,
+    /// For a plugin in a worker process, how the worker ended; `None` in-process.
+    pub worker: Option<super::worker::WorkerStop>,
 }
 
 /// Where calls to a plugin go. Today there is one runtime, the in-process library; a worker
@@ -76,6 +78,10 @@ pub(crate) trait Runtime: Send + Sync + fmt::Debug {
     fn panic_aborts(&self) -> Option<bool>;
     /// Marks `on_load` as done, so `on_unload` runs at unload.
     fn arm(&self);
+    /// Whether calls go to a worker process.
+    fn worker(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -183,6 +189,7 @@ impl Runtime for InProcess {
                 close_error: c.close_error,
                 predicted: self.preflight.clone(),
                 kept_copy: None,
+                worker: None,
             },
             None => UnloadReport {
                 plugin: id.to_owned(),
@@ -192,6 +199,7 @@ impl Runtime for InProcess {
                 close_error: None,
                 predicted: self.preflight.clone(),
                 kept_copy: None,
+                worker: None,
             },
         };
         Ok(report)
@@ -298,6 +306,30 @@ impl Instance {
             schemas,
             origin,
             copy,
+            calls,
+            successor: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// An instance whose calls go to `runtime` (a worker process).
+    #[cfg(feature = "isolation")]
+    pub(crate) fn with_runtime(
+        manifest: Manifest,
+        manifest_path: PathBuf,
+        runtime: Box<dyn Runtime>,
+        schemas: Option<Schemas>,
+        origin: Origin,
+        calls: CallSite,
+    ) -> Arc<Self> {
+        Arc::new(Instance {
+            route: Registration::new(manifest.id(), Vec::new()),
+            id: manifest.id(),
+            manifest: Arc::new(manifest),
+            manifest_path,
+            runtime,
+            schemas,
+            origin,
+            copy: None,
             calls,
             successor: std::sync::OnceLock::new(),
         })
@@ -701,6 +733,16 @@ impl Plugin {
     /// plg-api recorded its panic strategy.
     pub fn aborts_on_panic(&self) -> Option<bool> {
         self.read(|i| i.runtime.panic_aborts())
+    }
+
+    /// Where its calls run: [`Isolation::Process`](crate::Isolation::Process) when in a
+    /// supervised worker process, else [`Isolation::InProcess`](crate::Isolation::InProcess).
+    pub fn isolation(&self) -> crate::manifest::Isolation {
+        if self.read(|i| i.runtime.worker()) {
+            crate::manifest::Isolation::Process
+        } else {
+            crate::manifest::Isolation::InProcess
+        }
     }
 
     /// `false` once unloading began.

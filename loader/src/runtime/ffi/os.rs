@@ -134,6 +134,61 @@ pub(crate) fn is_mapped(_path: &Path) -> Option<bool> {
     None
 }
 
+#[cfg(feature = "isolation")]
+/// Limits a worker process runs under (`setrlimit`, set in the child before it runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ChildLimits {
+    /// `RLIMIT_AS`, bytes.
+    pub(crate) address_space: Option<u64>,
+    /// `RLIMIT_CPU`, seconds.
+    pub(crate) cpu_seconds: Option<u64>,
+    /// `RLIMIT_NOFILE`.
+    pub(crate) open_files: Option<u64>,
+}
+
+/// Makes the child `cmd` will start die with this process (`PR_SET_PDEATHSIG`, `SIGKILL`),
+/// and sets its resource limits. Call `spawn` from a thread that lives as long as the
+/// process: the kernel sends the signal when the spawning *thread* exits.
+#[cfg(all(feature = "isolation", target_os = "linux"))]
+pub(crate) fn die_with_parent(cmd: &mut std::process::Command, limits: ChildLimits) {
+    use std::os::unix::process::CommandExt;
+    let parent = rustix::process::getpid();
+    let hook = move || -> std::io::Result<()> {
+        use rustix::process::{setrlimit, Resource, Rlimit, Signal};
+        rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+        // The parent may have died before the line above: then no signal will come.
+        if rustix::process::getppid() != Some(parent) {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        for (resource, value) in [
+            (Resource::As, limits.address_space),
+            (Resource::Cpu, limits.cpu_seconds),
+            (Resource::Nofile, limits.open_files),
+        ] {
+            if let Some(v) = value {
+                setrlimit(
+                    resource,
+                    Rlimit {
+                        current: Some(v),
+                        maximum: Some(v),
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
+    // work is allowed. It makes raw system calls through rustix (prctl, getppid, setrlimit),
+    // allocates nothing (errors are raw OS error numbers) and takes no lock.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
+/// Other platforms: no parent-death signal; limits are not set.
+#[cfg(all(feature = "isolation", not(target_os = "linux")))]
+pub(crate) fn die_with_parent(_cmd: &mut std::process::Command, _limits: ChildLimits) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

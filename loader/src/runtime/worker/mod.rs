@@ -1,0 +1,20 @@
+//! Plugins in worker processes: the host's [`WorkerPolicy`], and (with the `isolation`
+//! feature) the supervised `plg-worker` process a plugin's calls go to over plg's protocol.
+//!
+//! `policy` is plain configuration. `process` starts a worker and shakes hands; `client`
+//! talks gRPC to it; `supervisor` owns one plugin's worker: it restarts it with backoff after
+//! a crash, kills it when a call overruns its deadline, and shuts it down at unload.
+
+mod policy;
+
+pub use policy::{WorkerPolicy, WorkerStop};
+
+#[cfg(feature = "isolation")]
+mod client;
+#[cfg(feature = "isolation")]
+mod process;
+#[cfg(feature = "isolation")]
+mod supervisor;
+
+#[cfg(feature = "isolation")]
+pub(crate) use supervisor::{start, Program};

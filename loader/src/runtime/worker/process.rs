@@ -1,0 +1,350 @@
+//! Start a plugin process and shake hands with it: the magic cookie in a cleared environment,
+//! one line on stdout, stderr forwarded to `tracing` and its tail kept for errors.
+
+use std::{
+    collections::VecDeque,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{mpsc, Arc, Condvar, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use plg_protocol::{Handshake, HandshakeError, COOKIE_KEY, COOKIE_VALUE};
+
+use super::policy::WorkerPolicy;
+use crate::{
+    error::{HandshakeProblem, WorkerError},
+    runtime::ffi::{die_with_parent, ChildLimits},
+    untrusted,
+};
+
+/// Lines of stderr kept for error messages.
+const TAIL_LINES: usize = 20;
+/// Characters kept of each stderr line.
+const LINE_CHARS: usize = 400;
+
+/// A started plugin process.
+pub(super) struct Process {
+    pub(super) child: Child,
+    pub(super) program: PathBuf,
+    pub(super) stderr: Arc<Tail>,
+}
+
+/// What a process wrote on stderr last, escaped.
+#[derive(Default)]
+pub(super) struct Tail {
+    lines: Mutex<(VecDeque<String>, bool)>,
+    closed: Condvar,
+}
+
+impl Tail {
+    fn push(&self, line: String) {
+        let mut g = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0.len() == TAIL_LINES {
+            g.0.pop_front();
+        }
+        g.0.push_back(line);
+    }
+
+    fn close(&self) {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.closed.notify_all();
+    }
+
+    /// The tail, after waiting up to `wait` for the process's stderr to close (so that what
+    /// a dying process wrote last is in it).
+    pub(super) fn text(&self, wait: Duration) -> String {
+        let g = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let (g, _) = self
+            .closed
+            .wait_timeout_while(g, wait, |g| !g.1)
+            .unwrap_or_else(|e| e.into_inner());
+        g.0.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// What a plugin process runs: a program with its arguments and declared environment.
+pub(super) struct Launch<'a> {
+    pub(super) program: &'a Path,
+    pub(super) args: Vec<std::ffi::OsString>,
+    pub(super) env: Vec<(String, String)>,
+    /// `name@version`, for the logs.
+    pub(super) plugin: &'a str,
+}
+
+/// Starts `launch` and waits for its handshake.
+pub(super) fn start(
+    launch: &Launch<'_>,
+    policy: &WorkerPolicy,
+) -> Result<(Process, Handshake), WorkerError> {
+    let mut cmd = Command::new(launch.program);
+    cmd.args(&launch.args)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .envs(policy.env.iter().map(|(k, v)| (k, v)))
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .env(COOKIE_KEY, COOKIE_VALUE)
+        .env(
+            "PLG_WORKER_KILL_GRACE_MS",
+            policy.kill_grace.as_millis().to_string(),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    die_with_parent(
+        &mut cmd,
+        ChildLimits {
+            address_space: policy.memory_limit,
+            cpu_seconds: policy.cpu_seconds,
+            open_files: policy.open_files,
+        },
+    );
+    let mut child = spawn_from_lasting_thread(cmd).map_err(|e| WorkerError::Spawn {
+        program: launch.program.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let stderr = Arc::new(Tail::default());
+    if let Some(err) = child.stderr.take() {
+        let (tail, plugin) = (stderr.clone(), launch.plugin.to_owned());
+        std::thread::Builder::new()
+            .name("plg-worker-stderr".into())
+            .spawn(move || forward_stderr(err, &tail, &plugin))
+            .ok();
+    } else {
+        stderr.close();
+    }
+    let (line_tx, line_rx) = mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        let plugin = launch.plugin.to_owned();
+        std::thread::Builder::new()
+            .name("plg-worker-stdout".into())
+            .spawn(move || read_stdout(out, line_tx, &plugin))
+            .ok();
+    }
+    let mut process = Process {
+        child,
+        program: launch.program.to_owned(),
+        stderr,
+    };
+    let started = Instant::now();
+    let line = match line_rx.recv_timeout(policy.start_timeout) {
+        Ok(line) => line,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            process.kill();
+            return Err(WorkerError::HandshakeTimeout {
+                program: process.program.clone(),
+                timeout: policy.start_timeout,
+                stderr: process.stderr.text(Duration::from_millis(500)),
+            });
+        }
+        // stdout closed without a line: the process is exiting.
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            let left = policy.start_timeout.saturating_sub(started.elapsed());
+            let status = process.wait_for_exit(left.max(Duration::from_millis(200)));
+            return Err(WorkerError::ExitedBeforeHandshake {
+                program: process.program.clone(),
+                status: status.map_or_else(|| "closed its stdout".into(), |s| describe(&s)),
+                stderr: process.stderr.text(Duration::from_millis(500)),
+            });
+        }
+    };
+    match Handshake::parse(&line) {
+        Ok(handshake) => Ok((process, handshake)),
+        Err(e) => {
+            process.kill();
+            let problem = match e {
+                HandshakeError::Garbage { .. } => HandshakeProblem::Garbage,
+                HandshakeError::Version { .. } => HandshakeProblem::Version,
+                HandshakeError::Transport { .. } => HandshakeProblem::Transport,
+            };
+            Err(WorkerError::BadHandshake {
+                program: process.program.clone(),
+                problem,
+                reason: untrusted::escape(&e.to_string()).into_owned(),
+                stderr: process.stderr.text(Duration::from_millis(500)),
+            })
+        }
+    }
+}
+
+impl Process {
+    /// Kills the process group and reaps the process.
+    pub(super) fn kill(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `timeout` for the process to exit (reaping it); `None` if it has not.
+    pub(super) fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Spawns `cmd` from one thread that lives as long as the process: `PR_SET_PDEATHSIG` fires
+/// when the thread that forked the child exits, so spawning from a caller's short-lived
+/// thread would kill the worker with that thread.
+fn spawn_from_lasting_thread(cmd: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("plg-worker-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("cannot start plg's worker spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, reply_tx))
+        .map_err(|_| std::io::Error::other("plg's worker spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("plg's worker spawner thread is gone"))?
+}
+
+/// Sends the first stdout line (the handshake); logs anything after it as a warning.
+fn read_stdout(out: std::process::ChildStdout, first: mpsc::Sender<String>, plugin: &str) {
+    let mut lines = BufReader::new(out).lines();
+    match lines.next() {
+        Some(Ok(line)) => {
+            let _ = first.send(line);
+        }
+        _ => return,
+    }
+    drop(first);
+    for line in lines.map_while(Result::ok) {
+        tracing::warn!(
+            target: "plg::plugin",
+            plugin,
+            "wrote to stdout after its handshake (use stderr): {}",
+            untrusted::escape(&line)
+        );
+    }
+}
+
+/// Forwards stderr lines to `tracing` (JSON lines in hclog's or tracing's shape keep their
+/// level) and keeps the tail.
+fn forward_stderr(err: std::process::ChildStderr, tail: &Tail, plugin: &str) {
+    let mut reader = BufReader::new(err);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let raw = String::from_utf8_lossy(&buf);
+        let raw = raw.trim_end_matches(['\n', '\r']);
+        let (level, message) = parse_log_line(raw);
+        let message: String = untrusted::escape(&message)
+            .chars()
+            .take(LINE_CHARS)
+            .collect();
+        match level {
+            tracing::Level::ERROR => tracing::error!(target: "plg::plugin", plugin, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "plg::plugin", plugin, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "plg::plugin", plugin, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(target: "plg::plugin", plugin, "{message}"),
+            _ => tracing::info!(target: "plg::plugin", plugin, "{message}"),
+        }
+        tail.push(message);
+    }
+    tail.close();
+}
+
+/// The level and message of one stderr line: hclog's JSON (`@level`, `@message`), tracing's
+/// JSON (`level`, `fields.message`), or plain text (info).
+fn parse_log_line(line: &str) -> (tracing::Level, String) {
+    let plain = (tracing::Level::INFO, line.to_owned());
+    if !line.starts_with('{') {
+        return plain;
+    }
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(line) else {
+        return plain;
+    };
+    let level = m
+        .get("@level")
+        .or_else(|| m.get("level"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("info")
+        .to_ascii_lowercase();
+    let message = m
+        .get("@message")
+        .or_else(|| m.get("fields").and_then(|f| f.get("message")))
+        .or_else(|| m.get("message"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| line.to_owned());
+    let level = match level.as_str() {
+        "error" => tracing::Level::ERROR,
+        "warn" | "warning" => tracing::Level::WARN,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    (level, message)
+}
+
+/// `exited with code 3`, `was killed by signal 11 (SIGSEGV)`.
+pub(super) fn describe(status: &ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            let name = match sig {
+                4 => " (SIGILL)",
+                6 => " (SIGABRT)",
+                7 => " (SIGBUS)",
+                8 => " (SIGFPE)",
+                9 => " (SIGKILL)",
+                11 => " (SIGSEGV)",
+                15 => " (SIGTERM)",
+                24 => " (SIGXCPU)",
+                _ => "",
+            };
+            return format!("was killed by signal {sig}{name}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exited with code {code}"),
+        None => "exited".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_keep_their_level_in_each_shape() {
+        let (l, m) = parse_log_line(r#"{"@level":"warn","@message":"low disk","@module":"x"}"#);
+        assert_eq!((l, m.as_str()), (tracing::Level::WARN, "low disk"));
+        let (l, m) = parse_log_line(r#"{"level":"ERROR","fields":{"message":"boom"}}"#);
+        assert_eq!((l, m.as_str()), (tracing::Level::ERROR, "boom"));
+        let (l, m) = parse_log_line("plain text");
+        assert_eq!((l, m.as_str()), (tracing::Level::INFO, "plain text"));
+    }
+}

@@ -1,0 +1,634 @@
+//! One plugin's worker, supervised: started on first use, restarted with backoff after a
+//! crash, marked failed after too many, killed when a call overruns its deadline, stopped
+//! when idle, and shut down at unload. It is the plugin's [`Runtime`]: callers cannot tell it
+//! from the in-process one.
+
+use std::{
+    collections::VecDeque,
+    ffi::OsString,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        mpsc, Arc, Mutex, MutexGuard, Weak,
+    },
+    time::{Duration, Instant},
+};
+
+use plg_api::{Context, PluginErrorKind};
+use plg_protocol::{from_wire, pb, to_wire};
+
+use super::{
+    client::{self, Client},
+    policy::{WorkerPolicy, WorkerStop},
+    process::{self, Launch, Process},
+};
+use crate::{
+    error::{ExecError, UnloadError, WorkerError},
+    manifest::{preflight::Unmappable, Manifest},
+    runtime::plugin::{Hook, Outcome, Runtime, UnloadReport},
+};
+
+/// How often a waiting caller looks at its context's cancellation flag.
+const CANCEL_POLL: Duration = Duration::from_millis(10);
+
+/// What a worker runs: the `plg-worker` binary with a manifest, or an executable plugin.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    pub(crate) path: PathBuf,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: Vec<(String, String)>,
+}
+
+/// Starts `manifest`'s plugin in a worker running `program`, shakes hands, checks
+/// `Describe` against the manifest, and returns its runtime.
+pub(crate) fn start(
+    manifest: &Manifest,
+    program: Program,
+    library: PathBuf,
+    preflight: Unmappable,
+    policy: WorkerPolicy,
+) -> Result<Box<dyn Runtime>, WorkerError> {
+    let inner = Arc::new(Inner {
+        id: manifest.id(),
+        name: manifest.name.clone(),
+        version: manifest.version.to_string(),
+        program,
+        policy,
+        state: Mutex::new(State::default()),
+        in_flight: AtomicUsize::new(0),
+        closing: AtomicBool::new(false),
+    });
+    let live = inner.start_worker()?;
+    inner.lock().worker = Some(live);
+    if inner.policy.idle_timeout.is_some() || inner.policy.health_interval.is_some() {
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("plg-worker-watch".into())
+            .spawn(move || watch(weak))
+            .map_err(|e| WorkerError::Spawn {
+                program: inner.program.path.clone(),
+                reason: format!("cannot start its health thread: {e}"),
+            })?;
+    }
+    Ok(Box::new(WorkerRuntime {
+        inner,
+        library,
+        preflight,
+    }))
+}
+
+#[derive(Debug)]
+struct WorkerRuntime {
+    inner: Arc<Inner>,
+    library: PathBuf,
+    preflight: Unmappable,
+}
+
+struct Inner {
+    id: String,
+    name: String,
+    version: String,
+    program: Program,
+    policy: WorkerPolicy,
+    state: Mutex<State>,
+    in_flight: AtomicUsize,
+    closing: AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("plugin", &self.id).finish()
+    }
+}
+
+/// A running worker.
+struct Live {
+    process: Mutex<Process>,
+    client: Client,
+    generation: u64,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    worker: Option<Arc<Live>>,
+    generation: u64,
+    /// Crash times within the window.
+    crashes: VecDeque<Instant>,
+    /// The wait before the next start, and when it may happen.
+    backoff: Duration,
+    next_start: Option<Instant>,
+    /// The last crash: its worker's generation, status and stderr tail.
+    last_crash: Option<(u64, String, String)>,
+    /// Set after too many crashes: calls fail at once.
+    failed: bool,
+    last_call: Option<Instant>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start_worker(&self) -> Result<Arc<Live>, WorkerError> {
+        let launch = Launch {
+            program: &self.program.path,
+            args: self.program.args.clone(),
+            env: self.program.env.clone(),
+            plugin: &self.id,
+        };
+        let (mut proc, handshake) = process::start(&launch, &self.policy)?;
+        let connected = client::connect(&handshake.socket, self.policy.start_timeout)
+            .and_then(|c| c.describe(self.policy.start_timeout).map(|d| (c, d)));
+        let (client, described) = match connected {
+            Ok(c) => c,
+            Err(reason) => {
+                proc.kill();
+                return Err(WorkerError::Connect {
+                    program: self.program.path.clone(),
+                    reason,
+                });
+            }
+        };
+        if described.name != self.name || described.version != self.version {
+            proc.kill();
+            return Err(WorkerError::Mismatch {
+                program: self.program.path.clone(),
+                described: crate::untrusted::escape(&format!(
+                    "{}@{}",
+                    described.name, described.version
+                ))
+                .into_owned(),
+                manifest: self.id.clone(),
+            });
+        }
+        let mut state = self.lock();
+        state.generation += 1;
+        Ok(Arc::new(Live {
+            process: Mutex::new(proc),
+            client,
+            generation: state.generation,
+            started: Instant::now(),
+        }))
+    }
+
+    /// The running worker, started (after its backoff) if there is none.
+    fn live(&self) -> Result<Arc<Live>, Box<ExecError>> {
+        let mut state = self.lock();
+        state.last_call = Some(Instant::now());
+        if let Some(live) = state.worker.clone() {
+            // A worker that exited between calls (killed for a hung call, or by the OOM
+            // killer) is a crash found now: the call goes to a new one.
+            let exited = live
+                .process
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .child
+                .try_wait()
+                .ok()
+                .flatten();
+            match exited {
+                None => return Ok(live),
+                Some(status) => {
+                    let stderr = live
+                        .process
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .stderr
+                        .text(Duration::ZERO);
+                    self.record_crash(&mut state, &live, process::describe(&status), stderr);
+                }
+            }
+        }
+        if state.failed {
+            return Err(Box::new(self.failed_error(&state)));
+        }
+        if let Some(at) = state.next_start {
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+        }
+        drop(state);
+        let live = self.start_worker().map_err(|e| {
+            Box::new(ExecError::Worker {
+                plugin: self.id.clone(),
+                message: format!("cannot restart it: {e}"),
+            })
+        })?;
+        let mut state = self.lock();
+        if let Some(other) = &state.worker {
+            // Another caller started one meanwhile: use it, stop ours.
+            let other = other.clone();
+            drop(state);
+            stop(&live, &self.policy);
+            return Ok(other);
+        }
+        state.worker = Some(live.clone());
+        Ok(live)
+    }
+
+    fn failed_error(&self, state: &State) -> ExecError {
+        ExecError::WorkerFailed {
+            plugin: self.id.clone(),
+            crashes: state.crashes.len() as u32,
+            window: self.policy.crash_window,
+            stderr: state
+                .last_crash
+                .as_ref()
+                .map(|c| c.2.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The call failed at the transport: if the worker died, record the crash and say how.
+    fn crashed(&self, live: &Arc<Live>, message: String) -> ExecError {
+        let status = live
+            .process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .wait_for_exit(Duration::from_millis(500));
+        let mut state = self.lock();
+        if let Some((generation, status, stderr)) = &state.last_crash {
+            if *generation == live.generation {
+                return ExecError::WorkerCrashed {
+                    plugin: self.id.clone(),
+                    status: status.clone(),
+                    stderr: stderr.clone(),
+                };
+            }
+        }
+        let Some(status) = status else {
+            return ExecError::Worker {
+                plugin: self.id.clone(),
+                message,
+            };
+        };
+        let status = process::describe(&status);
+        let stderr = live
+            .process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stderr
+            .text(Duration::from_millis(500));
+        self.record_crash(&mut state, live, status.clone(), stderr.clone());
+        ExecError::WorkerCrashed {
+            plugin: self.id.clone(),
+            status,
+            stderr,
+        }
+    }
+
+    fn record_crash(&self, state: &mut State, live: &Arc<Live>, status: String, stderr: String) {
+        let now = Instant::now();
+        if state
+            .worker
+            .as_ref()
+            .is_some_and(|w| w.generation == live.generation)
+        {
+            state.worker = None;
+        }
+        state.last_crash = Some((live.generation, status, stderr));
+        let window = self.policy.crash_window;
+        while state
+            .crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            state.crashes.pop_front();
+        }
+        state.crashes.push_back(now);
+        // A worker that ran for a whole window without crashing starts the backoff over.
+        state.backoff = if live.started.elapsed() > window || state.backoff.is_zero() {
+            self.policy.initial_backoff
+        } else {
+            (state.backoff * 2).min(self.policy.max_backoff)
+        };
+        state.next_start = Some(now + state.backoff);
+        if state.crashes.len() as u32 >= self.policy.max_crashes {
+            state.failed = true;
+            tracing::error!(
+                plugin = self.id,
+                crashes = state.crashes.len(),
+                "the worker crashed too often; calls fail until the plugin is reloaded"
+            );
+        }
+    }
+
+    /// A call that overran its deadline or was cancelled: if it is still running after the
+    /// kill grace, the worker ignores cancellation, so it is killed (and restarted on the
+    /// next call).
+    fn watch_overrun(self: &Arc<Self>, live: Arc<Live>, done: mpsc::Receiver<()>) {
+        let grace = self.policy.kill_grace;
+        let inner = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("plg-worker-overrun".into())
+            .spawn(move || {
+                if let Err(mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(grace) {
+                    let Some(inner) = inner.upgrade() else { return };
+                    tracing::warn!(
+                        plugin = inner.id,
+                        "a call ignored its deadline or cancellation for {grace:?}; killing its worker"
+                    );
+                    live.process.lock().unwrap_or_else(|e| e.into_inner()).kill();
+                    let mut state = inner.lock();
+                    inner.record_crash(
+                        &mut state,
+                        &live,
+                        "was killed: a call ignored its deadline or cancellation".into(),
+                        String::new(),
+                    );
+                }
+            })
+            .ok();
+    }
+}
+
+/// Asks `live` to shut down; kills it if it does not exit within the grace period.
+fn stop(live: &Live, policy: &WorkerPolicy) -> WorkerStop {
+    let asked = live.client.shutdown(policy.shutdown_grace);
+    let mut process = live.process.lock().unwrap_or_else(|e| e.into_inner());
+    if asked && process.wait_for_exit(policy.shutdown_grace).is_some() {
+        WorkerStop::ShutDown
+    } else {
+        process.kill();
+        WorkerStop::Killed
+    }
+}
+
+/// Health checks and the idle timeout, until the runtime is dropped.
+fn watch(inner: Weak<Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let policy = &strong.policy;
+        let tick = [policy.health_interval, policy.idle_timeout.map(|t| t / 4)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_millis(10));
+        drop(strong);
+        std::thread::sleep(tick);
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let live = inner.lock().worker.clone();
+        let Some(live) = live else { continue };
+        if let Some(idle) = inner.policy.idle_timeout {
+            let last = inner.lock().last_call;
+            if inner.in_flight.load(Ordering::Acquire) == 0
+                && last.is_none_or(|t| t.elapsed() >= idle)
+            {
+                let mut state = inner.lock();
+                if state
+                    .worker
+                    .as_ref()
+                    .is_some_and(|w| w.generation == live.generation)
+                {
+                    state.worker = None;
+                    drop(state);
+                    tracing::debug!(plugin = inner.id, "stopping its idle worker");
+                    stop(&live, &inner.policy);
+                    continue;
+                }
+            }
+        }
+        if inner.policy.health_interval.is_some()
+            && !live.client.healthy(tick.max(Duration::from_secs(1)))
+        {
+            tracing::warn!(
+                plugin = inner.id,
+                "its worker failed a health check; restarting it"
+            );
+            live.process
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .kill();
+            let mut state = inner.lock();
+            inner.record_crash(
+                &mut state,
+                &live,
+                "failed its health check".into(),
+                String::new(),
+            );
+        }
+    }
+}
+
+impl Runtime for WorkerRuntime {
+    fn execute(&self, id: &str, ctx: &mut Context) -> Outcome {
+        let inner = &self.inner;
+        if inner.closing.load(Ordering::Acquire) {
+            return Err(Box::new(ExecError::Unloaded {
+                plugin: id.to_owned(),
+            }));
+        }
+        inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _counted = InFlight(&inner.in_flight);
+        let live = inner.live()?;
+        let mut request = tonic::Request::new(pb::ExecuteRequest {
+            values: Some(to_wire(ctx.values())),
+            label: ctx.label().to_owned(),
+        });
+        let deadline = ctx.remaining().map(|r| Instant::now() + r);
+        if let Some(remaining) = ctx.remaining() {
+            if remaining.is_zero() {
+                return Err(Box::new(ExecError::DeadlineExceeded {
+                    plugin: id.to_owned(),
+                }));
+            }
+            request.set_timeout(remaining);
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let mut plugin = live.client.plugin.clone();
+        let task = client::runtime().spawn(async move {
+            let result = plugin.execute(request).await;
+            let _ = done_tx.send(());
+            let _ = tx.send(result);
+        });
+        let result = loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(CANCEL_POLL),
+                None => CANCEL_POLL,
+            };
+            match rx.recv_timeout(slice) {
+                Ok(result) => break result,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(tonic::Status::unknown(
+                        "the call's task ended without a result",
+                    ))
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let overran = deadline.is_some_and(|d| Instant::now() >= d);
+            if overran {
+                // The RPC carries the deadline, so the worker ends the call too; answer now,
+                // and kill the worker if the call is still running after the grace period.
+                inner.watch_overrun(live.clone(), done_rx);
+                return Err(Box::new(ExecError::DeadlineExceeded {
+                    plugin: id.to_owned(),
+                }));
+            }
+            if ctx.is_cancelled() {
+                // Dropping the RPC is gRPC cancellation: the worker cancels the plugin's
+                // context, and exits if the plugin ignores that for the grace period.
+                task.abort();
+                return Err(Box::new(ExecError::Cancelled {
+                    plugin: id.to_owned(),
+                }));
+            }
+        };
+        match result {
+            Ok(response) => match response.into_inner().outcome {
+                Some(pb::execute_response::Outcome::Values(values)) => {
+                    let values = from_wire(values).map_err(|e| {
+                        Box::new(ExecError::Worker {
+                            plugin: id.to_owned(),
+                            message: format!("its reply is malformed: {e}"),
+                        })
+                    })?;
+                    *ctx.values_mut() = values;
+                    Ok(())
+                }
+                Some(pb::execute_response::Outcome::Error(e)) => Err(Box::new(plugin_error(id, e))),
+                None => Err(Box::new(ExecError::Worker {
+                    plugin: id.to_owned(),
+                    message: "its reply has no outcome".into(),
+                })),
+            },
+            Err(status) => Err(Box::new(match status.code() {
+                tonic::Code::DeadlineExceeded => ExecError::DeadlineExceeded {
+                    plugin: id.to_owned(),
+                },
+                tonic::Code::Cancelled if ctx.is_cancelled() => ExecError::Cancelled {
+                    plugin: id.to_owned(),
+                },
+                tonic::Code::ResourceExhausted | tonic::Code::InvalidArgument => {
+                    ExecError::Worker {
+                        plugin: id.to_owned(),
+                        message: crate::untrusted::escape(status.message()).into_owned(),
+                    }
+                }
+                _ => inner.crashed(
+                    &live,
+                    crate::untrusted::escape(&format!("{}: {}", status.code(), status.message()))
+                        .into_owned(),
+                ),
+            })),
+        }
+    }
+
+    fn unload(&self, id: &str, timeout: Duration) -> Result<UnloadReport, UnloadError> {
+        let inner = &self.inner;
+        let start = Instant::now();
+        inner.closing.store(true, Ordering::Release);
+        while inner.in_flight.load(Ordering::Acquire) > 0 {
+            if start.elapsed() >= timeout {
+                inner.closing.store(false, Ordering::Release);
+                return Err(UnloadError::Busy {
+                    plugin: id.to_owned(),
+                    in_flight: inner.in_flight.load(Ordering::Acquire),
+                    waited: start.elapsed(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let waited = start.elapsed();
+        let live = inner.lock().worker.take();
+        let stopped = match live {
+            Some(live) => stop(&live, &inner.policy),
+            None => WorkerStop::NotRunning,
+        };
+        Ok(UnloadReport {
+            plugin: id.to_owned(),
+            waited,
+            // The library was never mapped into this process; its worker has exited.
+            unmapped: Some(true),
+            on_unload_error: None,
+            close_error: None,
+            predicted: self.preflight.clone(),
+            kept_copy: None,
+            worker: Some(stopped),
+        })
+    }
+
+    fn is_loaded(&self) -> bool {
+        !self.inner.closing.load(Ordering::Acquire)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Acquire)
+    }
+
+    fn library_path(&self) -> &Path {
+        &self.library
+    }
+
+    fn preflight(&self) -> &Unmappable {
+        &self.preflight
+    }
+
+    fn api_version(&self) -> &str {
+        "(in a worker)"
+    }
+
+    /// `on_load` ran in the worker when it loaded the plugin; the state hooks of hot upgrade
+    /// are not carried over the protocol.
+    fn run_hook(&self, _id: &str, _hook: Hook, _ctx: &mut Context) -> Result<(), ExecError> {
+        Ok(())
+    }
+
+    fn has_hook(&self, _hook: Hook) -> bool {
+        false
+    }
+
+    fn panic_aborts(&self) -> Option<bool> {
+        None
+    }
+
+    fn arm(&self) {}
+
+    fn worker(&self) -> bool {
+        true
+    }
+}
+
+impl Drop for WorkerRuntime {
+    fn drop(&mut self) {
+        self.inner.closing.store(true, Ordering::Release);
+        if let Some(live) = self.inner.lock().worker.take() {
+            stop(&live, &self.inner.policy);
+        }
+    }
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What the plugin reported, as the same error the in-process runtime gives.
+fn plugin_error(id: &str, e: pb::PluginError) -> ExecError {
+    let plugin = id.to_owned();
+    // Kept as the plugin wrote it, as in-process: whoever shows it escapes it.
+    let message = e.message;
+    let kind = match pb::plugin_error::Kind::try_from(e.kind) {
+        Ok(pb::plugin_error::Kind::InvalidInput) => PluginErrorKind::InvalidInput,
+        Ok(pb::plugin_error::Kind::Cancelled) => PluginErrorKind::Cancelled,
+        Ok(pb::plugin_error::Kind::Panicked) => PluginErrorKind::Panicked,
+        _ => PluginErrorKind::Failed,
+    };
+    match kind {
+        PluginErrorKind::InvalidInput => ExecError::InvalidInput { plugin, message },
+        PluginErrorKind::Cancelled => ExecError::Cancelled { plugin },
+        PluginErrorKind::Panicked => ExecError::Panicked { plugin, message },
+        _ => ExecError::Failed { plugin, message },
+    }
+}

@@ -1,0 +1,457 @@
+//! Plugins in supervised worker processes (issue 10): the same `Plugin` handle and
+//! `execute`, typed errors for every way a worker can fail, restarts, and no orphans.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use plg_loader::{
+    Context, ExecError, HandshakeProblem, Isolation, LoadError, Plugin, PluginManager, Value,
+    WorkerError, WorkerPolicy, WorkerStop,
+};
+use plg_tests::{worker_bin, Profile, TempPluginsDir};
+
+/// Isolate every plugin, with fast restarts and the test build's worker.
+fn policy() -> WorkerPolicy {
+    let mut p = WorkerPolicy::isolate_all();
+    p.program = Some(worker_bin(Profile::Debug));
+    p.initial_backoff = Duration::from_millis(1);
+    p.max_backoff = Duration::from_millis(1);
+    p.max_crashes = 1000;
+    p.kill_grace = Duration::from_millis(300);
+    p
+}
+
+fn load(dir: &TempPluginsDir, name: &str, policy: WorkerPolicy) -> (PluginManager, Plugin) {
+    let manager = PluginManager::local_only(dir.path()).with_worker_policy(policy);
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let plugin = manager.get(name).unwrap();
+    (manager, plugin)
+}
+
+fn call(plugin: &Plugin, what: &str) -> Result<Context, ExecError> {
+    let mut ctx = Context::new();
+    ctx.set("do", what);
+    plugin.execute(&mut ctx).map(|()| ctx)
+}
+
+fn pid(plugin: &Plugin) -> i64 {
+    call(plugin, "pid").expect("pid").get::<i64>("pid").unwrap()
+}
+
+/// Waits (bounded) until `/proc/PID` is gone or a zombie: the process has exited.
+fn wait_gone(pid: i64) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat)
+                if stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z')) =>
+            {
+                return true
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    false
+}
+
+#[test]
+fn hello_runs_in_a_worker_with_the_same_host_code() {
+    let dir = TempPluginsDir::default();
+    dir.stage("hello");
+    let greet = |manager: &PluginManager| {
+        let hello = manager.get("hello").unwrap();
+        let mut ctx = Context::new();
+        ctx.set("name", "Ada");
+        hello.execute(&mut ctx).unwrap();
+        (
+            hello.isolation(),
+            ctx.get_str("greeting").unwrap().to_owned(),
+        )
+    };
+    let (in_process, _) = load(&dir, "hello", WorkerPolicy::default());
+    let (in_worker, _) = load(&dir, "hello", policy());
+    let (a, b) = (greet(&in_process), greet(&in_worker));
+    assert_eq!(a.0, Isolation::InProcess);
+    assert_eq!(b.0, Isolation::Process);
+    assert_eq!(a.1, b.1, "the same greeting either way");
+    let reports = in_worker.unload("hello", None).unwrap();
+    assert_eq!(reports[0].worker, Some(WorkerStop::ShutDown));
+    assert_eq!(reports[0].unmapped, Some(true));
+}
+
+#[test]
+fn a_manifest_asks_for_a_worker_and_values_of_every_kind_cross_intact() {
+    let dir = TempPluginsDir::default();
+    dir.stage_with("fixture-crash", "fixture-crash", |m| {
+        m["isolation"] = "process".into()
+    });
+    let mut host = WorkerPolicy::default();
+    host.program = Some(worker_bin(Profile::Debug));
+    let (_m, plugin) = load(&dir, "fixture-crash", host);
+    assert_eq!(plugin.isolation(), Isolation::Process);
+    assert_ne!(pid(&plugin), std::process::id() as i64);
+    let input: Value = serde_json::from_str(
+        r#"{"s":"é\u0000x","n":-5,"f":1.5,"b":true,"z":null,"l":[1,[2,{"k":"v"}]]}"#,
+    )
+    .unwrap();
+    let mut ctx = Context::new();
+    ctx.set("input", input.clone());
+    plugin.execute(&mut ctx).unwrap();
+    assert_eq!(ctx.get_value("echo"), Some(&input));
+}
+
+#[test]
+fn each_crash_mid_call_is_reported_and_the_next_call_gets_a_fresh_worker() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    dir.stage("fixture-noop");
+    let mut p = policy();
+    p.isolate_all = false;
+    p.isolate.insert("fixture-crash".into());
+    let (manager, plugin) = load(&dir, "fixture-crash", p);
+    let noop = manager.get("fixture-noop").unwrap();
+    assert_eq!(noop.isolation(), Isolation::InProcess);
+    for (what, status) in [
+        ("abort", "signal 6"),
+        ("segv", "signal 11"),
+        ("overflow", "signal"),
+        ("exit", "exited with code 0"),
+    ] {
+        let before = pid(&plugin);
+        match call(&plugin, what) {
+            Err(ExecError::WorkerCrashed { status: s, .. }) => {
+                assert!(s.contains(status), "{what}: {s}")
+            }
+            other => panic!("{what}: expected WorkerCrashed, got {other:?}"),
+        }
+        // The host and its other plugins keep serving.
+        noop.execute(&mut Context::new()).unwrap();
+        assert_ne!(pid(&plugin), before, "{what}: a new worker serves");
+    }
+}
+
+#[test]
+fn too_many_crashes_mark_the_plugin_failed_and_calls_fail_at_once() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let mut p = policy();
+    p.max_crashes = 2;
+    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    for _ in 0..2 {
+        assert!(matches!(
+            call(&plugin, "exit"),
+            Err(ExecError::WorkerCrashed { .. })
+        ));
+    }
+    match call(&plugin, "pid") {
+        Err(ExecError::WorkerFailed { crashes: 2, .. }) => {}
+        other => panic!("expected WorkerFailed, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_call_past_its_deadline_fails_and_the_hung_worker_is_replaced() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let (_m, plugin) = load(&dir, "fixture-crash", policy());
+    let before = pid(&plugin);
+    let mut ctx = Context::new();
+    ctx.set("do", "hang");
+    ctx.set_timeout(Duration::from_millis(200));
+    assert!(matches!(
+        plugin.execute(&mut ctx),
+        Err(ExecError::DeadlineExceeded { .. })
+    ));
+    // The worker exits (its hung call ignores cancellation) and the next call starts another.
+    assert!(wait_gone(before), "the hung worker was not stopped");
+    assert_ne!(pid(&plugin), before);
+}
+
+#[test]
+fn a_cancelled_call_fails_as_cancelled() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let (_m, plugin) = load(&dir, "fixture-crash", policy());
+    let mut ctx = Context::new();
+    ctx.set("do", "hang");
+    let token = ctx.cancel_token().clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        token.cancel();
+    });
+    assert!(matches!(
+        plugin.execute(&mut ctx),
+        Err(ExecError::Cancelled { .. })
+    ));
+    canceller.join().unwrap();
+    pid(&plugin);
+}
+
+#[test]
+fn a_plugin_printing_on_stdout_cannot_break_the_protocol() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let (_m, plugin) = load(&dir, "fixture-crash", policy());
+    call(&plugin, "print").unwrap();
+    pid(&plugin);
+}
+
+#[test]
+fn workers_get_a_cleared_environment_plus_what_the_host_declares() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let mut p = policy();
+    p.env.push(("GIVEN".into(), "1".into()));
+    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    let ctx = call(&plugin, "env").unwrap();
+    let names: Vec<String> = ctx.get_as("env").unwrap();
+    assert!(names.contains(&"GIVEN".to_owned()), "{names:?}");
+    // The test harness runs with cargo's variables (and the user's HOME): none reach plugins.
+    assert!(std::env::var_os("CARGO").is_some());
+    for host_only in ["CARGO", "HOME", "CARGO_MANIFEST_DIR"] {
+        assert!(
+            !names.contains(&host_only.to_owned()),
+            "{host_only} leaked: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn a_worker_over_its_memory_limit_crashes_alone() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let mut p = policy();
+    p.memory_limit = Some(2 << 30);
+    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    let mut ctx = Context::new();
+    ctx.set("do", "alloc");
+    ctx.set("bytes", 4i64 << 30);
+    assert!(matches!(
+        plugin.execute(&mut ctx),
+        Err(ExecError::WorkerCrashed { .. })
+    ));
+    pid(&plugin);
+}
+
+#[test]
+fn an_idle_worker_stops_and_the_next_call_starts_it() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let mut p = policy();
+    p.idle_timeout = Some(Duration::from_millis(200));
+    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    let first = pid(&plugin);
+    assert!(wait_gone(first), "the idle worker did not stop");
+    assert_ne!(pid(&plugin), first);
+}
+
+#[test]
+fn a_hundred_crash_restart_cycles_leave_no_zombie() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let (_m, plugin) = load(&dir, "fixture-crash", policy());
+    let mut pids = Vec::new();
+    for _ in 0..100 {
+        pids.push(pid(&plugin));
+        assert!(matches!(
+            call(&plugin, "exit"),
+            Err(ExecError::WorkerCrashed { .. })
+        ));
+    }
+    for pid in pids {
+        // Every worker was reaped: not even a zombie is left.
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "worker {pid} was not reaped"
+        );
+    }
+}
+
+/// A plugin program that is not a plg worker: a shell script.
+fn script(dir: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("plugin.sh");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn start_error(body: &str, timeout: Duration) -> WorkerError {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-noop");
+    let bin = tempfile::tempdir().unwrap();
+    let mut p = policy();
+    p.program = Some(script(bin.path(), body));
+    p.start_timeout = timeout;
+    let manager = PluginManager::local_only(dir.path()).with_worker_policy(p);
+    let report = manager.load_all();
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    match report.failed.into_iter().next().unwrap().error {
+        LoadError::Worker { source, .. } => source,
+        other => panic!("expected LoadError::Worker, got {other:?}"),
+    }
+}
+
+#[test]
+fn each_handshake_failure_has_its_error_and_the_stderr_tail() {
+    let second = Duration::from_secs(10);
+    match start_error("echo starting >&2; sleep 30", Duration::from_millis(300)) {
+        WorkerError::HandshakeTimeout { stderr, .. } => assert!(stderr.contains("starting")),
+        other => panic!("{other:?}"),
+    }
+    match start_error("echo 'Hello from a print'; echo why >&2; sleep 5", second) {
+        WorkerError::BadHandshake {
+            problem: HandshakeProblem::Garbage,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    match start_error("echo '1|7|unix|/tmp/x.sock|grpc'; sleep 5", second) {
+        WorkerError::BadHandshake {
+            problem: HandshakeProblem::Version,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    match start_error("echo '1|1|tcp|127.0.0.1:1|netrpc'; sleep 5", second) {
+        WorkerError::BadHandshake {
+            problem: HandshakeProblem::Transport,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    match start_error(
+        "[ \"$PLG_PLUGIN_MAGIC_COOKIE\" = nope ] || { echo 'wrong magic cookie' >&2; exit 1; }",
+        second,
+    ) {
+        WorkerError::ExitedBeforeHandshake { status, stderr, .. } => {
+            assert!(status.contains("code 1"), "{status}");
+            assert!(stderr.contains("wrong magic cookie"), "{stderr}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Control characters from the plugin are escaped before they reach an error message.
+    match start_error("printf '\\033[2Jevil\\n' >&2; exit 3", second) {
+        WorkerError::ExitedBeforeHandshake { stderr, .. } => {
+            assert!(!stderr.contains('\u{1b}'), "{stderr:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_worker_binary_says_how_to_install_it() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-noop");
+    let mut p = policy();
+    p.program = Some("/nonexistent/plg-worker".into());
+    let manager = PluginManager::local_only(dir.path()).with_worker_policy(p);
+    let failed = manager.load_all().failed;
+    match &failed[0].error {
+        LoadError::Worker {
+            source: e @ WorkerError::NotFound { .. },
+            ..
+        } => assert!(e.to_string().contains("cargo install plg-worker"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_worker_run_by_hand_says_what_it_is_for() {
+    let out = std::process::Command::new(worker_bin(Profile::Debug))
+        .arg("plugin.json")
+        .env_remove("PLG_PLUGIN_MAGIC_COOKIE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not meant to be run by hand"));
+}
+
+#[test]
+fn a_load_error_in_the_worker_reaches_the_host_with_its_message() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-bad-onload");
+    let manager = PluginManager::local_only(dir.path()).with_worker_policy(policy());
+    let failed = manager.load_all().failed;
+    match &failed[0].error {
+        LoadError::Worker {
+            source: WorkerError::ExitedBeforeHandshake { status, stderr, .. },
+            ..
+        } => {
+            assert!(status.contains("code 3"), "{status}");
+            assert!(stderr.contains("on_load"), "{stderr}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The children of process `pid` (every thread's).
+fn children(pid: u32) -> Vec<i64> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+                out.extend(
+                    list.split_whitespace()
+                        .filter_map(|p| p.parse::<i64>().ok()),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn plg_run_isolate_runs_the_plugin_in_a_worker_and_kill_9_of_the_host_leaves_no_worker() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    // The same plugin, in-process and isolated: only the pid differs.
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(plg_tests::plg_bin(Profile::Debug));
+        cmd.args(["run", "fixture-crash", "--set", "do=pid", "--plugins-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .env_remove("PLG_PLUGINS_DIR");
+        cmd
+    };
+    let out = run(&["--isolate"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["pid"].as_i64().is_some(), "{json}");
+    // A crash in the worker is an error of plg run, not a crash of plg.
+    let out = run(&["--isolate", "--set", "do=segv"]).output().unwrap();
+    assert_ne!(out.status.code(), None, "plg itself was killed by a signal");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signal 11"));
+
+    let mut host = run(&["--isolate", "--set", "do=hang"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let worker = loop {
+        if let Some(&w) = children(host.id()).first() {
+            break w;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no worker started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    host.kill().unwrap(); // SIGKILL: the host runs no cleanup.
+    host.wait().unwrap();
+    assert!(wait_gone(worker), "worker {worker} outlived its host");
+}

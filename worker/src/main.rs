@@ -1,0 +1,54 @@
+//! `plg-worker`: runs one plugin library, loaded with plg-loader's own checks, in a process of
+//! its own, and serves it over plg's protocol (PROTOCOL.md). A plg host starts it; it is not
+//! meant to be run by hand.
+//!
+//! `plg-worker MANIFEST`: checks the magic cookie, loads the plugin `MANIFEST` describes,
+//! listens on a Unix socket in a private directory, prints the handshake line on stdout and
+//! serves until `Shutdown`, or until the host dies (the host asks the kernel to kill it then).
+//! Everything else it writes goes to stderr, as JSON lines.
+
+mod serve;
+
+use std::process::ExitCode;
+
+use plg_protocol::{COOKIE_KEY, COOKIE_VALUE};
+
+/// Exit code when the plugin fails to load; stderr's last line says why.
+const EXIT_LOAD_FAILED: u8 = 3;
+/// Exit code when started without the cookie or arguments.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    if std::env::var(COOKIE_KEY).as_deref() != Ok(COOKIE_VALUE) {
+        eprintln!(
+            "plg-worker runs one plugin for a plg host, which starts it with {COOKIE_KEY} set. \
+             It is not meant to be run by hand: to run a plugin in a worker, use \
+             `plg run NAME --isolate` or set \"isolation\": \"process\" in its plugin.json."
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let mut args = std::env::args_os().skip(1);
+    let (Some(manifest), None) = (args.next(), args.next()) else {
+        eprintln!("usage: plg-worker MANIFEST");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PLG_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match serve::run(manifest.as_ref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(serve::Failure::Load(e)) => {
+            tracing::error!(kind = "load", "{e}");
+            ExitCode::from(EXIT_LOAD_FAILED)
+        }
+        Err(serve::Failure::Serve(e)) => {
+            tracing::error!(kind = "serve", "{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

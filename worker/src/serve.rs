@@ -1,0 +1,230 @@
+//! Load the plugin, then serve `plg.v1.Plugin` and `grpc.health.v1.Health` on a Unix socket.
+
+use std::{
+    io::Write,
+    os::fd::OwnedFd,
+    path::Path,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use plg_api::{CancelToken, Context};
+use plg_loader::{ExecError, LoadError, Plugin, PluginManager, WorkerPolicy};
+use plg_protocol::{
+    from_wire, parse_grpc_timeout,
+    pb::{
+        self,
+        plugin_error::Kind,
+        plugin_server::{Plugin as PluginService, PluginServer},
+    },
+    to_wire, Handshake, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+};
+use tokio::sync::Notify;
+use tonic::{Request, Response, Status};
+
+/// Why the worker stopped before serving, or while serving.
+pub(crate) enum Failure {
+    /// The plugin did not load.
+    Load(LoadError),
+    /// The socket or the server failed.
+    Serve(String),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Serve(e.to_string())
+    }
+}
+
+/// Keeps the real stdout for the handshake and points fd 1 at stderr, so that nothing a
+/// plugin prints (in `on_load` or later) can come before or after the handshake line.
+fn take_stdout() -> std::io::Result<OwnedFd> {
+    let stdout = rustix::io::dup(rustix::stdio::stdout())?;
+    rustix::stdio::dup2_stdout(rustix::stdio::stderr())?;
+    Ok(stdout)
+}
+
+pub(crate) fn run(manifest: &Path) -> Result<(), Failure> {
+    let handshake_out = take_stdout()?;
+    let dir = manifest.parent().unwrap_or(Path::new("."));
+    let mut here = WorkerPolicy::default();
+    here.never_isolate = true;
+    let manager = PluginManager::local_only(dir).with_worker_policy(here);
+    let plugin = manager.load_manifest(manifest).map_err(Failure::Load)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let served = runtime.block_on(serve(plugin, handshake_out));
+    let (_, failed) = manager.unload_all();
+    for e in failed {
+        tracing::warn!("{e}");
+    }
+    served
+}
+
+async fn serve(plugin: Plugin, handshake_out: OwnedFd) -> Result<(), Failure> {
+    // A private directory (mode 0700), removed when the worker exits.
+    let dir = tempfile::Builder::new().prefix("plg-worker-").tempdir()?;
+    let socket = dir.path().join("plugin.sock");
+    let listener = tokio::net::UnixListener::bind(&socket)?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<PluginServer<Service>>().await;
+    let shutdown = Arc::new(Notify::new());
+    let service = PluginServer::new(Service {
+        plugin,
+        shutdown: shutdown.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let line = Handshake {
+        app_version: PROTOCOL_VERSION,
+        socket: socket.clone(),
+    };
+    let mut out = std::fs::File::from(handshake_out);
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            async move { shutdown.notified().await },
+        )
+        .await
+        .map_err(|e| Failure::Serve(e.to_string()))
+}
+
+struct Service {
+    plugin: Plugin,
+    shutdown: Arc<Notify>,
+}
+
+/// Cancels the call's context if the RPC is dropped (the host cancelled it, or its deadline
+/// passed) before the plugin returned. If the plugin then ignores the cancellation for the
+/// host's kill grace, the worker exits: a thread stuck in plugin code cannot be stopped any
+/// other way, and the host starts a fresh worker for the next call.
+struct CancelOnDrop {
+    token: Option<CancelToken>,
+    finished: Arc<AtomicBool>,
+    grace: Duration,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        token.cancel();
+        let (finished, grace) = (self.finished.clone(), self.grace);
+        std::thread::spawn(move || {
+            std::thread::sleep(grace);
+            if !finished.load(Ordering::Acquire) {
+                tracing::error!(
+                    "a call ignored its cancellation for {grace:?}; the worker exits so that \
+                     the host can start a fresh one"
+                );
+                std::process::exit(EXIT_HUNG);
+            }
+        });
+    }
+}
+
+/// The exit code of a worker that stopped itself because a call would not end.
+const EXIT_HUNG: i32 = 70;
+
+/// The host's kill grace (`PLG_WORKER_KILL_GRACE_MS`), 2 s if unset.
+fn kill_grace() -> Duration {
+    std::env::var("PLG_WORKER_KILL_GRACE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(2), Duration::from_millis)
+}
+
+#[tonic::async_trait]
+impl PluginService for Service {
+    async fn describe(
+        &self,
+        _: Request<pb::DescribeRequest>,
+    ) -> Result<Response<pb::DescribeResponse>, Status> {
+        Ok(Response::new(pb::DescribeResponse {
+            name: self.plugin.name().to_owned(),
+            version: self.plugin.version().to_string(),
+            protocol_version: PROTOCOL_VERSION,
+        }))
+    }
+
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        let request = request.into_inner();
+        let values = from_wire(request.values.unwrap_or_default())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut ctx = Context::from_values(values).with_label(request.label);
+        if let Some(timeout) = timeout {
+            ctx.set_timeout(timeout);
+        }
+        let finished = Arc::new(AtomicBool::new(false));
+        let mut cancel = CancelOnDrop {
+            token: Some(ctx.cancel_token().clone()),
+            finished: finished.clone(),
+            grace: kill_grace(),
+        };
+        let plugin = self.plugin.clone();
+        let (result, ctx) = tokio::task::spawn_blocking(move || {
+            let result = plugin.execute(&mut ctx);
+            finished.store(true, Ordering::Release);
+            (result, ctx)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the call's thread failed: {e}")))?;
+        cancel.token = None;
+        let outcome = match result {
+            Ok(()) => pb::execute_response::Outcome::Values(to_wire(ctx.values())),
+            Err(e) => pb::execute_response::Outcome::Error(plugin_error(e)?),
+        };
+        Ok(Response::new(pb::ExecuteResponse {
+            outcome: Some(outcome),
+        }))
+    }
+
+    async fn shutdown(
+        &self,
+        _: Request<pb::ShutdownRequest>,
+    ) -> Result<Response<pb::ShutdownResponse>, Status> {
+        // Answer first; the server then stops taking calls and lets those in flight finish.
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            shutdown.notify_one();
+        });
+        Ok(Response::new(pb::ShutdownResponse {}))
+    }
+}
+
+/// What the plugin reported, on the wire; a failure that is not the plugin's is a status.
+fn plugin_error(e: ExecError) -> Result<pb::PluginError, Status> {
+    let (kind, message) = match e {
+        ExecError::Failed { message, .. } => (Kind::Failed, message),
+        ExecError::InvalidInput { message, .. } => (Kind::InvalidInput, message),
+        ExecError::Panicked { message, .. } => (Kind::Panicked, message),
+        ExecError::Cancelled { .. } => (Kind::Cancelled, String::new()),
+        ExecError::DeadlineExceeded { .. } => {
+            return Err(Status::deadline_exceeded("the call's deadline passed"))
+        }
+        other => return Err(Status::internal(other.to_string())),
+    };
+    Ok(pb::PluginError {
+        kind: kind.into(),
+        message,
+    })
+}
