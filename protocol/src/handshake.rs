@@ -59,7 +59,9 @@ impl Handshake {
             line: line.to_owned(),
         };
         let fields: Vec<&str> = line.trim_end_matches('\r').split('|').collect();
-        let [core, app, network, address, protocol] = fields[..] else {
+        // go-plugin may append fields (its AutoMTLS certificate, empty without it, and
+        // later ones): the first five are the handshake.
+        let [core, app, network, address, protocol, ..] = fields[..] else {
             return Err(garbage());
         };
         let core: u32 = core.parse().map_err(|_| garbage())?;
@@ -121,6 +123,17 @@ mod tests {
         ));
         assert!(matches!(
             Handshake::parse("1|1|unix||grpc"),
+            Err(HandshakeError::Garbage { .. })
+        ));
+        // go-plugin's line ends with an empty certificate field.
+        assert_eq!(
+            Handshake::parse("1|1|unix|/tmp/plugin123|grpc|")
+                .unwrap()
+                .socket,
+            std::path::Path::new("/tmp/plugin123")
+        );
+        assert!(matches!(
+            Handshake::parse("1|1|unix|/s"),
             Err(HandshakeError::Garbage { .. })
         ));
     }

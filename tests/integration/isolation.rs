@@ -455,3 +455,112 @@ fn plg_run_isolate_runs_the_plugin_in_a_worker_and_kill_9_of_the_host_leaves_no_
     host.wait().unwrap();
     assert!(wait_gone(worker), "worker {worker} outlived its host");
 }
+
+/// Whether the Python sample can run here (grpcio installed); `.ci/run` installs it, so in CI
+/// this is always true and the Python tests always run.
+fn python_ready() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import grpc, grpc_tools, grpc_health"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var_os("PLG_REQUIRE_POLYGLOT").is_some() {
+        panic!("python3 with grpcio, grpcio-tools and grpcio-health-checking is required");
+    }
+    ok
+}
+
+#[test]
+fn the_python_sample_runs_as_an_exec_plugin_with_the_same_host_code() {
+    if !python_ready() {
+        eprintln!("skipped: python3 lacks grpcio (pip install grpcio grpcio-tools grpcio-health-checking)");
+        return;
+    }
+    let dir = TempPluginsDir::default();
+    dir.stage_files("greet-python");
+    dir.stage("hello");
+    let manager = PluginManager::local_only(dir.path());
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let greet = |name: &str| {
+        let plugin = manager.get(name).unwrap();
+        let mut ctx = Context::new();
+        ctx.set("name", "Ada");
+        plugin.execute(&mut ctx).unwrap();
+        ctx.get_str("greeting").unwrap().to_owned()
+    };
+    assert_eq!(greet("greet-python"), greet("hello"));
+    let python = manager.get("greet-python").unwrap();
+    assert_eq!(python.isolation(), Isolation::Process);
+    // Its refusal is the same typed error a Rust plugin gives.
+    let mut ctx = Context::new();
+    ctx.set("name", 5);
+    assert!(matches!(
+        python.execute(&mut ctx),
+        Err(ExecError::InvalidInput { .. })
+    ));
+    let reports = manager.unload("greet-python", None).unwrap();
+    assert_eq!(reports[0].worker, Some(WorkerStop::ShutDown));
+}
+
+#[test]
+fn the_python_samples_copy_of_the_proto_is_the_protocols() {
+    let root = plg_tests::workspace_root();
+    assert_eq!(
+        std::fs::read_to_string(root.join("protocol/proto/plg/v1/plugin.proto")).unwrap(),
+        std::fs::read_to_string(root.join("plugins/greet-python/proto/plg/v1/plugin.proto"))
+            .unwrap(),
+        "copy protocol/proto/plg/v1/plugin.proto to plugins/greet-python/proto/plg/v1/"
+    );
+}
+
+#[test]
+fn the_go_plugin_written_with_go_plugin_serve_runs_with_the_same_host_code() {
+    let have_go = std::process::Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && Path::new("/usr/share/gocode/src/github.com/hashicorp/go-plugin").is_dir();
+    if !have_go {
+        assert!(
+            std::env::var_os("PLG_REQUIRE_POLYGLOT").is_none(),
+            "go and Debian's golang-github-hashicorp-go-plugin-dev are required"
+        );
+        eprintln!("skipped: apt-get install golang-go golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev");
+        return;
+    }
+    let dir = TempPluginsDir::default();
+    let staged = dir.stage_files("greet-go");
+    dir.stage("hello");
+    let built =
+        std::process::Command::new(plg_tests::workspace_root().join("scripts/build-go-sample.sh"))
+            .arg(staged.join("greet-go"))
+            .output()
+            .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let manager = PluginManager::local_only(dir.path());
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let greet = |name: &str| {
+        let plugin = manager.get(name).unwrap();
+        let mut ctx = Context::new();
+        ctx.set("name", "Ada");
+        ctx.set("kept", 7);
+        plugin.execute(&mut ctx).unwrap();
+        assert_eq!(ctx.get::<i64>("kept").unwrap(), 7);
+        ctx.get_str("greeting").unwrap().to_owned()
+    };
+    assert_eq!(greet("greet-go"), greet("hello"));
+    let go = manager.get("greet-go").unwrap();
+    let mut ctx = Context::new();
+    ctx.set("name", 5);
+    assert!(matches!(
+        go.execute(&mut ctx),
+        Err(ExecError::InvalidInput { .. })
+    ));
+    let reports = manager.unload("greet-go", None).unwrap();
+    assert_eq!(reports[0].worker, Some(WorkerStop::ShutDown));
+}

@@ -204,6 +204,18 @@ impl TempPluginsDir {
         dir
     }
 
+    /// Stages a plugin that is a directory of files, not a crate (the Python and Go samples
+    /// under `plugins/`): copies them all to `DIR/NAME/VERSION/`, keeping file modes.
+    pub fn stage_files(&self, sample: &str) -> PathBuf {
+        let src = plugin_crate_dir(sample);
+        let text = std::fs::read_to_string(src.join("plugin.json")).expect("sample manifest");
+        let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let version = manifest["version"].as_str().unwrap_or("0.0.0");
+        let dir = self.path().join(sample).join(version);
+        copy_tree(&src, &dir, &[]);
+        dir
+    }
+
     /// Writes a plugin dir holding only `manifest` (and nothing else) at `DIR/<subdir>/`.
     pub fn write_manifest(&self, subdir: &str, manifest: &str) -> PathBuf {
         let dir = self.path().join(subdir);
@@ -831,8 +843,8 @@ fn main() {
     );
 }
 
-/// Copies the files under `from` to `to`, recursively, except those in `skip`; rewrites only
-/// the files that changed.
+/// Copies the files under `from` to `to`, recursively, except those in `skip`, with their
+/// modes; rewrites only the files that changed.
 fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -848,6 +860,9 @@ fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) {
             if std::fs::read(&dest).ok().as_deref() != Some(&data[..]) {
                 std::fs::write(&dest, data).unwrap();
             }
+            // Keep the mode: an exec plugin's program stays executable.
+            let mode = std::fs::metadata(&src).unwrap().permissions();
+            std::fs::set_permissions(&dest, mode).unwrap();
         }
     }
 }

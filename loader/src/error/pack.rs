@@ -133,6 +133,14 @@ pub enum BundleError {
         /// The manifest's `source.path`.
         source_path: String,
     },
+    /// The manifest's source mode cannot travel in a bundle (`exec` today).
+    #[error("{}: the manifest's source mode is `{mode}`; bundles carry `local_so` plugins only. Ship an `exec` plugin as its directory", path.display())]
+    UnsupportedSource {
+        /// The bundle.
+        path: PathBuf,
+        /// The mode.
+        mode: &'static str,
+    },
     /// The signature entry is malformed or does not verify.
     #[error("{}: {SIGNATURE_FILE}: {problem}", path.display())]
     BadSignature {

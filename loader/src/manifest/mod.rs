@@ -114,6 +114,16 @@ pub enum Source {
         /// The crate's directory inside the repository.
         subdir: Option<PathBuf>,
     },
+    /// `exec`: an executable next to the manifest, in any language, that speaks plg's
+    /// protocol (PROTOCOL.md). It always runs as a supervised process of its own.
+    Exec {
+        /// Relative to the manifest's directory.
+        path: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Variables added to its (otherwise cleared) environment.
+        env: std::collections::BTreeMap<String, String>,
+    },
 }
 
 impl std::fmt::Debug for Source {
@@ -125,6 +135,12 @@ impl std::fmt::Debug for Source {
                 .field("url", &git_url::redact(url))
                 .field("rev", rev)
                 .field("subdir", subdir)
+                .finish(),
+            Source::Exec { path, args, env } => f
+                .debug_struct("Exec")
+                .field("path", path)
+                .field("args", args)
+                .field("env", &env.keys().collect::<Vec<_>>())
                 .finish(),
         }
     }
@@ -143,11 +159,12 @@ impl SchemaSource {
 }
 
 impl Source {
-    /// `local_so` or `remote_git`.
+    /// `local_so`, `remote_git` or `exec`.
     pub fn mode(&self) -> &'static str {
         match self {
             Source::LocalSo { .. } => "local_so",
             Source::RemoteGit { .. } => "remote_git",
+            Source::Exec { .. } => "exec",
         }
     }
 }
@@ -208,6 +225,10 @@ struct RawSource {
     rev: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subdir: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    args: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    env: std::collections::BTreeMap<String, String>,
 }
 
 impl Manifest {
@@ -252,12 +273,18 @@ impl Manifest {
     /// The manifest as pretty JSON, in the same format it is read from.
     pub fn to_json(&self) -> String {
         let (path, rev, subdir) = match &self.source {
-            Source::LocalSo { path } => (path.to_string_lossy().into_owned(), None, None),
+            Source::LocalSo { path } | Source::Exec { path, .. } => {
+                (path.to_string_lossy().into_owned(), None, None)
+            }
             Source::RemoteGit { url, rev, subdir } => (
                 url.clone(),
                 rev.clone(),
                 subdir.as_ref().map(|s| s.to_string_lossy().into_owned()),
             ),
+        };
+        let (args, env) = match &self.source {
+            Source::Exec { args, env, .. } => (args.clone(), env.clone()),
+            _ => Default::default(),
         };
         let raw = RawManifest {
             name: self.name.clone(),
@@ -270,6 +297,8 @@ impl Manifest {
                 path,
                 rev,
                 subdir,
+                args,
+                env,
             },
             http_services: self.http_services.clone(),
             dependencies: self

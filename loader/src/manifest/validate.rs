@@ -74,13 +74,53 @@ impl RawManifest {
                     subdir,
                 }
             }
+            "exec" => {
+                if self.source.rev.is_some() || self.source.subdir.is_some() {
+                    return Err(bad.err(
+                        "source",
+                        "`rev` and `subdir` only apply to mode `remote_git`",
+                    ));
+                }
+                let path =
+                    validate_relative(&self.source.path).map_err(|p| bad.err("source.path", p))?;
+                for (i, arg) in self.source.args.iter().enumerate() {
+                    if arg.contains('\0') {
+                        return Err(bad.err(format!("source.args[{i}]"), "contains a NUL byte"));
+                    }
+                }
+                for (key, value) in &self.source.env {
+                    let field = format!("source.env.{key}");
+                    if key.is_empty()
+                        || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        || key.as_bytes()[0].is_ascii_digit()
+                    {
+                        return Err(bad.err(
+                            field,
+                            "a variable name is letters, digits and `_`, not starting with a digit",
+                        ));
+                    }
+                    if value.contains('\0') {
+                        return Err(bad.err(field, "contains a NUL byte"));
+                    }
+                }
+                Source::Exec {
+                    path,
+                    args: self.source.args.clone(),
+                    env: self.source.env.clone(),
+                }
+            }
             other => {
                 return Err(bad.err(
                     "source.mode",
-                    format!("unknown mode `{other}`: use `local_so` or `remote_git`"),
+                    format!("unknown mode `{other}`: use `local_so`, `remote_git` or `exec`"),
                 ))
             }
         };
+        if !matches!(source, Source::Exec { .. })
+            && (!self.source.args.is_empty() || !self.source.env.is_empty())
+        {
+            return Err(bad.err("source", "`args` and `env` only apply to mode `exec`"));
+        }
         if let Some(http) = &self.http_services {
             if http.driver.trim().is_empty() {
                 return Err(bad.err("http_services.driver", "must not be empty"));

@@ -76,6 +76,82 @@ impl PluginManager {
     }
 }
 
+impl PluginManager {
+    /// Starts an executable plugin (`source.mode: "exec"`): always a supervised process.
+    pub(super) fn open_exec(
+        &self,
+        manifest: Manifest,
+        manifest_path: &Path,
+        schemas: Option<Schemas>,
+    ) -> Result<Arc<Instance>, LoadError> {
+        let refuse = |source| LoadError::Worker {
+            plugin: manifest.id(),
+            source,
+        };
+        if !manifest.dependencies.is_empty() {
+            return Err(refuse(WorkerError::Unsupported {
+                reason: "an exec plugin cannot declare dependencies yet".into(),
+            }));
+        }
+        let crate::manifest::Source::Exec { path, args, env } = &manifest.source else {
+            unreachable!("open_exec is called for exec sources only");
+        };
+        let dir = manifest_path.parent().unwrap_or(Path::new("."));
+        let program = dir.join(path);
+        let not_found = || LoadError::NotFound {
+            path: program.clone(),
+            manifest: manifest_path.to_owned(),
+        };
+        if !program.is_file() {
+            return Err(not_found());
+        }
+        let (real_dir, real_program) = match (dir.canonicalize(), program.canonicalize()) {
+            (Ok(d), Ok(p)) => (d, p),
+            _ => return Err(not_found()),
+        };
+        if !real_program.starts_with(&real_dir) {
+            return Err(LoadError::OutsideDir {
+                path: program,
+                dir: dir.to_owned(),
+            });
+        }
+        #[cfg(not(feature = "isolation"))]
+        {
+            let _ = (args, env, schemas, real_program);
+            Err(refuse(WorkerError::Unsupported {
+                reason: "this host was built without plg-loader's `isolation` feature, which \
+                         runs exec plugins; enable it"
+                    .into(),
+            }))
+        }
+        #[cfg(feature = "isolation")]
+        {
+            use super::{images::Origin, worker};
+            let runtime = worker::start(
+                &manifest,
+                worker::Program {
+                    path: real_program.clone(),
+                    args: args.iter().map(Into::into).collect(),
+                    env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                },
+                real_program.clone(),
+                crate::manifest::preflight::Unmappable::Unknown,
+                self.worker_policy.clone(),
+            )
+            .map_err(refuse)?;
+            let calls = self.call_site(&manifest.name, &manifest.version);
+            Ok(Instance::with_runtime(
+                manifest,
+                manifest_path.to_owned(),
+                runtime,
+                schemas,
+                Origin::new(manifest_path, &real_program, None),
+                calls,
+            ))
+        }
+    }
+}
+
 #[cfg(feature = "isolation")]
 /// The `plg-worker` binary: `configured`, else `$PLG_WORKER`, else next to this program (or
 /// one directory up, where cargo puts a test's binaries), else on `PATH`.

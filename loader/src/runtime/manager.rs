@@ -369,6 +369,9 @@ impl PluginManager {
         copy_to: Option<(&images::LiveDir, Option<images::Digest>)>,
     ) -> Result<Arc<Instance>, LoadError> {
         let schemas = Schemas::load(&manifest, manifest_path)?;
+        if let Source::Exec { .. } = manifest.source {
+            return self.open_exec(manifest, manifest_path, schemas);
+        }
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
         if self.worker_policy.isolates(&manifest) {
             return self.open_in_worker(manifest, manifest_path, &local, &local_path, schemas);

@@ -153,6 +153,9 @@ impl Bundle {
                 }
                 name
             }
+            ManifestSource::Exec { .. } => {
+                return Err(BundleError::UnsupportedSource { path, mode: "exec" })
+            }
             ManifestSource::RemoteGit { url, .. } => {
                 // The URL may carry credentials: show it without them.
                 return Err(BundleError::SourceOutsideBundle {

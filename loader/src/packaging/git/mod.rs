@@ -140,7 +140,9 @@ impl GitBuild {
     pub fn library_path(&self) -> PathBuf {
         match &self.manifest.source {
             Source::LocalSo { path } => self.dir.join(path),
-            Source::RemoteGit { .. } => unreachable!("a git build is staged as local_so"),
+            Source::RemoteGit { .. } | Source::Exec { .. } => {
+                unreachable!("a git build is staged as local_so")
+            }
         }
     }
 }

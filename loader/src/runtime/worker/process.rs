@@ -81,7 +81,11 @@ pub(super) fn start(
     let mut cmd = Command::new(launch.program);
     cmd.args(&launch.args)
         .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        // PATH is not a secret, and an interpreter (`#!/usr/bin/env python3`) needs it.
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+        )
         .envs(policy.env.iter().map(|(k, v)| (k, v)))
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .env(COOKIE_KEY, COOKIE_VALUE)
