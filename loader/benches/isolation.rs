@@ -1,0 +1,212 @@
+//! Plugins in worker processes (issue 10 §6), against their peers, measured in one run:
+//! - no-op `execute` in a worker, against a bare Unix-socket ping-pong (Rust, two threads)
+//!   and against hashicorp/go-plugin's net/rpc no-op round trip;
+//! - an 8-key context in a worker, against go-plugin's gRPC with the same 8-key map
+//!   (plg.v1 `Execute`, the very message plg sends);
+//! - worker start to first reply, against go-plugin's start to first call;
+//! - crash to serving again (the first restart), reported;
+//! - throughput of 8 threads calling one worker, against the same in-process.
+//!
+//! `cargo bench -p plg-loader --features isolation --bench isolation`. The go-plugin peer
+//! (scripts/peers/go-plugin) needs Debian's golang-go, golang-github-hashicorp-go-plugin-dev
+//! and golang-google-grpc-dev; without them only plg's figures are printed.
+
+use std::{
+    io::{Read, Write},
+    os::unix::net::UnixStream,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use plg_loader::{Context, Plugin, PluginManager, WorkerPolicy};
+use plg_tests::{target_dir, worker_bin, workspace_root, Profile, TempPluginsDir};
+
+const ROUNDS: usize = 5;
+
+/// The median round's ns per call of `f`, `n` calls a round.
+fn rounds(n: usize, mut f: impl FnMut()) -> f64 {
+    let mut per: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            start.elapsed().as_nanos() as f64 / n as f64
+        })
+        .collect();
+    per.sort_by(f64::total_cmp);
+    per[ROUNDS / 2]
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// A bare Unix-socket round trip of 8 bytes, between two threads.
+fn rust_ping_pong(n: usize) -> f64 {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 8];
+        while b.read_exact(&mut buf).is_ok() {
+            if b.write_all(&buf).is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = [0u8; 8];
+    let ns = rounds(n, || {
+        a.write_all(&buf).unwrap();
+        a.read_exact(&mut buf).unwrap();
+    });
+    drop(a);
+    echo.join().unwrap();
+    ns
+}
+
+fn policy() -> WorkerPolicy {
+    let mut p = WorkerPolicy::isolate_all();
+    p.program = Some(worker_bin(Profile::Release));
+    p.initial_backoff = Duration::from_millis(1);
+    p.max_backoff = Duration::from_millis(1);
+    p.max_crashes = 1_000_000;
+    p
+}
+
+fn loaded(dir: &TempPluginsDir, name: &str, policy: WorkerPolicy) -> (PluginManager, Plugin) {
+    let manager = PluginManager::local_only(dir.path()).with_worker_policy(policy);
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let plugin = manager.get(name).unwrap();
+    (manager, plugin)
+}
+
+fn eight_keys() -> Context {
+    let mut ctx = Context::new();
+    for i in 0..8 {
+        ctx.set(format!("key{i}"), format!("value number {i}"));
+    }
+    ctx
+}
+
+/// Calls per second of 8 threads calling `plugin` for `per_thread` calls each.
+fn throughput(plugin: &Plugin, per_thread: usize) -> f64 {
+    let start = Instant::now();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let plugin = plugin.clone();
+            std::thread::spawn(move || {
+                let mut ctx = Context::new();
+                for _ in 0..per_thread {
+                    plugin.execute(&mut ctx).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (8 * per_thread) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn go_peer() -> Option<serde_json::Value> {
+    let out = target_dir().join("plg-bench/plgpeer");
+    std::fs::create_dir_all(out.parent()?).ok()?;
+    let built = Command::new(workspace_root().join("scripts/build-go-peer.sh"))
+        .arg(&out)
+        .status()
+        .ok()?
+        .success();
+    if !built {
+        return None;
+    }
+    let output = Command::new(&out).args(["bench", "20000"]).output().ok()?;
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let dir = TempPluginsDir::new(Profile::Release);
+    dir.stage("fixture-noop");
+    dir.stage("fixture-crash");
+
+    let ping = rust_ping_pong(100_000);
+
+    let (_m, noop) = loaded(&dir, "fixture-noop", policy());
+    let mut empty = Context::new();
+    let worker_noop = rounds(20_000, || noop.execute(&mut empty).unwrap());
+    let mut eight = eight_keys();
+    let worker_8key = rounds(20_000, || noop.execute(&mut eight).unwrap());
+    let worker_tput = throughput(&noop, 5_000);
+    drop(_m);
+
+    let (_m, in_process) = loaded(&dir, "fixture-noop", WorkerPolicy::default());
+    let in_process_tput = throughput(&in_process, 500_000);
+    drop(_m);
+
+    // Start to first reply: load (spawn, handshake, connect, Describe) plus one call.
+    let start_ns = median(
+        (0..11)
+            .map(|_| {
+                let began = Instant::now();
+                let (_m, plugin) = loaded(&dir, "fixture-noop", policy());
+                plugin.execute(&mut Context::new()).unwrap();
+                began.elapsed().as_nanos() as f64
+            })
+            .collect(),
+    );
+
+    // Crash to serving: the call that crashes the worker returns; time from then to the next
+    // successful reply (a restart, 1 ms of backoff included).
+    let (_m, crash) = loaded(&dir, "fixture-crash", policy());
+    let restart_ns = median(
+        (0..11)
+            .map(|_| {
+                let mut ctx = Context::new();
+                ctx.set("do", "exit");
+                assert!(crash.execute(&mut ctx).is_err());
+                let began = Instant::now();
+                crash.execute(&mut Context::new()).unwrap();
+                began.elapsed().as_nanos() as f64
+            })
+            .collect(),
+    );
+    drop(_m);
+
+    println!("bare Unix-socket ping-pong (Rust, 8 bytes): {ping:.0} ns");
+    println!(
+        "no-op execute in a worker: {worker_noop:.0} ns: {:.2}x the ping-pong (target <= 2x)",
+        worker_noop / ping
+    );
+    println!("8-key context in a worker: {worker_8key:.0} ns");
+    println!("worker start to first reply: {:.2} ms", start_ns / 1e6);
+    println!("crash to serving again: {:.2} ms", restart_ns / 1e6);
+    println!(
+        "8 callers, one worker: {worker_tput:.0} calls/s; in-process: {in_process_tput:.0} calls/s ({:.4}x)",
+        worker_tput / in_process_tput
+    );
+    match go_peer() {
+        Some(go) => {
+            let f = |k: &str| go[k].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "go-plugin: net/rpc no-op {:.0} ns, gRPC no-op {:.0} ns, gRPC 8-key {:.0} ns, start to first call {:.2} ms (gRPC), Go Unix ping-pong {:.0} ns",
+                f("netrpc_noop_ns"),
+                f("grpc_noop_ns"),
+                f("grpc_8key_ns"),
+                f("grpc_start_to_first_ns") / 1e6,
+                f("go_unix_pingpong_ns"),
+            );
+            println!(
+                "ratios: no-op vs net/rpc {:.2}x (target <= 0.33x); 8-key vs gRPC 8-key {:.2}x (target <= 0.5x); start vs go-plugin gRPC start {:.2}x (target <= 0.5x)",
+                worker_noop / f("netrpc_noop_ns"),
+                worker_8key / f("grpc_8key_ns"),
+                start_ns / f("grpc_start_to_first_ns"),
+            );
+        }
+        None => println!(
+            "go-plugin peer not measured (apt-get install golang-go golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev)"
+        ),
+    }
+}
