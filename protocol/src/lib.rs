@@ -19,6 +19,10 @@ pub mod pb {
     tonic::include_proto!("plg.v1");
 }
 
+/// `proto/plg/v1/plugin.proto`, the service definition, as text: what `plg new --lang python`
+/// writes next to a new plugin.
+pub const PROTO: &str = include_str!("../proto/plg/v1/plugin.proto");
+
 /// The plg protocol version this crate speaks: the handshake's application version, and
 /// what `Describe` reports.
 pub const PROTOCOL_VERSION: u32 = 1;

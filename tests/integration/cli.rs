@@ -189,7 +189,13 @@ fn list_shows_status_and_why_each_failure_failed() {
     };
     assert_eq!(
         columns("hello"),
-        ["hello", "1.2.0", "found", "unload=depends"],
+        [
+            "hello",
+            "1.2.0",
+            "found",
+            "runtime=in-process",
+            "unload=depends"
+        ],
         "{text}"
     );
     assert_eq!(columns("fixture-bad-layout")[2], "found", "{text}");

@@ -169,9 +169,20 @@ fn a_call_past_its_deadline_fails_and_the_hung_worker_is_replaced() {
         plugin.execute(&mut ctx),
         Err(ExecError::DeadlineExceeded { .. })
     ));
-    // The worker exits (its hung call ignores cancellation) and the next call starts another.
+    // The worker exits (its hung call ignores cancellation), and a new one serves. A call
+    // that races with the dying worker gets WorkerCrashed, exit code 70, saying why.
     assert!(wait_gone(before), "the hung worker was not stopped");
-    assert_ne!(pid(&plugin), before);
+    let after = loop {
+        match call(&plugin, "pid") {
+            Ok(ctx) => break ctx.get::<i64>("pid").unwrap(),
+            Err(ExecError::WorkerCrashed { status, stderr, .. }) => {
+                assert!(status.contains("code 70"), "{status}");
+                assert!(stderr.contains("ignored its cancellation"), "{stderr}");
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    assert_ne!(after, before);
 }
 
 #[test]
@@ -563,4 +574,131 @@ fn the_go_plugin_written_with_go_plugin_serve_runs_with_the_same_host_code() {
     ));
     let reports = manager.unload("greet-go", None).unwrap();
     assert_eq!(reports[0].worker, Some(WorkerStop::ShutDown));
+}
+
+#[test]
+fn plg_list_shows_each_plugins_runtime_without_running_it() {
+    let dir = TempPluginsDir::default();
+    dir.stage("hello");
+    dir.stage_with("fixture-crash", "fixture-crash", |m| {
+        m["isolation"] = "process".into()
+    });
+    dir.stage_files("greet-python");
+    let out = std::process::Command::new(plg_tests::plg_bin(Profile::Debug))
+        .args(["list", "--plugins-dir"])
+        .arg(dir.path())
+        .env_remove("PLG_PLUGINS_DIR")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let runtime = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().find(|c| c.starts_with("runtime=")))
+            .unwrap_or_else(|| panic!("no runtime for {name}: {text}"))
+            .to_owned()
+    };
+    assert_eq!(runtime("hello"), "runtime=in-process");
+    assert_eq!(runtime("fixture-crash"), "runtime=worker");
+    assert_eq!(runtime("greet-python"), "runtime=exec");
+    assert!(
+        text.contains("greet-python") && text.contains("found"),
+        "{text}"
+    );
+}
+
+#[test]
+fn exec_manifests_are_checked_field_by_field() {
+    let dir = TempPluginsDir::default();
+    let bad = [
+        (r#"{"mode":"exec","path":"../x"}"#, "source.path"),
+        (
+            r#"{"mode":"exec","path":"p","env":{"1X":"v"}}"#,
+            "source.env.1X",
+        ),
+        (r#"{"mode":"local_so","path":"p","args":["a"]}"#, "source"),
+        (r#"{"mode":"exec","path":"p","rev":"main"}"#, "source"),
+    ];
+    for (i, (source, field)) in bad.iter().enumerate() {
+        let manifest = format!(r#"{{"name":"x{i}","version":"1.0.0","source":{source}}}"#);
+        let path = dir
+            .write_manifest(&format!("x{i}"), &manifest)
+            .join("plugin.json");
+        match plg_loader::Manifest::from_path(&path) {
+            Err(plg_loader::ManifestError::Invalid { field: f, .. }) => {
+                assert_eq!(&f, field, "{source}")
+            }
+            other => panic!("{source}: {other:?}"),
+        }
+    }
+    let path = dir
+        .write_manifest("iso", r#"{"name":"iso","version":"1.0.0","source":{"mode":"local_so","path":"p"},"isolation":"sandbox"}"#)
+        .join("plugin.json");
+    assert!(matches!(
+        plg_loader::Manifest::from_path(&path),
+        Err(plg_loader::ManifestError::Invalid { ref field, .. }) if field == "isolation"
+    ));
+    // A missing program is a load error naming it; nothing is started.
+    let path = dir
+        .write_manifest(
+            "gone",
+            r#"{"name":"gone","version":"1.0.0","source":{"mode":"exec","path":"nothere"}}"#,
+        )
+        .join("plugin.json");
+    let manager = PluginManager::local_only(dir.path());
+    assert!(matches!(
+        manager.load_manifest(&path),
+        Err(LoadError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn plg_new_lang_python_scaffolds_a_plugin_that_runs_as_it_is() {
+    let root = plg_tests::workspace_root();
+    assert_eq!(
+        std::fs::read_to_string(root.join("plugins/greet-python/plugin.py")).unwrap(),
+        std::fs::read_to_string(root.join("loader/src/packaging/scaffold/plugin.py")).unwrap(),
+        "plg new --lang python writes the greet-python sample: keep the two files equal"
+    );
+    if !python_ready() {
+        eprintln!("skipped running it: python3 lacks grpcio");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let plg = |args: &[&str]| {
+        let out = std::process::Command::new(plg_tests::plg_bin(Profile::Debug))
+            .args(args)
+            .current_dir(work.path())
+            .env_remove("PLG_PLUGINS_DIR")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = plg(&[
+        "new",
+        "greeter",
+        "--lang",
+        "python",
+        "--path",
+        "plugins/greeter",
+    ]);
+    assert!(
+        said.contains("plg run greeter --plugins-dir plugins"),
+        "{said}"
+    );
+    let out = plg(&[
+        "run",
+        "greeter",
+        "--plugins-dir",
+        "plugins",
+        "--set",
+        "name=you",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["greeting"], "Hello, you!");
 }

@@ -50,6 +50,9 @@ struct Row {
     unload: Option<&'static str>,
     /// Why `no`.
     unload_reasons: Vec<String>,
+    /// Where it runs, as its manifest asks: `in-process`, `worker` (a `plg-worker` process)
+    /// or `exec` (its own executable). A host's policy can still isolate an in-process one.
+    runtime: Option<&'static str>,
 }
 
 pub fn run(g: &Global, a: ListArgs, out: &Output) -> Result<(), Failure> {
@@ -82,13 +85,15 @@ pub fn run(g: &Global, a: ListArgs, out: &Output) -> Result<(), Failure> {
         let version = r.version.as_deref().unwrap_or("?");
         match &r.error {
             None if r.unload_reasons.is_empty() => out.line(format!(
-                "{name:<24} {version:<12} {:<6} unload={}",
+                "{name:<24} {version:<12} {:<6} runtime={:<10} unload={}",
                 r.status,
+                r.runtime.unwrap_or("?"),
                 r.unload.unwrap_or("unknown")
             )),
             None => out.line(format!(
-                "{name:<24} {version:<12} {:<6} unload=no ({})",
+                "{name:<24} {version:<12} {:<6} runtime={:<10} unload=no ({})",
                 r.status,
+                r.runtime.unwrap_or("?"),
                 r.unload_reasons.join("; ")
             )),
             Some(e) => out.line(format!("{name:<24} {version:<12} error: {e}")),
@@ -138,6 +143,11 @@ fn row(e: ScanEntry, check: Option<(&plg_loader::PluginsDir, Duration)>) -> Row 
         }
     };
     Row {
+        runtime: e.manifest.as_ref().map(|m| match (&m.source, m.isolation) {
+            (plg_loader::Source::Exec { .. }, _) => "exec",
+            (_, Some(plg_loader::Isolation::Process)) => "worker",
+            _ => "in-process",
+        }),
         name: e.manifest.as_ref().map(|m| m.name.clone()),
         version: e.manifest.as_ref().map(|m| m.version.to_string()),
         status: status.as_ref().copied().unwrap_or("error"),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use plg_loader::scaffold::{scaffold, PlgApiSource};
+use plg_loader::scaffold::{scaffold, scaffold_python, PlgApiSource};
 
 use crate::{args::plugin_name, failure::Failure, output::Output};
 
@@ -20,10 +20,36 @@ pub struct NewArgs {
     /// this `plg` was built from.
     #[arg(long, value_name = "DIR", env = "PLG_API_PATH")]
     plg_api: Option<PathBuf>,
+    /// The plugin's language: `rust` (a cdylib crate) or `python` (an exec plugin on grpcio
+    /// that runs as it is: no build step).
+    #[arg(long, value_name = "LANG", default_value = "rust", value_parser = ["rust", "python"])]
+    lang: String,
 }
 
 pub fn run(a: NewArgs, out: &Output) -> Result<(), Failure> {
-    let dir = a.path.unwrap_or_else(|| PathBuf::from(&a.name));
+    let dir = a.path.clone().unwrap_or_else(|| PathBuf::from(&a.name));
+    if a.lang == "python" {
+        let dir = scaffold_python(&a.name, &dir)?;
+        if out.is_json() {
+            return out.json(&serde_json::json!({ "name": a.name, "path": dir }));
+        }
+        out.line(format!(
+            "created Python plugin `{}` in {}",
+            a.name,
+            dir.display()
+        ));
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        out.line(format!(
+            "next: pip install -r {}  &&  plg run {} --plugins-dir {} --set name=you",
+            dir.join("requirements.txt").display(),
+            a.name,
+            parent.display()
+        ));
+        return Ok(());
+    }
     let api = match a.plg_api {
         Some(p) => p,
         None => {

@@ -93,28 +93,10 @@ impl PluginManager {
                 reason: "an exec plugin cannot declare dependencies yet".into(),
             }));
         }
-        let crate::manifest::Source::Exec { path, args, env } = &manifest.source else {
+        let crate::manifest::Source::Exec { args, env, .. } = &manifest.source else {
             unreachable!("open_exec is called for exec sources only");
         };
-        let dir = manifest_path.parent().unwrap_or(Path::new("."));
-        let program = dir.join(path);
-        let not_found = || LoadError::NotFound {
-            path: program.clone(),
-            manifest: manifest_path.to_owned(),
-        };
-        if !program.is_file() {
-            return Err(not_found());
-        }
-        let (real_dir, real_program) = match (dir.canonicalize(), program.canonicalize()) {
-            (Ok(d), Ok(p)) => (d, p),
-            _ => return Err(not_found()),
-        };
-        if !real_program.starts_with(&real_dir) {
-            return Err(LoadError::OutsideDir {
-                path: program,
-                dir: dir.to_owned(),
-            });
-        }
+        let real_program = super::open::locate_program(&manifest, manifest_path)?;
         #[cfg(not(feature = "isolation"))]
         {
             let _ = (args, env, schemas, real_program);

@@ -54,6 +54,40 @@ pub(crate) fn locate_library(
     Ok(real_lib)
 }
 
+/// The canonical path of an exec plugin's program (`source.mode: "exec"`), checked to exist
+/// and to stay inside the manifest's directory. Reads; runs nothing.
+pub(crate) fn locate_program(
+    manifest: &Manifest,
+    manifest_path: &Path,
+) -> Result<PathBuf, LoadError> {
+    let Source::Exec { path, .. } = &manifest.source else {
+        return Err(LoadError::UnsupportedSource {
+            manifest: manifest_path.to_owned(),
+            mode: manifest.source.mode(),
+        });
+    };
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let program = dir.join(path);
+    let not_found = || LoadError::NotFound {
+        path: program.clone(),
+        manifest: manifest_path.to_owned(),
+    };
+    if !program.is_file() {
+        return Err(not_found());
+    }
+    let (real_dir, real_program) = match (dir.canonicalize(), program.canonicalize()) {
+        (Ok(d), Ok(p)) => (d, p),
+        _ => return Err(not_found()),
+    };
+    if !real_program.starts_with(&real_dir) {
+        return Err(LoadError::OutsideDir {
+            path: program,
+            dir: dir.to_owned(),
+        });
+    }
+    Ok(real_program)
+}
+
 /// Checks the library `manifest` describes from its file alone: it exists inside the
 /// plugin's directory, and its note (ABI version, name, version) agrees with the manifest.
 /// Loads nothing and runs no plugin code. `Ok(None)`: the library has no note (built with an

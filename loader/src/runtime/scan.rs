@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     manager::PluginManager,
-    open::{inspect, locate_library, open_checked},
+    open::{inspect, locate_library, locate_program, open_checked},
 };
 use crate::{
     error::LoadError,
@@ -59,6 +59,13 @@ impl PluginManager {
                     note: None,
                     unmappable: None,
                 },
+                Ok(m) if matches!(m.source, crate::manifest::Source::Exec { .. }) => ScanEntry {
+                    status: locate_program(&m, &path).map(drop),
+                    manifest_path: path,
+                    manifest: Some(m),
+                    note: None,
+                    unmappable: None,
+                },
                 Ok(m) => {
                     let inspected = self
                         .localize(&m, &path, true)
@@ -98,6 +105,10 @@ impl PluginManager {
             .is_some_and(|p| p.manifest_path() == manifest_path)
         {
             return Ok(()); // loaded from here already; a second open would be refused
+        }
+        if let crate::manifest::Source::Exec { .. } = manifest.source {
+            // Starting it would run it: only its file is checked.
+            return locate_program(&manifest, manifest_path).map(drop);
         }
         let (local, local_path) = self.localize(&manifest, manifest_path, true)?;
         let library = locate_library(&local, &local_path)?;

@@ -29,6 +29,37 @@ pub enum PlgApiSource {
 /// which come from Cargo.toml), `src/lib.rs` with a working `execute`, and a `Cargo.lock`
 /// pinning the versions plg is tested with. Files are written to a sibling temporary directory and renamed into place.
 pub fn scaffold(name: &str, dir: &Path, api: &PlgApiSource) -> Result<PathBuf, ScaffoldError> {
+    let dep = match api {
+        // The version requirement a published crate needs, with the checkout's path as the
+        // override while plg-api is not on crates.io.
+        PlgApiSource::Path(p) => format!(
+            "plg-api = {{ version = {API_REQ:?}, path = {:?} }}",
+            p.display().to_string()
+        ),
+        PlgApiSource::Version(v) => format!("plg-api = {v:?}"),
+    };
+    let lib = name.replace('-', "_");
+    create(
+        name,
+        dir,
+        vec![
+            ("Cargo.toml", cargo_toml(name, &dep), false),
+            ("plugin.json", manifest(name, &lib), false),
+            ("src/lib.rs", LIB_RS.to_owned(), false),
+            (".gitignore", "/target\n".to_owned(), false),
+            ("Cargo.lock", CARGO_LOCK.to_owned(), false),
+        ],
+    )
+}
+
+/// Writes `files` (path, text, executable) into a sibling temporary directory of `dir` and
+/// renames it into place: a new plugin appears whole or not at all. `name` must be a valid
+/// plugin name and `dir` must not exist.
+fn create(
+    name: &str,
+    dir: &Path,
+    files: Vec<(&str, String, bool)>,
+) -> Result<PathBuf, ScaffoldError> {
     validate_name(name).map_err(|problem| ScaffoldError::InvalidName {
         name: name.to_owned(),
         problem,
@@ -46,27 +77,20 @@ pub fn scaffold(name: &str, dir: &Path, api: &PlgApiSource) -> Result<PathBuf, S
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
     let tmp = parent.join(format!(".plg-new-{name}-{}", std::process::id()));
     let result = (|| {
-        std::fs::create_dir_all(tmp.join("src")).map_err(io(&tmp))?;
-        let dep = match api {
-            // The version requirement a published crate needs, with the checkout's path as
-            // the override while plg-api is not on crates.io.
-            PlgApiSource::Path(p) => format!(
-                "plg-api = {{ version = {API_REQ:?}, path = {:?} }}",
-                p.display().to_string()
-            ),
-            PlgApiSource::Version(v) => format!("plg-api = {v:?}"),
-        };
-        let lib = name.replace('-', "_");
-        let files = [
-            ("Cargo.toml", cargo_toml(name, &dep)),
-            ("plugin.json", manifest(name, &lib)),
-            ("src/lib.rs", LIB_RS.to_owned()),
-            (".gitignore", "/target\n".to_owned()),
-            ("Cargo.lock", CARGO_LOCK.to_owned()),
-        ];
-        for (file, text) in files {
+        for (file, text, executable) in files {
             let path = tmp.join(file);
+            if let Some(d) = path.parent() {
+                std::fs::create_dir_all(d).map_err(io(d))?;
+            }
             std::fs::write(&path, text).map_err(io(&path))?;
+            #[cfg(unix)]
+            if executable {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(io(&path))?;
+            }
+            #[cfg(not(unix))]
+            let _ = executable;
         }
         std::fs::rename(&tmp, dir).map_err(io(dir))?;
         Ok(dir.to_owned())
@@ -76,6 +100,38 @@ pub fn scaffold(name: &str, dir: &Path, api: &PlgApiSource) -> Result<PathBuf, S
     }
     result
 }
+
+/// Creates a Python plugin `name` in `dir` (which must not exist), an exec plugin that runs as
+/// it is once grpcio is installed: `plugin.json` (`source.mode: "exec"`), `plugin.py` (the
+/// `greet-python` sample, renamed), `requirements.txt`, and `proto/plg/v1/plugin.proto`.
+#[cfg(feature = "isolation")]
+pub fn scaffold_python(name: &str, dir: &Path) -> Result<PathBuf, ScaffoldError> {
+    let manifest = format!(
+        "{{\n  \"name\": {name:?},\n  \"version\": \"0.1.0\",\n  \"description\": \"Reads `name` and sets `greeting`, over plg's protocol.\",\n  \"source\": {{ \"mode\": \"exec\", \"path\": \"plugin.py\" }}\n}}\n"
+    );
+    create(
+        name,
+        dir,
+        vec![
+            ("plugin.json", manifest, false),
+            ("plugin.py", PLUGIN_PY.replace("greet-python", name), true),
+            ("requirements.txt", REQUIREMENTS.to_owned(), false),
+            (
+                "proto/plg/v1/plugin.proto",
+                plg_protocol::PROTO.to_owned(),
+                false,
+            ),
+        ],
+    )
+}
+
+/// The Python plugin's program: `plugins/greet-python/plugin.py` (a test keeps them equal).
+#[cfg(feature = "isolation")]
+const PLUGIN_PY: &str = include_str!("plugin.py");
+
+/// What the Python plugin needs from PyPI.
+#[cfg(feature = "isolation")]
+const REQUIREMENTS: &str = "grpcio>=1.60\ngrpcio-tools>=1.60\ngrpcio-health-checking>=1.60\n";
 
 fn cargo_toml(name: &str, dep: &str) -> String {
     format!(
