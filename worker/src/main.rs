@@ -7,6 +7,7 @@
 //! serves until `Shutdown`, or until the host dies (the host asks the kernel to kill it then).
 //! Everything else it writes goes to stderr, as JSON lines.
 
+mod frames;
 mod serve;
 
 use std::process::ExitCode;

@@ -71,12 +71,23 @@ async fn serve(plugin: Plugin, handshake_out: OwnedFd) -> Result<(), Failure> {
     let dir = tempfile::Builder::new().prefix("plg-worker-").tempdir()?;
     let socket = dir.path().join("plugin.sock");
     let listener = tokio::net::UnixListener::bind(&socket)?;
+    let frames_socket = dir.path().join("frames.sock");
+    let frames_listener = std::os::unix::net::UnixListener::bind(&frames_socket)?;
+    let running = crate::frames::Running::default();
+    {
+        let (plugin, running) = (plugin.clone(), running.clone());
+        std::thread::Builder::new()
+            .name("plg-worker-accept".into())
+            .spawn(move || crate::frames::accept(frames_listener, plugin, running))?;
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<PluginServer<Service>>().await;
     let shutdown = Arc::new(Notify::new());
     let service = PluginServer::new(Service {
         plugin,
         shutdown: shutdown.clone(),
+        frames_socket: frames_socket.to_string_lossy().into_owned(),
+        running,
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -101,6 +112,8 @@ async fn serve(plugin: Plugin, handshake_out: OwnedFd) -> Result<(), Failure> {
 struct Service {
     plugin: Plugin,
     shutdown: Arc<Notify>,
+    frames_socket: String,
+    running: crate::frames::Running,
 }
 
 /// Cancels the call's context if the RPC is dropped (the host cancelled it, or its deadline
@@ -115,22 +128,25 @@ struct CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        let Some(token) = self.token.take() else {
-            return;
-        };
-        token.cancel();
-        let (finished, grace) = (self.finished.clone(), self.grace);
-        std::thread::spawn(move || {
-            std::thread::sleep(grace);
-            if !finished.load(Ordering::Acquire) {
-                tracing::error!(
-                    "a call ignored its cancellation for {grace:?}; the worker exits so that \
-                     the host can start a fresh one"
-                );
-                std::process::exit(EXIT_HUNG);
-            }
-        });
+        if let Some(token) = self.token.take() {
+            cancel_and_guard(&token, self.finished.clone(), self.grace);
+        }
     }
+}
+
+/// Cancels a call; if it has not finished after `grace`, the worker exits.
+fn cancel_and_guard(token: &CancelToken, finished: Arc<AtomicBool>, grace: Duration) {
+    token.cancel();
+    std::thread::spawn(move || {
+        std::thread::sleep(grace);
+        if !finished.load(Ordering::Acquire) {
+            tracing::error!(
+                "a call ignored its cancellation for {grace:?}; the worker exits so that the \
+                 host can start a fresh one"
+            );
+            std::process::exit(EXIT_HUNG);
+        }
+    });
 }
 
 /// The exit code of a worker that stopped itself because a call would not end.
@@ -154,7 +170,25 @@ impl PluginService for Service {
             name: self.plugin.name().to_owned(),
             version: self.plugin.version().to_string(),
             protocol_version: PROTOCOL_VERSION,
+            frames_socket: self.frames_socket.clone(),
         }))
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<pb::CancelRequest>,
+    ) -> Result<Response<pb::CancelResponse>, Status> {
+        let id = request.into_inner().call_id;
+        let call = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some((token, finished)) = call {
+            cancel_and_guard(&token, finished, kill_grace());
+        }
+        Ok(Response::new(pb::CancelResponse {}))
     }
 
     async fn execute(
@@ -188,10 +222,7 @@ impl PluginService for Service {
         .await
         .map_err(|e| Status::internal(format!("the call's thread failed: {e}")))?;
         cancel.token = None;
-        let outcome = match result {
-            Ok(()) => pb::execute_response::Outcome::Values(to_wire(ctx.values())),
-            Err(e) => pb::execute_response::Outcome::Error(plugin_error(e)?),
-        };
+        let outcome = outcome(result, &ctx)?;
         Ok(Response::new(pb::ExecuteResponse {
             outcome: Some(outcome),
         }))
@@ -209,6 +240,18 @@ impl PluginService for Service {
         });
         Ok(Response::new(pb::ShutdownResponse {}))
     }
+}
+
+/// A call's outcome on the wire: the context's values, or the plugin's error; a failure that
+/// is not the plugin's is a status.
+pub(crate) fn outcome(
+    result: Result<(), ExecError>,
+    ctx: &Context,
+) -> Result<pb::execute_response::Outcome, Status> {
+    Ok(match result {
+        Ok(()) => pb::execute_response::Outcome::Values(to_wire(ctx.values())),
+        Err(e) => pb::execute_response::Outcome::Error(plugin_error(e)?),
+    })
 }
 
 /// What the plugin reported, on the wire; a failure that is not the plugin's is a status.

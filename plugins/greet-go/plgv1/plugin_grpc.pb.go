@@ -24,6 +24,9 @@ type PluginClient interface {
 	Execute(ctx context.Context, in *ExecuteRequest, opts ...grpc.CallOption) (*ExecuteResponse, error)
 	// Finish the calls in flight, then exit. The host waits a grace period, then kills.
 	Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownResponse, error)
+	// Cancel a call made over the frames socket (see DescribeResponse.frames_socket). Only a
+	// plugin that offers that socket gets it; others may leave it unimplemented.
+	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
 }
 
 type pluginClient struct {
@@ -61,6 +64,15 @@ func (c *pluginClient) Shutdown(ctx context.Context, in *ShutdownRequest, opts .
 	return out, nil
 }
 
+func (c *pluginClient) Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error) {
+	out := new(CancelResponse)
+	err := c.cc.Invoke(ctx, "/plg.v1.Plugin/Cancel", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility
@@ -72,6 +84,9 @@ type PluginServer interface {
 	Execute(context.Context, *ExecuteRequest) (*ExecuteResponse, error)
 	// Finish the calls in flight, then exit. The host waits a grace period, then kills.
 	Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error)
+	// Cancel a call made over the frames socket (see DescribeResponse.frames_socket). Only a
+	// plugin that offers that socket gets it; others may leave it unimplemented.
+	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -87,6 +102,9 @@ func (UnimplementedPluginServer) Execute(context.Context, *ExecuteRequest) (*Exe
 }
 func (UnimplementedPluginServer) Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Shutdown not implemented")
+}
+func (UnimplementedPluginServer) Cancel(context.Context, *CancelRequest) (*CancelResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Cancel not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 
@@ -155,6 +173,24 @@ func _Plugin_Shutdown_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_Cancel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).Cancel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/plg.v1.Plugin/Cancel",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).Cancel(ctx, req.(*CancelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _Plugin_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "plg.v1.Plugin",
 	HandlerType: (*PluginServer)(nil),
@@ -170,6 +206,10 @@ var _Plugin_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Shutdown",
 			Handler:    _Plugin_Shutdown_Handler,
+		},
+		{
+			MethodName: "Cancel",
+			Handler:    _Plugin_Cancel_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

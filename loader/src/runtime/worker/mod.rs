@@ -12,6 +12,8 @@ pub use policy::{WorkerPolicy, WorkerStop};
 #[cfg(feature = "isolation")]
 mod client;
 #[cfg(feature = "isolation")]
+mod frames;
+#[cfg(feature = "isolation")]
 mod process;
 #[cfg(feature = "isolation")]
 mod supervisor;

@@ -19,6 +19,7 @@ use plg_protocol::{from_wire, pb, to_wire};
 
 use super::{
     client::{self, Client},
+    frames::{self, Frames, Stop},
     policy::{WorkerPolicy, WorkerStop},
     process::{self, Launch, Process},
 };
@@ -105,6 +106,8 @@ impl std::fmt::Debug for Inner {
 struct Live {
     process: Mutex<Process>,
     client: Client,
+    /// The frames socket, when the worker offers one (plg-worker does): calls go there.
+    frames: Option<Frames>,
     generation: u64,
     started: Instant,
 }
@@ -162,11 +165,18 @@ impl Inner {
                 manifest: self.id.clone(),
             });
         }
+        // Only a frames socket beside the gRPC one is used: a plugin cannot point the host
+        // at some other service's socket.
+        let frames_socket = PathBuf::from(&described.frames_socket);
+        let frames = (!described.frames_socket.is_empty()
+            && frames_socket.parent() == handshake.socket.parent())
+        .then(|| Frames::new(frames_socket));
         let mut state = self.lock();
         state.generation += 1;
         Ok(Arc::new(Live {
             process: Mutex::new(proc),
             client,
+            frames,
             generation: state.generation,
             started: Instant::now(),
         }))
@@ -429,6 +439,9 @@ impl Runtime for WorkerRuntime {
         inner.in_flight.fetch_add(1, Ordering::AcqRel);
         let _counted = InFlight(&inner.in_flight);
         let live = inner.live()?;
+        if let Some(frames) = &live.frames {
+            return self.execute_frames(id, ctx, &live, frames);
+        }
         let mut request = tonic::Request::new(pb::ExecuteRequest {
             values: Some(to_wire(ctx.values())),
             label: ctx.label().to_owned(),
@@ -483,23 +496,7 @@ impl Runtime for WorkerRuntime {
             }
         };
         match result {
-            Ok(response) => match response.into_inner().outcome {
-                Some(pb::execute_response::Outcome::Values(values)) => {
-                    let values = from_wire(values).map_err(|e| {
-                        Box::new(ExecError::Worker {
-                            plugin: id.to_owned(),
-                            message: format!("its reply is malformed: {e}"),
-                        })
-                    })?;
-                    *ctx.values_mut() = values;
-                    Ok(())
-                }
-                Some(pb::execute_response::Outcome::Error(e)) => Err(Box::new(plugin_error(id, e))),
-                None => Err(Box::new(ExecError::Worker {
-                    plugin: id.to_owned(),
-                    message: "its reply has no outcome".into(),
-                })),
-            },
+            Ok(response) => apply(id, ctx, response.into_inner()),
             Err(status) => Err(Box::new(match status.code() {
                 tonic::Code::DeadlineExceeded => ExecError::DeadlineExceeded {
                     plugin: id.to_owned(),
@@ -594,6 +591,121 @@ impl Runtime for WorkerRuntime {
 
     fn worker(&self) -> bool {
         true
+    }
+}
+
+impl WorkerRuntime {
+    /// A call over the frames socket, on the caller's thread.
+    fn execute_frames(
+        &self,
+        id: &str,
+        ctx: &mut Context,
+        live: &Arc<Live>,
+        frames: &Frames,
+    ) -> Outcome {
+        let inner = &self.inner;
+        let deadline = ctx.remaining().map(|r| Instant::now() + r);
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(Box::new(ExecError::DeadlineExceeded {
+                plugin: id.to_owned(),
+            }));
+        }
+        match frames.call(ctx, deadline) {
+            Ok(response) => apply(id, ctx, response),
+            Err(Stop::DeadlineReplied) => Err(Box::new(ExecError::DeadlineExceeded {
+                plugin: id.to_owned(),
+            })),
+            Err(stop @ (Stop::Deadline(..) | Stop::Cancelled(..))) => {
+                let (conn, call_id, error) = match stop {
+                    Stop::Deadline(conn, call_id) => (
+                        conn,
+                        call_id,
+                        ExecError::DeadlineExceeded {
+                            plugin: id.to_owned(),
+                        },
+                    ),
+                    Stop::Cancelled(conn, call_id) => (
+                        conn,
+                        call_id,
+                        ExecError::Cancelled {
+                            plugin: id.to_owned(),
+                        },
+                    ),
+                    _ => unreachable!("matched above"),
+                };
+                inner.cancel_frames_call(live.clone(), conn, call_id);
+                Err(Box::new(error))
+            }
+            Err(Stop::Broken(message)) => Err(Box::new(
+                inner.crashed(live, crate::untrusted::escape(&message).into_owned()),
+            )),
+        }
+    }
+}
+
+impl Inner {
+    /// A frames call stopped short: tell the worker (`Cancel`), then wait the kill grace for
+    /// the reply the connection owes; a worker that does not give it is killed.
+    fn cancel_frames_call(
+        self: &Arc<Self>,
+        live: Arc<Live>,
+        conn: std::os::unix::net::UnixStream,
+        call_id: u64,
+    ) {
+        let mut client = live.client.plugin.clone();
+        client::runtime().spawn(async move {
+            let _ = client.cancel(pb::CancelRequest { call_id }).await;
+        });
+        let grace = self.policy.kill_grace;
+        let inner = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("plg-worker-overrun".into())
+            .spawn(move || {
+                let Some(frames) = live.frames.as_ref() else {
+                    return;
+                };
+                if frames::drain(frames, conn, grace) {
+                    return;
+                }
+                let Some(inner) = inner.upgrade() else { return };
+                tracing::warn!(
+                    plugin = inner.id,
+                    "a call ignored its deadline or cancellation for {grace:?}; killing its worker"
+                );
+                live.process
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .kill();
+                let mut state = inner.lock();
+                inner.record_crash(
+                    &mut state,
+                    &live,
+                    "was killed: a call ignored its deadline or cancellation".into(),
+                    String::new(),
+                );
+            })
+            .ok();
+    }
+}
+
+/// The caller's context after a reply: the plugin's values, or its error.
+fn apply(id: &str, ctx: &mut Context, response: pb::ExecuteResponse) -> Outcome {
+    match response.outcome {
+        Some(pb::execute_response::Outcome::Values(values)) => {
+            let values = from_wire(values).map_err(|e| {
+                Box::new(ExecError::Worker {
+                    plugin: id.to_owned(),
+                    message: format!("its reply is malformed: {e}"),
+                })
+            })?;
+            *ctx.values_mut() = values;
+            Ok(())
+        }
+        Some(pb::execute_response::Outcome::Error(e)) => Err(Box::new(plugin_error(id, e))),
+        None => Err(Box::new(ExecError::Worker {
+            plugin: id.to_owned(),
+            message: "its reply has no outcome".into(),
+        })),
     }
 }
 

@@ -1,0 +1,187 @@
+//! Calls over a worker's frames socket (`plg_protocol::frames`): the caller's own thread
+//! writes the call and blocks reading the reply, on a connection of its own from a pool. No
+//! HTTP/2 and no hop through the I/O runtime: one wakeup each way, as in a bare ping-pong.
+
+use std::{
+    io::{self, Read, Write},
+    os::unix::net::UnixStream,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use plg_api::Context;
+use plg_protocol::{
+    frames::{decode_reply, encode_call, frame_len, Reply},
+    pb,
+};
+
+/// How often a caller waiting for a reply looks at its context's cancellation flag.
+const POLL: Duration = Duration::from_millis(10);
+
+/// A worker's frames socket and its idle connections.
+pub(super) struct Frames {
+    socket: PathBuf,
+    idle: Mutex<Vec<UnixStream>>,
+    next_id: AtomicU64,
+}
+
+/// How a frames call ended short of a reply.
+pub(super) enum Stop {
+    /// The deadline passed; the connection still owes the reply.
+    Deadline(UnixStream, u64),
+    /// The context was cancelled; the connection still owes the reply.
+    Cancelled(UnixStream, u64),
+    /// The worker answered that the deadline passed (the connection is back in the pool).
+    DeadlineReplied,
+    /// The connection failed: the worker is gone, or the reply was malformed.
+    Broken(String),
+}
+
+impl Frames {
+    pub(super) fn new(socket: PathBuf) -> Self {
+        Frames {
+            socket,
+            idle: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn take(&self) -> io::Result<UnixStream> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => UnixStream::connect(&self.socket),
+        }
+    }
+
+    /// Returns a connection whose reply has been read in full.
+    pub(super) fn give_back(&self, conn: UnixStream) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+    }
+
+    /// Makes the call and waits for its reply, watching the deadline and cancellation.
+    pub(super) fn call(
+        &self,
+        ctx: &Context,
+        deadline: Option<Instant>,
+    ) -> Result<pb::ExecuteResponse, Stop> {
+        let broken = |e: io::Error| Stop::Broken(e.to_string());
+        let mut conn = self.take().map_err(broken)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = pb::ExecuteRequest {
+            values: Some(plg_protocol::to_wire(ctx.values())),
+            label: ctx.label().to_owned(),
+        };
+        let mut buf = Vec::new();
+        encode_call(id, ctx.remaining(), &request, &mut buf);
+        conn.write_all(&buf).map_err(broken)?;
+        buf.clear();
+        let mut timeout = None;
+        let body = loop {
+            let slice = deadline.map_or(POLL, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .clamp(Duration::from_micros(1), POLL)
+            });
+            if timeout != Some(slice) {
+                conn.set_read_timeout(Some(slice)).map_err(broken)?;
+                timeout = Some(slice);
+            }
+            match read_some(&mut conn, &mut buf) {
+                Ok(Some(body)) => break body,
+                Ok(None) => {}
+                Err(e) => return Err(broken(e)),
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Stop::Deadline(conn, id));
+            }
+            if ctx.is_cancelled() {
+                return Err(Stop::Cancelled(conn, id));
+            }
+        };
+        match decode_reply(&body) {
+            Ok((got, _)) if got != id => Err(Stop::Broken(format!(
+                "the reply is for call {got}, not {id}"
+            ))),
+            Ok((_, Reply::Response(response))) => {
+                self.give_back(conn);
+                Ok(response)
+            }
+            Ok((_, Reply::DeadlineExceeded)) => {
+                self.give_back(conn);
+                Err(Stop::DeadlineReplied)
+            }
+            Ok((_, Reply::Error(message))) => Err(Stop::Broken(message)),
+            Err(e) => Err(Stop::Broken(e.to_string())),
+        }
+    }
+}
+
+/// Waits up to `grace` for the reply a stopped call's connection still owes; `true` (and the
+/// connection is back in the pool) if it came.
+pub(super) fn drain(frames: &Frames, mut conn: UnixStream, grace: Duration) -> bool {
+    let until = Instant::now() + grace;
+    let mut buf = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return false;
+        }
+        match read_some(&mut conn, &mut buf) {
+            Ok(Some(_)) => {
+                frames.give_back(conn);
+                return true;
+            }
+            Ok(None) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Reads what is available into `buf`; `Some(body)` once a whole frame is there, `None` when
+/// the read timed out first.
+fn read_some(conn: &mut UnixStream, buf: &mut Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+    if let Some(body) = take_frame(buf)? {
+        return Ok(Some(body));
+    }
+    let mut chunk = [0u8; 8192];
+    match conn.read(&mut chunk) {
+        Ok(0) => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the worker closed the connection",
+        )),
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            take_frame(buf)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The first whole frame's body in `buf`, removed from it.
+fn take_frame(buf: &mut Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = frame_len(buf[..4].try_into().expect("4 bytes"))?;
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    let body = buf[4..4 + len].to_vec();
+    buf.drain(..4 + len);
+    Ok(Some(body))
+}
