@@ -610,7 +610,8 @@ impl WorkerRuntime {
                 plugin: id.to_owned(),
             }));
         }
-        match frames.call(ctx, deadline) {
+        let alone = inner.in_flight.load(Ordering::Acquire) <= 1;
+        match frames.call(ctx, deadline, alone) {
             Ok(response) => apply(id, ctx, response),
             Err(Stop::DeadlineReplied) => Err(Box::new(ExecError::DeadlineExceeded {
                 plugin: id.to_owned(),
