@@ -702,3 +702,69 @@ fn plg_new_lang_python_scaffolds_a_plugin_that_runs_as_it_is() {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["greeting"], "Hello, you!");
 }
+
+#[test]
+fn a_panic_abort_plugin_is_refused_in_process_by_policy_and_runs_in_a_worker() {
+    let lib = plg_tests::build_edited("fixture-crash", "0.1.0", "panic-abort", &[]);
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let staged = dir.path().join("fixture-crash/0.1.0");
+    std::fs::copy(
+        &lib,
+        staged.join(plg_tests::library_file_name("fixture-crash")),
+    )
+    .unwrap();
+    // The default: it loads, with a warning, and says so.
+    let (_m, plugin) = load(&dir, "fixture-crash", WorkerPolicy::default());
+    assert_eq!(plugin.aborts_on_panic(), Some(true));
+    drop(_m);
+    // A host that refuses it in-process gets the typed error naming both fixes.
+    let mut strict = WorkerPolicy::default();
+    strict.refuse_panic_abort = true;
+    let manager = PluginManager::local_only(dir.path()).with_worker_policy(strict.clone());
+    let failed = manager.load_all().failed;
+    match &failed[0].error {
+        e @ LoadError::PanicAborts { .. } => {
+            let text = e.to_string();
+            assert!(
+                text.contains("panic = \"unwind\"") && text.contains("isolation"),
+                "{text}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // In a worker, its abort is a crash of the worker only.
+    strict.program = Some(worker_bin(Profile::Debug));
+    strict.isolate.insert("fixture-crash".into());
+    let (_m, plugin) = load(&dir, "fixture-crash", strict);
+    assert!(matches!(
+        call(&plugin, "abort"),
+        Err(ExecError::WorkerCrashed { .. })
+    ));
+    pid(&plugin);
+}
+
+#[test]
+fn a_worker_that_fails_its_health_check_is_replaced() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let mut p = policy();
+    p.health_interval = Some(Duration::from_millis(100));
+    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    let first = pid(&plugin);
+    // A stopped process answers nothing: the health check fails and the worker is killed.
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(wait_gone(first), "the unhealthy worker was not killed");
+    let after = loop {
+        match call(&plugin, "pid") {
+            Ok(ctx) => break ctx.get::<i64>("pid").unwrap(),
+            Err(ExecError::WorkerCrashed { .. }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    assert_ne!(after, first);
+}

@@ -234,6 +234,7 @@ pub fn build_variant(package: &str, version: &str) -> PathBuf {
 /// Like [`build_variant`], with each `(from, to)` of `edits` replaced in the crate's
 /// `src/lib.rs` (each must occur); `tag` names the build apart from others of this version.
 /// Used for two builds of one version that behave differently (a hot upgrade's new bytes).
+/// The tag `panic-abort` builds with `panic = "abort"`, in a target dir of its own.
 pub fn build_edited(package: &str, version: &str, tag: &str, edits: &[(&str, &str)]) -> PathBuf {
     static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
         OnceLock::new();
@@ -242,6 +243,7 @@ pub fn build_edited(package: &str, version: &str, tag: &str, edits: &[(&str, &st
     if let Some(p) = built.get(&key) {
         return p.clone();
     }
+    let abort = tag == "panic-abort";
     let root = target_dir().join("plg-variants").join(&key);
     std::fs::create_dir_all(root.join("src")).unwrap();
     let src = plugin_crate_dir(package);
@@ -258,25 +260,25 @@ pub fn build_edited(package: &str, version: &str, tag: &str, edits: &[(&str, &st
         root.join("Cargo.toml"),
         format!(
             "[package]\nname = \"{package}\"\nversion = \"{version}\"\nedition = \"2021\"\npublish = false\n\n\
-             [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplg-api = {{ path = {:?} }}\n\n[workspace]\n",
-            api.display().to_string()
+             [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplg-api = {{ path = {:?} }}\n\n[workspace]\n{}",
+            api.display().to_string(),
+            if abort { "\n[profile.dev]\npanic = \"abort\"\n" } else { "" }
         ),
     )
     .unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let variants_target =
+        target_dir()
+            .join("plg-variants")
+            .join(if abort { "target-abort" } else { "target" });
     let status = Command::new(cargo)
         .current_dir(&root)
-        .env(
-            "CARGO_TARGET_DIR",
-            target_dir().join("plg-variants").join("target"),
-        )
+        .env("CARGO_TARGET_DIR", &variants_target)
         .args(["build", "--quiet"])
         .status()
         .expect("cannot run cargo");
     assert!(status.success(), "building {key} failed");
-    let lib = target_dir()
-        .join("plg-variants")
-        .join("target")
+    let lib = variants_target
         .join("debug")
         .join(library_file_name(package));
     // Several variants share one target dir; keep each build's library under its own name.
