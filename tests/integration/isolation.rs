@@ -348,6 +348,18 @@ fn each_handshake_failure_has_its_error_and_the_stderr_tail() {
         }
         other => panic!("{other:?}"),
     }
+    // A 20 MB first line is read in bounded memory and reported cut short.
+    match start_error(
+        "head -c 20000000 /dev/zero | tr '\\0' x; echo; sleep 5",
+        second,
+    ) {
+        WorkerError::BadHandshake {
+            problem: HandshakeProblem::Garbage,
+            reason,
+            ..
+        } => assert!(reason.len() < 2000, "{} bytes", reason.len()),
+        other => panic!("{other:?}"),
+    }
     // Control characters from the plugin are escaped before they reach an error message.
     match start_error("printf '\\033[2Jevil\\n' >&2; exit 3", second) {
         WorkerError::ExitedBeforeHandshake { stderr, .. } => {

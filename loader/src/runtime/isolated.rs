@@ -156,7 +156,13 @@ pub(crate) fn find_worker(configured: Option<&Path>) -> Result<std::path::PathBu
             }
         }
         if let Some(path) = std::env::var_os("PATH") {
-            candidates.extend(std::env::split_paths(&path).map(|d| d.join(&name)));
+            // Only absolute entries: an empty or relative one would resolve against the
+            // current directory.
+            candidates.extend(
+                std::env::split_paths(&path)
+                    .filter(|d| d.is_absolute())
+                    .map(|d| d.join(&name)),
+            );
         }
     }
     match candidates.iter().find(|p| p.is_file()) {

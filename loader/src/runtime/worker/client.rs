@@ -81,11 +81,15 @@ impl Client {
         wait(async move {
             let mut request = tonic::Request::new(pb::DescribeRequest {});
             request.set_timeout(timeout);
-            client
-                .describe(request)
-                .await
-                .map(tonic::Response::into_inner)
-                .map_err(|s| format!("Describe failed: {}", s.message()))
+            // The whole call is bounded, not only the wait for its headers.
+            match tokio::time::timeout(timeout, client.describe(request)).await {
+                Ok(Ok(r)) => Ok(r.into_inner()),
+                Ok(Err(s)) => Err(format!(
+                    "Describe failed: {}",
+                    crate::untrusted::escape(&s.message().chars().take(400).collect::<String>())
+                )),
+                Err(_) => Err(format!("Describe did not answer within {timeout:?}")),
+            }
         })
     }
 

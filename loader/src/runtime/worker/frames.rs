@@ -88,6 +88,11 @@ impl Frames {
         };
         let mut buf = Vec::new();
         encode_call(id, ctx.remaining(), &request, &mut buf);
+        // A worker that stops reading cannot block the caller past its deadline (or, without
+        // one, past a minute): the write fails, and the caller learns why.
+        let write_for = ctx.remaining().unwrap_or(Duration::from_secs(60));
+        conn.set_write_timeout(Some(write_for.max(Duration::from_millis(1))))
+            .map_err(broken)?;
         conn.write_all(&buf).map_err(broken)?;
         buf.clear();
         let spun = if spin_first {

@@ -19,6 +19,9 @@ use crate::{
     untrusted,
 };
 
+/// The longest line read from a plugin's stdout or stderr; the rest of a longer line is
+/// skipped (a plugin cannot make the host buffer without bound).
+const MAX_LINE_BYTES: usize = 8192;
 /// Lines of stderr kept for error messages.
 const TAIL_LINES: usize = 20;
 /// Characters kept of each stderr line.
@@ -167,7 +170,10 @@ pub(super) fn start(
             Err(WorkerError::BadHandshake {
                 program: process.program.clone(),
                 problem,
-                reason: untrusted::escape(&e.to_string()).into_owned(),
+                reason: untrusted::escape(
+                    &e.to_string().chars().take(LINE_CHARS).collect::<String>(),
+                )
+                .into_owned(),
                 stderr: process.stderr.text(Duration::from_millis(500)),
             })
         }
@@ -175,8 +181,12 @@ pub(super) fn start(
 }
 
 impl Process {
-    /// Kills the process group and reaps the process.
+    /// Kills the process group and reaps the process. Once the process is reaped, its pid
+    /// may be another process's: then nothing is sent.
     pub(super) fn kill(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         #[cfg(target_os = "linux")]
         if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
@@ -197,6 +207,13 @@ impl Process {
                 _ => return None,
             }
         }
+    }
+}
+
+impl Drop for Process {
+    /// A process nobody holds any more is killed and reaped: no orphan, no zombie.
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -229,17 +246,48 @@ fn spawn_from_lasting_thread(cmd: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("plg's worker spawner thread is gone"))?
 }
 
+/// Reads one line into `buf` (without its newline), keeping at most [`MAX_LINE_BYTES`] and
+/// skipping the rest of a longer one. `false` at the end of the stream.
+fn read_line_capped(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    let mut read_any = false;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok([]) => return read_any,
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return read_any,
+        };
+        read_any = true;
+        let (line_part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+        buf.extend_from_slice(&line_part[..line_part.len().min(room)]);
+        let used = done.unwrap_or(chunk.len());
+        reader.consume(used);
+        if done.is_some() {
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return true;
+        }
+    }
+}
+
 /// Sends the first stdout line (the handshake); logs anything after it as a warning.
 fn read_stdout(out: std::process::ChildStdout, first: mpsc::Sender<String>, plugin: &str) {
-    let mut lines = BufReader::new(out).lines();
-    match lines.next() {
-        Some(Ok(line)) => {
-            let _ = first.send(line);
-        }
-        _ => return,
+    let mut reader = BufReader::new(out);
+    let mut buf = Vec::new();
+    if !read_line_capped(&mut reader, &mut buf) {
+        return;
     }
+    let _ = first.send(String::from_utf8_lossy(&buf).into_owned());
     drop(first);
-    for line in lines.map_while(Result::ok) {
+    while read_line_capped(&mut reader, &mut buf) {
+        let line = String::from_utf8_lossy(&buf);
+        let line: String = line.chars().take(LINE_CHARS).collect();
         tracing::warn!(
             target: "plg::plugin",
             plugin,
@@ -254,19 +302,12 @@ fn read_stdout(out: std::process::ChildStdout, first: mpsc::Sender<String>, plug
 fn forward_stderr(err: std::process::ChildStderr, tail: &Tail, plugin: &str) {
     let mut reader = BufReader::new(err);
     let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
+    while read_line_capped(&mut reader, &mut buf) {
         let raw = String::from_utf8_lossy(&buf);
-        let raw = raw.trim_end_matches(['\n', '\r']);
-        let (level, message) = parse_log_line(raw);
-        let message: String = untrusted::escape(&message)
-            .chars()
-            .take(LINE_CHARS)
-            .collect();
+        let (level, message) = parse_log_line(&raw);
+        // Cut before escaping: escaping can only make it longer.
+        let message: String = message.chars().take(LINE_CHARS).collect();
+        let message = untrusted::escape(&message).into_owned();
         match level {
             tracing::Level::ERROR => tracing::error!(target: "plg::plugin", plugin, "{message}"),
             tracing::Level::WARN => tracing::warn!(target: "plg::plugin", plugin, "{message}"),

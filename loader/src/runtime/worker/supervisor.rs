@@ -290,6 +290,16 @@ impl Inner {
     }
 
     fn record_crash(&self, state: &mut State, live: &Arc<Live>, status: String, stderr: String) {
+        // One worker's end is one crash, however many threads notice it; and a worker
+        // stopped for unload did not crash.
+        if state
+            .last_crash
+            .as_ref()
+            .is_some_and(|c| c.0 == live.generation)
+            || self.closing.load(Ordering::SeqCst)
+        {
+            return;
+        }
         let now = Instant::now();
         if state
             .worker
@@ -431,13 +441,15 @@ fn watch(inner: Weak<Inner>) {
 impl Runtime for WorkerRuntime {
     fn execute(&self, id: &str, ctx: &mut Context) -> Outcome {
         let inner = &self.inner;
-        if inner.closing.load(Ordering::Acquire) {
+        // Counted before the check, both SeqCst: unload either sees this call or this call
+        // sees unload.
+        inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _counted = InFlight(&inner.in_flight);
+        if inner.closing.load(Ordering::SeqCst) {
             return Err(Box::new(ExecError::Unloaded {
                 plugin: id.to_owned(),
             }));
         }
-        inner.in_flight.fetch_add(1, Ordering::AcqRel);
-        let _counted = InFlight(&inner.in_flight);
         let live = inner.live()?;
         if let Some(frames) = &live.frames {
             return self.execute_frames(id, ctx, &live, frames);
@@ -522,8 +534,8 @@ impl Runtime for WorkerRuntime {
     fn unload(&self, id: &str, timeout: Duration) -> Result<UnloadReport, UnloadError> {
         let inner = &self.inner;
         let start = Instant::now();
-        inner.closing.store(true, Ordering::Release);
-        while inner.in_flight.load(Ordering::Acquire) > 0 {
+        inner.closing.store(true, Ordering::SeqCst);
+        while inner.in_flight.load(Ordering::SeqCst) > 0 {
             if start.elapsed() >= timeout {
                 inner.closing.store(false, Ordering::Release);
                 return Err(UnloadError::Busy {
