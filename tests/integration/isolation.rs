@@ -780,3 +780,32 @@ fn a_worker_that_fails_its_health_check_is_replaced() {
     };
     assert_ne!(after, first);
 }
+
+#[test]
+fn calls_from_eight_threads_run_concurrently_in_one_worker() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let (_m, plugin) = load(&dir, "fixture-crash", policy());
+    let first = pid(&plugin);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let plugin = plugin.clone();
+            std::thread::spawn(move || {
+                for n in 0..50 {
+                    let mut ctx = Context::new();
+                    ctx.set("input", format!("{i}-{n}"));
+                    plugin.execute(&mut ctx).unwrap();
+                    assert_eq!(ctx.get_str("echo").unwrap(), format!("{i}-{n}"));
+                    assert_eq!(
+                        ctx.get::<i64>("pid").unwrap(),
+                        first,
+                        "one worker serves all"
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
