@@ -169,16 +169,17 @@ fn a_call_past_its_deadline_fails_and_the_hung_worker_is_replaced() {
         plugin.execute(&mut ctx),
         Err(ExecError::DeadlineExceeded { .. })
     ));
-    // The worker exits (its hung call ignores cancellation), and a new one serves. A call
-    // that races with the dying worker gets WorkerCrashed, exit code 70, saying why.
+    // The hung worker is stopped after the kill grace: it exits itself (code 70), or the host,
+    // whose grace ran out at the same moment, kills it. A new one serves. A call that races
+    // with the dying worker gets WorkerCrashed, saying which of the two happened.
     assert!(wait_gone(before), "the hung worker was not stopped");
     let after = loop {
         match call(&plugin, "pid") {
             Ok(ctx) => break ctx.get::<i64>("pid").unwrap(),
-            Err(ExecError::WorkerCrashed { status, stderr, .. }) => {
-                assert!(status.contains("code 70"), "{status}");
-                assert!(stderr.contains("ignored its cancellation"), "{stderr}");
-            }
+            Err(ExecError::WorkerCrashed { status, stderr, .. }) => assert!(
+                status.contains("code 70") || status.contains("ignored its deadline"),
+                "{status}: {stderr}"
+            ),
             Err(e) => panic!("{e:?}"),
         }
     };

@@ -725,8 +725,11 @@ fn write_later_workspace(ws: &Path) {
         &patched,
     );
     copy_tree(&root.join("loader/src"), &ws.join("loader/src"), &patched);
+    // plg-loader names plg-protocol (an optional dependency): cargo reads its manifest even
+    // when the feature is off.
+    copy_tree(&root.join("protocol"), &ws.join("protocol"), &[]);
 
-    let members = "members = [\"plugin-api\", \"loader\", \"host\", \"later-hello\"]";
+    let members = "members = [\"plugin-api\", \"loader\", \"protocol\", \"host\", \"later-hello\"]";
     let mut cargo_toml = String::new();
     let mut in_list = false;
     for line in std::fs::read_to_string(root.join("Cargo.toml"))
