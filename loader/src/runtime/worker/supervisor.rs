@@ -213,13 +213,15 @@ impl Inner {
         if state.failed {
             return Err(Box::new(self.failed_error(&state)));
         }
-        if let Some(at) = state.next_start {
-            let now = Instant::now();
-            if at > now {
-                std::thread::sleep(at - now);
-            }
-        }
+        let wait = state
+            .next_start
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        // The backoff is slept without the lock: other callers, the health thread and
+        // unload are not held up by it.
         drop(state);
+        if let Some(wait) = wait {
+            std::thread::sleep(wait);
+        }
         let live = self.start_worker().map_err(|e| {
             Box::new(ExecError::Worker {
                 plugin: self.id.clone(),
@@ -666,10 +668,11 @@ impl Inner {
         call_id: u64,
     ) {
         let mut client = live.client.plugin.clone();
-        client::runtime().spawn(async move {
-            let _ = client.cancel(pb::CancelRequest { call_id }).await;
-        });
         let grace = self.policy.kill_grace;
+        client::runtime().spawn(async move {
+            let cancel = client.cancel(pb::CancelRequest { call_id });
+            let _ = tokio::time::timeout(grace, cancel).await;
+        });
         let inner = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("plg-worker-overrun".into())
