@@ -74,7 +74,7 @@ fn call(
     let result = plugin.execute(&mut ctx);
     finished.store(true, std::sync::atomic::Ordering::Release);
     lock().remove(&id);
-    match crate::serve::outcome(result, &ctx) {
+    match crate::reply::outcome(result, &ctx) {
         Ok(outcome) => Reply::Response(pb::ExecuteResponse {
             outcome: Some(outcome),
         }),

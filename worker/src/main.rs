@@ -8,6 +8,7 @@
 //! Everything else it writes goes to stderr, as JSON lines.
 
 mod frames;
+mod reply;
 mod serve;
 
 use std::process::ExitCode;

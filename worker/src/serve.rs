@@ -12,15 +12,14 @@ use std::{
 };
 
 use plg_api::{CancelToken, Context};
-use plg_loader::{ExecError, LoadError, Plugin, PluginManager, WorkerPolicy};
+use plg_loader::{LoadError, Plugin, PluginManager, WorkerPolicy};
 use plg_protocol::{
     from_wire, parse_grpc_timeout,
     pb::{
         self,
-        plugin_error::Kind,
         plugin_server::{Plugin as PluginService, PluginServer},
     },
-    to_wire, Handshake, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+    Handshake, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
@@ -222,7 +221,7 @@ impl PluginService for Service {
         .await
         .map_err(|e| Status::internal(format!("the call's thread failed: {e}")))?;
         cancel.token = None;
-        let outcome = outcome(result, &ctx)?;
+        let outcome = crate::reply::outcome(result, &ctx)?;
         Ok(Response::new(pb::ExecuteResponse {
             outcome: Some(outcome),
         }))
@@ -240,34 +239,4 @@ impl PluginService for Service {
         });
         Ok(Response::new(pb::ShutdownResponse {}))
     }
-}
-
-/// A call's outcome on the wire: the context's values, or the plugin's error; a failure that
-/// is not the plugin's is a status.
-pub(crate) fn outcome(
-    result: Result<(), ExecError>,
-    ctx: &Context,
-) -> Result<pb::execute_response::Outcome, Status> {
-    Ok(match result {
-        Ok(()) => pb::execute_response::Outcome::Values(to_wire(ctx.values())),
-        Err(e) => pb::execute_response::Outcome::Error(plugin_error(e)?),
-    })
-}
-
-/// What the plugin reported, on the wire; a failure that is not the plugin's is a status.
-fn plugin_error(e: ExecError) -> Result<pb::PluginError, Status> {
-    let (kind, message) = match e {
-        ExecError::Failed { message, .. } => (Kind::Failed, message),
-        ExecError::InvalidInput { message, .. } => (Kind::InvalidInput, message),
-        ExecError::Panicked { message, .. } => (Kind::Panicked, message),
-        ExecError::Cancelled { .. } => (Kind::Cancelled, String::new()),
-        ExecError::DeadlineExceeded { .. } => {
-            return Err(Status::deadline_exceeded("the call's deadline passed"))
-        }
-        other => return Err(Status::internal(other.to_string())),
-    };
-    Ok(pb::PluginError {
-        kind: kind.into(),
-        message,
-    })
 }

@@ -16,6 +16,8 @@ mod frames;
 #[cfg(feature = "isolation")]
 mod process;
 #[cfg(feature = "isolation")]
+mod reply;
+#[cfg(feature = "isolation")]
 mod supervisor;
 
 #[cfg(feature = "isolation")]
