@@ -810,3 +810,23 @@ fn calls_from_eight_threads_run_concurrently_in_one_worker() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn a_descriptor_the_host_left_inheritable_does_not_reach_the_worker() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    let file = std::fs::File::open(secret.path()).unwrap();
+    // As a C library might leave it: without close-on-exec.
+    rustix::io::fcntl_setfd(&file, rustix::io::FdFlags::empty()).unwrap();
+    let (_m, plugin) = load(&dir, "fixture-crash", policy());
+    let ctx = call(&plugin, "fds").unwrap();
+    let open: Vec<String> = ctx.get_as("fds").unwrap();
+    let secret = secret.path().to_string_lossy().into_owned();
+    assert!(!open.is_empty(), "the worker lists its descriptors");
+    assert!(
+        !open.contains(&secret),
+        "{secret} leaked into the worker: {open:?}"
+    );
+    drop(file);
+}
