@@ -6,7 +6,7 @@ use std::{path::Path, sync::Arc};
 use super::{manager::PluginManager, plugin::Instance, schemas::Schemas};
 use crate::{
     error::{LoadError, WorkerError},
-    manifest::Manifest,
+    manifest::{Manifest, Source},
 };
 
 impl PluginManager {
@@ -20,29 +20,15 @@ impl PluginManager {
         local_path: &Path,
         schemas: Option<Schemas>,
     ) -> Result<Arc<Instance>, LoadError> {
-        let refuse = |source| LoadError::Worker {
-            plugin: manifest.id(),
-            source,
-        };
-        if !manifest.dependencies.is_empty() {
-            return Err(refuse(WorkerError::Unsupported {
-                reason: "a plugin with dependencies cannot run in a worker yet (its \
-                         Context::call would not reach them); run it in-process"
-                    .into(),
-            }));
-        }
+        can_run_apart(&manifest)?;
         #[cfg(not(feature = "isolation"))]
         {
             let _ = (manifest_path, local, local_path, schemas);
-            Err(refuse(WorkerError::Unsupported {
-                reason: "this host was built without plg-loader's `isolation` feature; \
-                         enable it, or run the plugin in-process"
-                    .into(),
-            }))
+            Err(without_isolation(&manifest))
         }
         #[cfg(feature = "isolation")]
         {
-            use super::{images::Origin, open::inspect, worker};
+            use super::{open::inspect, worker::Program};
             use crate::manifest::preflight::check_before_load;
             let (_, library) = inspect(local, local_path)?;
             let preflight =
@@ -50,33 +36,26 @@ impl PluginManager {
                     path: library.clone(),
                     reason,
                 })?;
-            let program = find_worker(self.worker_policy.program.as_deref()).map_err(refuse)?;
-            let runtime = worker::start(
-                local,
-                worker::Program {
-                    path: program,
-                    args: vec![local_path.as_os_str().to_owned()],
-                    env: Vec::new(),
-                },
-                library.clone(),
-                preflight,
-                self.worker_policy.clone(),
-            )
-            .map_err(refuse)?;
-            let calls = self.call_site(&manifest.name, &manifest.version);
-            Ok(Instance::with_runtime(
+            let program = find_worker(self.worker_policy.program.as_deref())
+                .map_err(|source| worker_error(&manifest, source))?;
+            let program = Program {
+                path: program,
+                args: vec![local_path.as_os_str().to_owned()],
+                env: Vec::new(),
+            };
+            let origin = super::images::Origin::new(local_path, &library, None);
+            self.start_apart(
                 manifest,
-                manifest_path.to_owned(),
-                runtime,
+                manifest_path,
                 schemas,
-                Origin::new(local_path, &library, None),
-                calls,
-            ))
+                program,
+                library,
+                preflight,
+                origin,
+            )
         }
     }
-}
 
-impl PluginManager {
     /// Starts an executable plugin (`source.mode: "exec"`): always a supervised process.
     pub(super) fn open_exec(
         &self,
@@ -84,54 +63,104 @@ impl PluginManager {
         manifest_path: &Path,
         schemas: Option<Schemas>,
     ) -> Result<Arc<Instance>, LoadError> {
-        let refuse = |source| LoadError::Worker {
-            plugin: manifest.id(),
-            source,
-        };
-        if !manifest.dependencies.is_empty() {
-            return Err(refuse(WorkerError::Unsupported {
-                reason: "an exec plugin cannot declare dependencies yet".into(),
-            }));
-        }
-        let crate::manifest::Source::Exec { args, env, .. } = &manifest.source else {
+        can_run_apart(&manifest)?;
+        let Source::Exec { args, env, .. } = &manifest.source else {
             unreachable!("open_exec is called for exec sources only");
         };
         let real_program = super::open::locate_program(&manifest, manifest_path)?;
         #[cfg(not(feature = "isolation"))]
         {
             let _ = (args, env, schemas, real_program);
-            Err(refuse(WorkerError::Unsupported {
-                reason: "this host was built without plg-loader's `isolation` feature, which \
-                         runs exec plugins; enable it"
-                    .into(),
-            }))
+            Err(without_isolation(&manifest))
         }
         #[cfg(feature = "isolation")]
         {
-            use super::{images::Origin, worker};
-            let runtime = worker::start(
-                &manifest,
-                worker::Program {
-                    path: real_program.clone(),
-                    args: args.iter().map(Into::into).collect(),
-                    env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                },
-                real_program.clone(),
-                crate::manifest::preflight::Unmappable::Unknown,
-                self.worker_policy.clone(),
-            )
-            .map_err(refuse)?;
-            let calls = self.call_site(&manifest.name, &manifest.version);
-            Ok(Instance::with_runtime(
+            let program = super::worker::Program {
+                path: real_program.clone(),
+                args: args.iter().map(Into::into).collect(),
+                env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            };
+            let unknown = crate::manifest::preflight::Unmappable::Unknown;
+            let origin = super::images::Origin::new(manifest_path, &real_program, None);
+            self.start_apart(
                 manifest,
-                manifest_path.to_owned(),
-                runtime,
+                manifest_path,
                 schemas,
-                Origin::new(manifest_path, &real_program, None),
-                calls,
-            ))
+                program,
+                real_program,
+                unknown,
+                origin,
+            )
         }
     }
+
+    /// Starts `program` for `manifest`'s plugin under the worker policy and wraps it in an
+    /// instance with the manager's hooks and metrics. `file` is what the instance reports as
+    /// its library; `origin`, what a reload compares to notice a change.
+    #[cfg(feature = "isolation")]
+    #[allow(clippy::too_many_arguments)]
+    fn start_apart(
+        &self,
+        manifest: Manifest,
+        manifest_path: &Path,
+        schemas: Option<Schemas>,
+        program: super::worker::Program,
+        file: std::path::PathBuf,
+        preflight: crate::manifest::preflight::Unmappable,
+        origin: super::images::Origin,
+    ) -> Result<Arc<Instance>, LoadError> {
+        let runtime = super::worker::start(
+            &manifest,
+            program,
+            file,
+            preflight,
+            self.worker_policy.clone(),
+        )
+        .map_err(|source| worker_error(&manifest, source))?;
+        let calls = self.call_site(&manifest.name, &manifest.version);
+        Ok(Instance::with_runtime(
+            manifest,
+            manifest_path.to_owned(),
+            runtime,
+            schemas,
+            origin,
+            calls,
+        ))
+    }
+}
+
+fn worker_error(manifest: &Manifest, source: WorkerError) -> LoadError {
+    LoadError::Worker {
+        plugin: manifest.id(),
+        source,
+    }
+}
+
+/// A plugin in a process of its own cannot reach its dependencies yet: refused.
+fn can_run_apart(manifest: &Manifest) -> Result<(), LoadError> {
+    if manifest.dependencies.is_empty() {
+        return Ok(());
+    }
+    Err(worker_error(
+        manifest,
+        WorkerError::Unsupported {
+            reason: "a plugin with dependencies cannot run in a worker or as an exec plugin \
+                     yet (its Context::call would not reach them); run it in-process"
+                .into(),
+        },
+    ))
+}
+
+#[cfg(not(feature = "isolation"))]
+fn without_isolation(manifest: &Manifest) -> LoadError {
+    worker_error(
+        manifest,
+        WorkerError::Unsupported {
+            reason: "this host was built without plg-loader's `isolation` feature, which runs \
+                     workers and exec plugins; enable it, or run the plugin in-process"
+                .into(),
+        },
+    )
 }
 
 #[cfg(feature = "isolation")]

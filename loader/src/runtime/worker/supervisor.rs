@@ -341,29 +341,40 @@ impl Inner {
     /// A call that overran its deadline or was cancelled: if it is still running after the
     /// kill grace, the worker ignores cancellation, so it is killed (and restarted on the
     /// next call).
-    fn watch_overrun(self: &Arc<Self>, live: Arc<Live>, done: mpsc::Receiver<()>) {
+    fn watch_overrun(
+        self: &Arc<Self>,
+        live: Arc<Live>,
+        finished_within: impl FnOnce(&Live, Duration) -> bool + Send + 'static,
+    ) {
         let grace = self.policy.kill_grace;
         let inner = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("plg-worker-overrun".into())
             .spawn(move || {
-                if let Err(mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(grace) {
-                    let Some(inner) = inner.upgrade() else { return };
-                    tracing::warn!(
-                        plugin = inner.id,
-                        "a call ignored its deadline or cancellation for {grace:?}; killing its worker"
-                    );
-                    live.process.lock().unwrap_or_else(|e| e.into_inner()).kill();
-                    let mut state = inner.lock();
-                    inner.record_crash(
-                        &mut state,
-                        &live,
-                        "was killed: a call ignored its deadline or cancellation".into(),
-                        String::new(),
-                    );
+                if finished_within(&live, grace) {
+                    return;
                 }
+                let Some(inner) = inner.upgrade() else { return };
+                tracing::warn!(
+                    plugin = inner.id,
+                    "a call ignored its deadline or cancellation for {grace:?}; killing its worker"
+                );
+                inner.kill_as_crash(
+                    &live,
+                    "was killed: a call ignored its deadline or cancellation",
+                );
             })
             .ok();
+    }
+
+    /// Kills `live` and records its end as a crash, with `status` as how it ended.
+    fn kill_as_crash(&self, live: &Arc<Live>, status: &str) {
+        live.process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .kill();
+        let mut state = self.lock();
+        self.record_crash(&mut state, live, status.into(), String::new());
     }
 }
 
@@ -426,17 +437,7 @@ fn watch(inner: Weak<Inner>) {
                 plugin = inner.id,
                 "its worker failed a health check; restarting it"
             );
-            live.process
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .kill();
-            let mut state = inner.lock();
-            inner.record_crash(
-                &mut state,
-                &live,
-                "failed its health check".into(),
-                String::new(),
-            );
+            inner.kill_as_crash(&live, "failed its health check");
         }
     }
 }
@@ -496,7 +497,12 @@ impl Runtime for WorkerRuntime {
             if overran {
                 // The RPC carries the deadline, so the worker ends the call too; answer now,
                 // and kill the worker if the call is still running after the grace period.
-                inner.watch_overrun(live.clone(), done_rx);
+                inner.watch_overrun(live.clone(), move |_, grace| {
+                    !matches!(
+                        done_rx.recv_timeout(grace),
+                        Err(mpsc::RecvTimeoutError::Timeout)
+                    )
+                });
                 return Err(Box::new(ExecError::DeadlineExceeded {
                     plugin: id.to_owned(),
                 }));
@@ -674,34 +680,11 @@ impl Inner {
             let cancel = client.cancel(pb::CancelRequest { call_id });
             let _ = tokio::time::timeout(grace, cancel).await;
         });
-        let inner = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("plg-worker-overrun".into())
-            .spawn(move || {
-                let Some(frames) = live.frames.as_ref() else {
-                    return;
-                };
-                if frames::drain(frames, conn, grace) {
-                    return;
-                }
-                let Some(inner) = inner.upgrade() else { return };
-                tracing::warn!(
-                    plugin = inner.id,
-                    "a call ignored its deadline or cancellation for {grace:?}; killing its worker"
-                );
-                live.process
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .kill();
-                let mut state = inner.lock();
-                inner.record_crash(
-                    &mut state,
-                    &live,
-                    "was killed: a call ignored its deadline or cancellation".into(),
-                    String::new(),
-                );
-            })
-            .ok();
+        self.watch_overrun(live, move |live, grace| {
+            live.frames
+                .as_ref()
+                .is_some_and(|frames| frames::drain(frames, conn, grace))
+        });
     }
 }
 
