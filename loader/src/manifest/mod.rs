@@ -12,6 +12,7 @@ use crate::error::ManifestError;
 
 pub mod git_url;
 pub mod note;
+mod positional;
 pub mod preflight;
 mod validate;
 

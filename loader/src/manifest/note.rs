@@ -54,8 +54,9 @@ const MAX_NOTE: u64 = 4096;
 /// bytes are read (on demand), never the whole file. Runs nothing.
 pub fn read_note(path: &Path) -> Result<PluginNote, NoteError> {
     let file = std::fs::File::open(path).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
-    let cache = object::ReadCache::new(file);
-    parse_note(&cache)
+    let reader = super::positional::Positional::new(&file)
+        .map_err(|e| NoteError::NotAnObject(e.to_string()))?;
+    parse_note(&object::ReadCache::new(reader))
 }
 
 /// Reads the note of a library held in memory (or behind any `object` reader).

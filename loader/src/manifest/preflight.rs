@@ -12,15 +12,15 @@
 //! verified unload can tell": a plugin that keeps a `Drop` type in a `thread_local!` stays
 //! mapped, one that does not is unmapped.
 
-use std::path::Path;
+use std::{fs::File, path::Path};
 
 use object::{
     elf,
-    read::elf::{Dyn as _, FileHeader},
-    Object, ObjectSymbol, SymbolFlags,
+    read::elf::{Dyn as _, FileHeader, SectionHeader as _, SectionTable, Sym as _},
+    read::StringTable,
 };
 
-use super::note::NoteError;
+use super::{note::NoteError, positional::Positional};
 
 /// Whether a library can be unmapped once loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,38 +56,30 @@ const TLS_DTOR_IMPORTS: [&str; 2] = ["__cxa_thread_atexit_impl", "__cxa_thread_a
 /// Predicts whether the library file at `path` can be unmapped. Reads headers, the dynamic
 /// section and the dynamic symbols on demand; runs nothing.
 pub fn preflight(path: &Path) -> Result<Unmappable, NoteError> {
-    let file = std::fs::File::open(path).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
-    let cache = object::ReadCache::new(file);
-    preflight_data(&cache)
+    let file = File::open(path).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
+    let reader = Positional::new(&file).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
+    preflight_data(&object::ReadCache::new(reader))
 }
 
 /// [`preflight`] for a library held in memory (or behind any `object` reader).
 pub fn preflight_data<'data, R: object::ReadRef<'data>>(data: R) -> Result<Unmappable, NoteError> {
-    let file = object::File::parse(data).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
-    let nodelete = match &file {
-        object::File::Elf64(elf) => flags_1(elf.elf_header(), elf.endian(), data),
-        object::File::Elf32(elf) => flags_1(elf.elf_header(), elf.endian(), data),
+    let kind = object::FileKind::parse(data).map_err(|e| NoteError::NotAnObject(e.to_string()))?;
+    let verdict = match kind {
+        object::FileKind::Elf64 => obstacles::<elf::FileHeader64<object::Endianness>, _>(data),
+        object::FileKind::Elf32 => obstacles::<elf::FileHeader32<object::Endianness>, _>(data),
         _ => return Ok(Unmappable::Unknown),
-    }
-    .is_some_and(|f| f & u64::from(elf::DF_1_NODELETE) != 0);
-
+    };
+    let (nodelete, unique, tls_dtors) =
+        verdict.map_err(|e| NoteError::NotAnObject(e.to_string()))?;
     let mut reasons = Vec::new();
     if nodelete {
         reasons.push("it is marked DF_1_NODELETE (linked with -z nodelete)".to_owned());
     }
-    let mut tls_dtors = false;
-    for sym in file.dynamic_symbols() {
-        let Ok(name) = sym.name() else { continue };
-        if sym.is_undefined() {
-            tls_dtors |= TLS_DTOR_IMPORTS.contains(&name);
-            continue;
-        }
-        if let SymbolFlags::Elf { st_info, .. } = sym.flags() {
-            if st_info >> 4 == elf::STB_GNU_UNIQUE {
-                reasons.push(format!("it defines the STB_GNU_UNIQUE symbol `{name}`"));
-            }
-        }
-    }
+    reasons.extend(
+        unique
+            .into_iter()
+            .map(|name| format!("it defines the STB_GNU_UNIQUE symbol `{name}`")),
+    );
     Ok(if !reasons.is_empty() {
         Unmappable::No(reasons)
     } else if tls_dtors {
@@ -97,17 +89,52 @@ pub fn preflight_data<'data, R: object::ReadRef<'data>>(data: R) -> Result<Unmap
     })
 }
 
+/// What keeps an ELF file mapped: `DF_1_NODELETE`, its `STB_GNU_UNIQUE` definitions, and
+/// whether it imports a thread-local destructor registration. The dynamic symbols and their
+/// string table are each read in one piece (through a `ReadCache`, reading names one by one
+/// costs a system call per symbol).
+fn obstacles<'data, H: FileHeader<Endian = object::Endianness>, R: object::ReadRef<'data>>(
+    data: R,
+) -> object::Result<(bool, Vec<String>, bool)> {
+    let header = H::parse(data)?;
+    let endian = header.endian()?;
+    let sections = header.sections(endian, data)?;
+    let nodelete =
+        flags_1(&sections, endian, data).is_some_and(|f| f & u64::from(elf::DF_1_NODELETE) != 0);
+    let table = sections.symbols(endian, data, elf::SHT_DYNSYM)?;
+    let mut unique = Vec::new();
+    let mut tls_dtors = false;
+    if table.is_empty() {
+        return Ok((nodelete, unique, tls_dtors));
+    }
+    let strings = sections
+        .section(table.string_section())?
+        .data(endian, data)?;
+    let strings = StringTable::new(strings, 0, strings.len() as u64);
+    for sym in table.symbols() {
+        let Ok(name) = sym.name(endian, strings) else {
+            continue;
+        };
+        if sym.is_undefined(endian) {
+            tls_dtors |= TLS_DTOR_IMPORTS.iter().any(|i| i.as_bytes() == name);
+        } else if sym.st_bind() == elf::STB_GNU_UNIQUE {
+            unique.push(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    Ok((nodelete, unique, tls_dtors))
+}
+
 /// The file checks a load makes before the dynamic loader sees the library, reading the
 /// file once: `Err(reason)` if it is an ELF file shorter than its own headers say (a
 /// library still being written, by a build or a copy, or cut short: the dynamic loader would
 /// map pages past its end, and the first touch of one kills the process with `SIGBUS`);
 /// otherwise the [`preflight`] verdict ([`Unmappable::Unknown`] for a file `object` cannot
 /// parse, whose opening then reports what is wrong).
-pub fn check_before_load(path: &Path) -> Result<Unmappable, String> {
-    let Ok(file) = std::fs::File::open(path) else {
+pub fn check_before_load(file: &File) -> Result<Unmappable, String> {
+    let Ok(reader) = Positional::new(file) else {
         return Ok(Unmappable::Unknown);
     };
-    let cache = object::ReadCache::new(file);
+    let cache = object::ReadCache::new(reader);
     if let Some(reason) = truncation(&cache) {
         return Err(reason);
     }
@@ -161,11 +188,10 @@ fn short_of<'data, H: FileHeader<Endian = object::Endianness>, R: object::ReadRe
 
 /// The `DT_FLAGS_1` value of an ELF file's dynamic section, if it has one.
 fn flags_1<'data, H: FileHeader, R: object::ReadRef<'data>>(
-    header: &H,
+    sections: &SectionTable<'data, H, R>,
     endian: H::Endian,
     data: R,
 ) -> Option<u64> {
-    let sections = header.sections(endian, data).ok()?;
     let (dynamic, _) = sections.dynamic(endian, data).ok()??;
     dynamic
         .iter()

@@ -13,6 +13,7 @@
 //! - `os`: `dlopen`, header sniffing, `membarrier(2)`, `/proc/self/maps`.
 
 use std::{
+    fs::File,
     path::{Path, PathBuf},
     ptr,
     sync::{
@@ -114,16 +115,16 @@ impl Library {
     /// Opens `path` and checks everything a later call relies on: that it is a shared object,
     /// that it exports a plg declaration, its ABI version and its type layouts. Runs no plugin
     /// code other than the library's own initializers.
-    pub(crate) fn open(path: &Path) -> Result<Self, LoadError> {
-        let path = path.canonicalize().map_err(|_| LoadError::NotFound {
-            path: path.to_owned(),
-            manifest: PathBuf::new(),
-        })?;
-        if let Some(reason) = not_a_shared_object(&path) {
+    ///
+    /// `path` is canonical (the dynamic loader's and `/proc/self/maps`' spelling of it, which
+    /// the unload check compares), and `file` is that file, open.
+    pub(crate) fn open(path: &Path, file: &File) -> Result<Self, LoadError> {
+        let path = path.to_owned();
+        if let Some(reason) = not_a_shared_object(file) {
             return Err(LoadError::NotSharedObject { path, reason });
         }
         threads::init_fences();
-        let image = ImageKey::of(&path);
+        let image = ImageKey::of(&path, file);
         {
             let mut open = OPEN_IMAGES.lock().unwrap_or_else(|e| e.into_inner());
             if open.iter().any(|k| k.same_image(&image)) {

@@ -63,23 +63,33 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
-    /// Records the manifest and library as they are now; `digest`, if already computed.
-    pub(crate) fn new(manifest: &Path, library: &Path, digest: Option<Digest>) -> Self {
-        let known = std::sync::OnceLock::new();
-        if let Some(d) = digest {
-            let _ = known.set(d);
-            return Origin {
-                manifest: Vec::new(),
-                library: None,
-                digest: known,
-            };
+    /// What was loaded from content already hashed as `digest`.
+    pub(crate) fn known(digest: Digest) -> Self {
+        Origin {
+            manifest: Vec::new(),
+            library: None,
+            digest: std::sync::OnceLock::from(digest),
         }
+    }
+
+    /// Records the manifest and the file at `library` as they are now.
+    pub(crate) fn new(manifest: &Path, library: &Path) -> Self {
+        match File::open(library) {
+            Ok(file) => Origin::opened(manifest, file),
+            Err(_) => Origin {
+                manifest: std::fs::read(manifest).unwrap_or_default(),
+                library: None,
+                digest: std::sync::OnceLock::new(),
+            },
+        }
+    }
+
+    /// Records the manifest as it is now and `library`, the library file the load opened.
+    pub(crate) fn opened(manifest: &Path, library: File) -> Self {
         Origin {
             manifest: std::fs::read(manifest).unwrap_or_default(),
-            library: File::open(library)
-                .ok()
-                .and_then(|f| Stamp::of(&f).map(|s| (f, s))),
-            digest: known,
+            library: Stamp::of(&library).map(|s| (library, s)),
+            digest: std::sync::OnceLock::new(),
         }
     }
 
@@ -144,7 +154,7 @@ impl LiveDir {
     }
 
     /// Copies `library` to a new file here, named after the plugin and its content hash
-    /// (`NAME-HASH16[-N].so`), and returns its path. The copy is written to a temporary name
+    /// (`NAME-HASH16[-N].so`), and returns its canonical path. The copy is written to a temporary name
     /// and renamed into place, so a half-written copy never has a loadable name; a name
     /// already taken (an image of the same bytes that stayed mapped) gets the next `-N`.
     pub(crate) fn place(
@@ -174,7 +184,10 @@ impl LiveDir {
                 continue;
             }
             std::fs::rename(&tmp, &target).map_err(|e| IoError::new(&tmp, e))?;
-            return Ok(target);
+            // Canonical, as the dynamic loader and `/proc/self/maps` spell it.
+            return target
+                .canonicalize()
+                .map_err(|e| IoError::new(&target, e).into());
         }
         unreachable!("u32 names run out")
     }

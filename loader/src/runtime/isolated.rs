@@ -31,8 +31,12 @@ impl PluginManager {
             use super::{open::inspect, worker::Program};
             use crate::manifest::preflight::check_before_load;
             let (_, library) = inspect(local, local_path)?;
+            let file = std::fs::File::open(&library).map_err(|_| LoadError::NotFound {
+                path: library.clone(),
+                manifest: local_path.to_owned(),
+            })?;
             let preflight =
-                check_before_load(&library).map_err(|reason| LoadError::NotSharedObject {
+                check_before_load(&file).map_err(|reason| LoadError::NotSharedObject {
                     path: library.clone(),
                     reason,
                 })?;
@@ -43,7 +47,7 @@ impl PluginManager {
                 args: vec![local_path.as_os_str().to_owned()],
                 env: Vec::new(),
             };
-            let origin = super::images::Origin::new(local_path, &library, None);
+            let origin = super::images::Origin::opened(local_path, file);
             self.start_apart(
                 manifest,
                 manifest_path,
@@ -81,7 +85,7 @@ impl PluginManager {
                 env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             };
             let unknown = crate::manifest::preflight::Unmappable::Unknown;
-            let origin = super::images::Origin::new(manifest_path, &real_program, None);
+            let origin = super::images::Origin::new(manifest_path, &real_program);
             self.start_apart(
                 manifest,
                 manifest_path,

@@ -392,7 +392,7 @@ impl PluginManager {
             None => (None, None),
         };
         let opened = open_checked(&local, copy.as_deref().unwrap_or(&library));
-        let (lib, unmappable) = match opened {
+        let (lib, unmappable, file) = match opened {
             Ok(o) => o,
             Err(e) => {
                 if let Some(copy) = &copy {
@@ -410,7 +410,10 @@ impl PluginManager {
             lib,
             unmappable,
             schemas,
-            images::Origin::new(&local_path, copy.as_deref().unwrap_or(&library), digest),
+            match digest {
+                Some(d) => images::Origin::known(d),
+                None => images::Origin::opened(&local_path, file),
+            },
             copy,
             calls,
             dependencies,

@@ -2,7 +2,10 @@
 //! manifest, running no plugin hook. Loading builds on it; packaging uses it (and only it) to
 //! check what it installs.
 
-use std::path::{Path, PathBuf};
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
 
 use semver::Version;
 
@@ -147,22 +150,27 @@ fn check_identity(
     Ok(())
 }
 
-/// Resolves the manifest's library, opens it and checks it against the manifest. Runs no
-/// plugin hook.
-/// `library` is [`locate_library`]'s path, or a private copy of that file.
+/// Opens the library at `library` and checks it against the manifest. Runs no plugin hook.
+/// `library` is [`locate_library`]'s path, or a private copy of that file; either way
+/// canonical. Returns the open file too: the file is opened once per load, for the checks
+/// before the dynamic loader sees it and for the record of what was loaded.
 pub(crate) fn open_checked(
     manifest: &Manifest,
     library: &Path,
-) -> Result<(Library, Unmappable), LoadError> {
+) -> Result<(Library, Unmappable, File), LoadError> {
+    let file = File::open(library).map_err(|_| LoadError::NotFound {
+        path: library.to_owned(),
+        manifest: PathBuf::new(),
+    })?;
     // Read from the file before loading it: a file shorter than its headers say (half
     // written) never reaches the dynamic loader.
-    let unmappable = check_before_load(library).map_err(|reason| LoadError::NotSharedObject {
+    let unmappable = check_before_load(&file).map_err(|reason| LoadError::NotSharedObject {
         path: library.to_owned(),
         reason,
     })?;
-    let lib = Library::open(library)?;
+    let lib = Library::open(library, &file)?;
     check_identity(manifest, library, lib.name(), lib.version())?;
-    Ok((lib, unmappable))
+    Ok((lib, unmappable, file))
 }
 
 /// Opens and checks the library `manifest` describes, then closes it again: how the packaging

@@ -17,14 +17,18 @@ pub(super) struct ImageKey {
 }
 
 impl ImageKey {
-    pub(super) fn of(path: &Path) -> Self {
+    /// The key of `file`, opened from `path`.
+    pub(super) fn of(path: &Path, file: &std::fs::File) -> Self {
         #[cfg(unix)]
         let file = {
             use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+            file.metadata().ok().map(|m| (m.dev(), m.ino()))
         };
         #[cfg(not(unix))]
-        let file = None;
+        let file = {
+            let _ = file;
+            None
+        };
         ImageKey {
             path: path.to_owned(),
             file,

@@ -1,7 +1,7 @@
 //! What the operating system does for the ffi module: opening a library, sniffing a file's
 //! header, `membarrier(2)`, and whether a library is still mapped.
 
-use std::{fs::File, io::Read, path::Path};
+use std::{fs::File, path::Path};
 
 #[cfg(unix)]
 pub(super) fn open_library(path: &Path) -> Result<libloading::Library, libloading::Error> {
@@ -18,11 +18,11 @@ pub(super) fn open_library(path: &Path) -> Result<libloading::Library, libloadin
     unsafe { libloading::Library::new(path) }
 }
 
-/// Says why `path` is not a shared object, judging by its first bytes; `None` if it looks
+/// Says why `file` is not a shared object, judging by its first bytes; `None` if it looks
 /// like one (ELF, Mach-O or PE).
-pub(super) fn not_a_shared_object(path: &Path) -> Option<String> {
+pub(super) fn not_a_shared_object(file: &File) -> Option<String> {
     let mut head = [0u8; 4];
-    let n = match File::open(path).and_then(|mut f| f.read(&mut head)) {
+    let n = match read_head(file, &mut head) {
         Ok(n) => n,
         Err(e) => return Some(format!("cannot read it: {e}")),
     };
@@ -50,6 +50,17 @@ pub(super) fn not_a_shared_object(path: &Path) -> Option<String> {
             "it starts with bytes {head:02x?}, not an ELF, Mach-O or PE header"
         ))
     }
+}
+
+#[cfg(unix)]
+fn read_head(file: &File, head: &mut [u8]) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, head, 0)
+}
+
+#[cfg(not(unix))]
+fn read_head(mut file: &File, head: &mut [u8]) -> std::io::Result<usize> {
+    std::io::Seek::rewind(&mut file)?;
+    std::io::Read::read(&mut file, head)
 }
 
 /// Registers this process for `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, the heavy
@@ -207,13 +218,13 @@ mod tests {
         let text = dir.path().join("a.so");
         std::fs::write(&text, "hello").unwrap();
         assert_eq!(
-            not_a_shared_object(&text).as_deref(),
+            not_a_shared_object(&File::open(&text).unwrap()).as_deref(),
             Some("it is a text file")
         );
         let empty = dir.path().join("b.so");
         std::fs::write(&empty, "").unwrap();
         assert_eq!(
-            not_a_shared_object(&empty).as_deref(),
+            not_a_shared_object(&File::open(&empty).unwrap()).as_deref(),
             Some("the file is empty")
         );
     }
