@@ -93,6 +93,11 @@ pub use error::{
     InstallError, IoError, LoadError, LoadFailure, LookupError, ManifestError, ScaffoldError,
     UnloadError, WorkerError, MAX_DEPENDENCY_DEPTH,
 };
+/// What `plg-worker` and its host share beyond the protocol crate; not for other users.
+#[doc(hidden)]
+pub mod __worker {
+    pub use crate::error::{load_error_line, LOAD_ERROR_PREFIX};
+}
 pub use manifest::{
     HttpServices, Isolation, Manifest, Route, SchemaSource, Source, SourceResolver, MANIFEST_FILE,
 };

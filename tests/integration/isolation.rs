@@ -400,20 +400,36 @@ fn the_worker_run_by_hand_says_what_it_is_for() {
 }
 
 #[test]
-fn a_load_error_in_the_worker_reaches_the_host_with_its_message() {
-    let dir = TempPluginsDir::default();
-    dir.stage("fixture-bad-onload");
-    let manager = PluginManager::local_only(dir.path()).with_worker_policy(policy());
-    let failed = manager.load_all().failed;
-    match &failed[0].error {
-        LoadError::Worker {
-            source: WorkerError::ExitedBeforeHandshake { status, stderr, .. },
-            ..
-        } => {
-            assert!(status.contains("code 3"), "{status}");
-            assert!(stderr.contains("on_load"), "{stderr}");
+fn a_load_check_that_fails_in_the_worker_is_the_same_load_error_as_in_process() {
+    for fixture in [
+        "fixture-bad-onload",
+        "fixture-bad-layout",
+        "fixture-not-plugin",
+    ] {
+        let dir = TempPluginsDir::default();
+        dir.stage(fixture);
+        let in_process = PluginManager::local_only(dir.path()).load_all().failed;
+        let manager = PluginManager::local_only(dir.path()).with_worker_policy(policy());
+        let in_worker = manager.load_all().failed;
+        let (here, there) = (&in_process[0].error, &in_worker[0].error);
+        assert_eq!(
+            std::mem::discriminant(here),
+            std::mem::discriminant(there),
+            "{fixture}: in-process {here:?}, in a worker {there:?}"
+        );
+        match there {
+            LoadError::OnLoad { message, .. } => {
+                assert_eq!(fixture, "fixture-bad-onload");
+                assert_eq!(here.to_string(), there.to_string());
+                assert!(!message.is_empty());
+            }
+            LoadError::AbiLayout { api_version, .. } => {
+                assert_eq!(fixture, "fixture-bad-layout");
+                assert_eq!(api_version, "0.0.0-old");
+            }
+            LoadError::NotAPlugin { .. } => assert_eq!(fixture, "fixture-not-plugin"),
+            other => panic!("{fixture}: {other:?}"),
         }
-        other => panic!("{other:?}"),
     }
 }
 
@@ -663,6 +679,35 @@ fn exec_manifests_are_checked_field_by_field() {
         manager.load_manifest(&path),
         Err(LoadError::NotFound { .. })
     ));
+}
+
+#[test]
+fn an_exec_plugin_cannot_pass_itself_off_as_a_failed_load_check() {
+    // Only plg-worker may report a load check in place of its handshake; from an exec plugin
+    // the line is garbage before the handshake, like any other.
+    let dir = TempPluginsDir::default();
+    let plugin = dir
+        .write_manifest(
+            "liar",
+            r#"{"name":"liar","version":"1.0.0","source":{"mode":"exec","path":"plugin.sh"}}"#,
+        )
+        .join("plugin.json");
+    script(
+        plugin.parent().unwrap(),
+        r#"echo 'plg-load-error {"kind":"OnLoad","plugin":"liar@1.0.0","message":"m"}'; sleep 5"#,
+    );
+    let manager = PluginManager::local_only(dir.path()).with_worker_policy(policy());
+    match manager.load_manifest(&plugin) {
+        Err(LoadError::Worker {
+            source:
+                WorkerError::BadHandshake {
+                    problem: HandshakeProblem::Garbage,
+                    ..
+                },
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

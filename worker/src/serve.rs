@@ -52,7 +52,18 @@ pub(crate) fn run(manifest: &Path) -> Result<(), Failure> {
     let mut here = WorkerPolicy::default();
     here.never_isolate = true;
     let manager = PluginManager::local_only(dir).with_worker_policy(here);
-    let plugin = manager.load_manifest(manifest).map_err(Failure::Load)?;
+    let plugin = match manager.load_manifest(manifest) {
+        Ok(plugin) => plugin,
+        Err(e) => {
+            // In place of the handshake: which check failed, for the host to return as the
+            // same `LoadError` an in-process load gives. stderr gets the message too.
+            if let Some(line) = plg_loader::__worker::load_error_line(&e) {
+                let mut out = std::fs::File::from(handshake_out);
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+            return Err(Failure::Load(e));
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

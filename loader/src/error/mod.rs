@@ -6,6 +6,7 @@ mod io;
 mod load;
 mod manifest;
 mod pack;
+mod wire;
 mod worker;
 
 pub use call::{ExecError, LookupError, UnloadError};
@@ -16,4 +17,8 @@ pub use load::{
 };
 pub use manifest::ManifestError;
 pub use pack::{BundleError, ScaffoldError};
+#[cfg(feature = "isolation")]
+pub(crate) use wire::parse_load_error_line;
+#[doc(hidden)]
+pub use wire::{load_error_line, LOAD_ERROR_PREFIX};
 pub use worker::{HandshakeProblem, WorkerError};

@@ -73,6 +73,7 @@ impl Origin {
     }
 
     /// Records the manifest and the file at `library` as they are now.
+    #[cfg(feature = "isolation")]
     pub(crate) fn new(manifest: &Path, library: &Path) -> Self {
         match File::open(library) {
             Ok(file) => Origin::opened(manifest, file),

@@ -46,6 +46,7 @@ impl PluginManager {
                 path: program,
                 args: vec![local_path.as_os_str().to_owned()],
                 env: Vec::new(),
+                is_plg_worker: true,
             };
             let origin = super::images::Origin::opened(local_path, file);
             self.start_apart(
@@ -83,6 +84,7 @@ impl PluginManager {
                 path: real_program.clone(),
                 args: args.iter().map(Into::into).collect(),
                 env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                is_plg_worker: false,
             };
             let unknown = crate::manifest::preflight::Unmappable::Unknown;
             let origin = super::images::Origin::new(manifest_path, &real_program);
@@ -120,7 +122,11 @@ impl PluginManager {
             preflight,
             self.worker_policy.clone(),
         )
-        .map_err(|source| worker_error(&manifest, source))?;
+        .map_err(|e| match e {
+            // The same variant an in-process load of the library returns.
+            super::worker::StartError::Load(e) => e,
+            super::worker::StartError::Worker(source) => worker_error(&manifest, source),
+        })?;
         let calls = self.call_site(&manifest.name, &manifest.version);
         Ok(Instance::with_runtime(
             manifest,

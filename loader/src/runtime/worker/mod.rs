@@ -21,4 +21,6 @@ mod reply;
 mod supervisor;
 
 #[cfg(feature = "isolation")]
+pub(crate) use process::StartError;
+#[cfg(feature = "isolation")]
 pub(crate) use supervisor::{start, Program};

@@ -14,7 +14,7 @@ use plg_protocol::{Handshake, HandshakeError, COOKIE_KEY, COOKIE_VALUE};
 
 use super::policy::WorkerPolicy;
 use crate::{
-    error::{HandshakeProblem, WorkerError},
+    error::{parse_load_error_line, HandshakeProblem, LoadError, WorkerError},
     runtime::ffi::{die_with_parent, ChildLimits},
     untrusted,
 };
@@ -74,13 +74,40 @@ pub(super) struct Launch<'a> {
     pub(super) env: Vec<(String, String)>,
     /// `name@version`, for the logs.
     pub(super) plugin: &'a str,
+    /// The program is `plg-worker`: a first stdout line that is a load-error line
+    /// ([`LOAD_ERROR_PREFIX`]) is read as the load check that failed.
+    pub(super) reports_load_errors: bool,
+}
+
+/// Why a worker did not start.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    /// Starting or reaching it failed.
+    Worker(WorkerError),
+    /// `plg-worker` started and said which of plg-loader's load checks the library failed.
+    Load(LoadError),
+}
+
+impl From<WorkerError> for StartError {
+    fn from(e: WorkerError) -> Self {
+        StartError::Worker(e)
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Worker(e) => e.fmt(f),
+            StartError::Load(e) => e.fmt(f),
+        }
+    }
 }
 
 /// Starts `launch` and waits for its handshake.
 pub(super) fn start(
     launch: &Launch<'_>,
     policy: &WorkerPolicy,
-) -> Result<(Process, Handshake), WorkerError> {
+) -> Result<(Process, Handshake), StartError> {
     let mut cmd = Command::new(launch.program);
     cmd.args(&launch.args)
         .env_clear()
@@ -141,23 +168,32 @@ pub(super) fn start(
         Ok(line) => line,
         Err(mpsc::RecvTimeoutError::Timeout) => {
             process.kill();
-            return Err(WorkerError::HandshakeTimeout {
+            return Err(StartError::Worker(WorkerError::HandshakeTimeout {
                 program: process.program.clone(),
                 timeout: policy.start_timeout,
                 stderr: process.stderr.text(Duration::from_millis(500)),
-            });
+            }));
         }
         // stdout closed without a line: the process is exiting.
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             let left = policy.start_timeout.saturating_sub(started.elapsed());
             let status = process.wait_for_exit(left.max(Duration::from_millis(200)));
-            return Err(WorkerError::ExitedBeforeHandshake {
+            return Err(StartError::Worker(WorkerError::ExitedBeforeHandshake {
                 program: process.program.clone(),
                 status: status.map_or_else(|| "closed its stdout".into(), |s| describe(&s)),
                 stderr: process.stderr.text(Duration::from_millis(500)),
-            });
+            }));
         }
     };
+    if launch.reports_load_errors {
+        if let Some(error) = parse_load_error_line(&line) {
+            // It exits once it has said so: reap it.
+            if process.wait_for_exit(Duration::from_secs(1)).is_none() {
+                process.kill();
+            }
+            return Err(StartError::Load(error));
+        }
+    }
     match Handshake::parse(&line) {
         Ok(handshake) => Ok((process, handshake)),
         Err(e) => {
@@ -167,7 +203,7 @@ pub(super) fn start(
                 HandshakeError::Version { .. } => HandshakeProblem::Version,
                 HandshakeError::Transport { .. } => HandshakeProblem::Transport,
             };
-            Err(WorkerError::BadHandshake {
+            Err(StartError::Worker(WorkerError::BadHandshake {
                 program: process.program.clone(),
                 problem,
                 reason: untrusted::escape(
@@ -175,7 +211,7 @@ pub(super) fn start(
                 )
                 .into_owned(),
                 stderr: process.stderr.text(Duration::from_millis(500)),
-            })
+            }))
         }
     }
 }

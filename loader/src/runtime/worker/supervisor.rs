@@ -21,7 +21,7 @@ use super::{
     client::{self, Client},
     frames::{self, Frames, Stop},
     policy::{WorkerPolicy, WorkerStop},
-    process::{self, Launch, Process},
+    process::{self, Launch, Process, StartError},
     reply::apply,
 };
 use crate::{
@@ -39,6 +39,9 @@ pub(crate) struct Program {
     pub(crate) path: PathBuf,
     pub(crate) args: Vec<OsString>,
     pub(crate) env: Vec<(String, String)>,
+    /// It is `plg-worker`, which reports a failed load check as such (an exec plugin's
+    /// stdout carries the handshake and nothing else).
+    pub(crate) is_plg_worker: bool,
 }
 
 /// Starts `manifest`'s plugin in a worker running `program`, shakes hands, checks
@@ -49,7 +52,7 @@ pub(crate) fn start(
     library: PathBuf,
     preflight: Unmappable,
     policy: WorkerPolicy,
-) -> Result<Box<dyn Runtime>, WorkerError> {
+) -> Result<Box<dyn Runtime>, StartError> {
     let inner = Arc::new(Inner {
         id: manifest.id(),
         name: manifest.name.clone(),
@@ -134,12 +137,13 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn start_worker(&self) -> Result<Arc<Live>, WorkerError> {
+    fn start_worker(&self) -> Result<Arc<Live>, StartError> {
         let launch = Launch {
             program: &self.program.path,
             args: self.program.args.clone(),
             env: self.program.env.clone(),
             plugin: &self.id,
+            reports_load_errors: self.program.is_plg_worker,
         };
         let (mut proc, handshake) = process::start(&launch, &self.policy)?;
         let connected = client::connect(&handshake.socket, self.policy.start_timeout)
@@ -148,15 +152,15 @@ impl Inner {
             Ok(c) => c,
             Err(reason) => {
                 proc.kill();
-                return Err(WorkerError::Connect {
+                return Err(StartError::Worker(WorkerError::Connect {
                     program: self.program.path.clone(),
                     reason,
-                });
+                }));
             }
         };
         if described.name != self.name || described.version != self.version {
             proc.kill();
-            return Err(WorkerError::Mismatch {
+            return Err(StartError::Worker(WorkerError::Mismatch {
                 program: self.program.path.clone(),
                 described: crate::untrusted::escape(&format!(
                     "{}@{}",
@@ -164,7 +168,7 @@ impl Inner {
                 ))
                 .into_owned(),
                 manifest: self.id.clone(),
-            });
+            }));
         }
         // Only a frames socket beside the gRPC one is used: a plugin cannot point the host
         // at some other service's socket.
