@@ -96,7 +96,7 @@ pub use error::{
 /// What `plg-worker` and its host share beyond the protocol crate; not for other users.
 #[doc(hidden)]
 pub mod __worker {
-    pub use crate::error::{load_error_line, LOAD_ERROR_PREFIX};
+    pub use crate::error::{load_error_line, CHECK_OK, LOAD_ERROR_PREFIX};
 }
 pub use manifest::{
     HttpServices, Isolation, Manifest, Route, SchemaSource, Source, SourceResolver, MANIFEST_FILE,

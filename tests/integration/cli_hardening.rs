@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use plg_tests::{plg_bin, target_dir, workspace_root, Profile, TempPluginsDir};
+use plg_tests::{plg_bin, target_dir, worker_bin, workspace_root, Profile, TempPluginsDir};
 
 use crate::cli::{plg, plg_env};
 
@@ -23,26 +23,46 @@ fn list_runs_no_plugin_code_and_check_contains_crashes_and_hangs() {
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
     assert!(rows.iter().all(|r| r["status"] == "found"), "{rows:?}");
 
-    // --check loads each library in a child: the crash is that plugin's error.
+    // --check loads each library in a throwaway plg-worker: the crash is that plugin's
+    // error, and plg itself runs no plugin code.
     let out = plg(&dir, &["list", "--check", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
     let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap().clone();
     assert_eq!(row("hello")["status"], "ok");
     assert_eq!(row("fixture-bad-init")["status"], "error");
+    let error = row("fixture-bad-init")["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
-        row("fixture-bad-init")["error"]
-            .as_str()
-            .unwrap()
-            .contains("crashed"),
+        error.contains("crashed the worker that checked it") && error.contains("SIGABRT"),
         "{rows:?}"
     );
+
+    // The worker's environment is cleared: the fixture's mode reaches it through a wrapper
+    // named by PLG_WORKER, as a host's declared variables would.
+    let wrappers = tempfile::tempdir().unwrap();
+    let with_mode = |mode: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = wrappers.path().join(format!("worker-{mode}"));
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nPLG_FIXTURE_INIT={mode} exec {} \"$@\"\n",
+                worker_bin(Profile::Debug).display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.to_string_lossy().into_owned()
+    };
 
     // A hanging initializer is stopped at the timeout and reported.
     let out = plg_env(
         &dir,
         &["list", "--check", "--check-timeout", "1", "--json"],
-        &[("PLG_FIXTURE_INIT", "hang")],
+        &[("PLG_WORKER", &with_mode("hang"))],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
@@ -60,7 +80,7 @@ fn list_runs_no_plugin_code_and_check_contains_crashes_and_hangs() {
     let out = plg_env(
         &dir,
         &["list", "--check", "--check-timeout", "5", "--json"],
-        &[("PLG_FIXTURE_INIT", "spawn-then-crash")],
+        &[("PLG_WORKER", &with_mode("spawn-then-crash"))],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
@@ -69,6 +89,60 @@ fn list_runs_no_plugin_code_and_check_contains_crashes_and_hangs() {
         .find(|r| r["name"] == "fixture-bad-init")
         .unwrap();
     assert_eq!(bad["status"], "error", "{rows:?}");
+
+    // Where no plg-worker is found, each check runs in a child plg instead, with the same
+    // containment: a copy of plg alone in a directory, with a PATH that has no worker.
+    let alone = tempfile::tempdir().unwrap();
+    let plg_alone = alone.path().join("plg");
+    std::fs::copy(plg_bin(Profile::Debug), &plg_alone).unwrap();
+    let out = Command::new(&plg_alone)
+        .args(["list", "--check", "--json", "--plugins-dir"])
+        .arg(dir.path())
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("PLG_WORKER")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap().clone();
+    assert_eq!(row("hello")["status"], "ok");
+    assert!(
+        row("fixture-bad-init")["error"]
+            .as_str()
+            .unwrap()
+            .contains("crashed the process that loaded it"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn install_checks_the_library_in_a_worker_so_a_crashing_initializer_fails_only_the_install() {
+    let src = TempPluginsDir::default();
+    let staged = src.stage("fixture-bad-init");
+    let dir = TempPluginsDir::default();
+    let out = plg(&dir, &["install", staged.to_str().unwrap()]);
+    assert!(
+        out.status.code().is_some(),
+        "plg itself was killed: {out:?}"
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("crashed the worker that checked it"),
+        "{stderr}"
+    );
+    // Nothing half-installed: the plugins dir has no trace of it.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains("fixture-bad-init"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A library that loads installs as before, checked in a worker too.
+    let good = src.stage("hello");
+    let out = plg(&dir, &["install", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 /// Terminal control from a manifest or a plugin never reaches the terminal raw.

@@ -5,6 +5,9 @@
 //! `plg-worker MANIFEST`: checks the magic cookie, loads the plugin `MANIFEST` describes,
 //! listens on a Unix socket in a private directory, prints the handshake line on stdout and
 //! serves until `Shutdown`, or until the host dies (the host asks the kernel to kill it then).
+//! `plg-worker --check MANIFEST` only opens the library with every load check (its
+//! initializers run, no plugin hook), prints `plg-check-ok` or the failed check, and exits:
+//! a throwaway worker for `plg install` and `plg list --check`.
 //! Everything else it writes goes to stderr, as JSON lines.
 
 mod frames;
@@ -29,10 +32,14 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
-    let mut args = std::env::args_os().skip(1);
-    let (Some(manifest), None) = (args.next(), args.next()) else {
-        eprintln!("usage: plg-worker MANIFEST");
-        return ExitCode::from(EXIT_USAGE);
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let (check, manifest) = match args.as_slice() {
+        [manifest] => (false, manifest),
+        [flag, manifest] if flag == "--check" => (true, manifest),
+        _ => {
+            eprintln!("usage: plg-worker [--check] MANIFEST");
+            return ExitCode::from(EXIT_USAGE);
+        }
     };
     tracing_subscriber::fmt()
         .json()
@@ -42,7 +49,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
-    match serve::run(manifest.as_ref()) {
+    let outcome = if check {
+        serve::check(manifest.as_ref())
+    } else {
+        serve::run(manifest.as_ref())
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(serve::Failure::Load(e)) => {
             tracing::error!(kind = "load", "{e}");

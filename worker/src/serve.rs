@@ -46,23 +46,44 @@ fn take_stdout() -> std::io::Result<OwnedFd> {
     Ok(stdout)
 }
 
-pub(crate) fn run(manifest: &Path) -> Result<(), Failure> {
-    let handshake_out = take_stdout()?;
+/// A manager that loads in this process, for the plugins dir around `manifest`.
+fn manager_here(manifest: &Path) -> PluginManager {
     let dir = manifest.parent().unwrap_or(Path::new("."));
     let mut here = WorkerPolicy::default();
     here.never_isolate = true;
-    let manager = PluginManager::local_only(dir).with_worker_policy(here);
+    PluginManager::local_only(dir).with_worker_policy(here)
+}
+
+/// In place of the handshake: which check failed, for the host to return as the same
+/// `LoadError` an in-process load gives. stderr gets the message too.
+fn report_load_error(out: OwnedFd, e: LoadError) -> Failure {
+    if let Some(line) = plg_loader::__worker::load_error_line(&e) {
+        let mut out = std::fs::File::from(out);
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+    Failure::Load(e)
+}
+
+/// `--check`: opens the library with every load check, closes it, and says how it went.
+pub(crate) fn check(manifest: &Path) -> Result<(), Failure> {
+    let out = take_stdout()?;
+    match manager_here(manifest).check_loads(manifest) {
+        Ok(()) => {
+            let mut out = std::fs::File::from(out);
+            writeln!(out, "{}", plg_loader::__worker::CHECK_OK)?;
+            out.flush()?;
+            Ok(())
+        }
+        Err(e) => Err(report_load_error(out, e)),
+    }
+}
+
+pub(crate) fn run(manifest: &Path) -> Result<(), Failure> {
+    let handshake_out = take_stdout()?;
+    let manager = manager_here(manifest);
     let plugin = match manager.load_manifest(manifest) {
         Ok(plugin) => plugin,
-        Err(e) => {
-            // In place of the handshake: which check failed, for the host to return as the
-            // same `LoadError` an in-process load gives. stderr gets the message too.
-            if let Some(line) = plg_loader::__worker::load_error_line(&e) {
-                let mut out = std::fs::File::from(handshake_out);
-                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-            }
-            return Err(Failure::Load(e));
-        }
+        Err(e) => return Err(report_load_error(handshake_out, e)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

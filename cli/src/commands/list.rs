@@ -1,6 +1,7 @@
 //! `plg list`: every plugin found, read from its files (no library is loaded, so no plugin
-//! code runs); with `--check`, each library is also loaded in a child process with a
-//! timeout, so a crashing or hanging initializer is that plugin's error, not plg's.
+//! code runs); with `--check`, each library is also loaded in a throwaway `plg-worker` (or,
+//! where none is found, a child `plg`) with a timeout, so a crashing or hanging initializer
+//! is that plugin's error, not plg's, and plg itself runs no plugin code.
 
 use std::{
     io::Read,
@@ -10,7 +11,7 @@ use std::{
 };
 
 use clap::Args;
-use plg_loader::{manifest::preflight::Unmappable, PluginManager, ScanEntry};
+use plg_loader::{manifest::preflight::Unmappable, PluginManager, ScanEntry, WorkerPolicy};
 use serde::Serialize;
 
 use crate::{failure::Failure, output::Output, Global};
@@ -57,12 +58,14 @@ struct Row {
 
 pub fn run(g: &Global, a: ListArgs, out: &Output) -> Result<(), Failure> {
     let dir = g.plugins_dir()?;
-    let manager = PluginManager::new(&dir);
     let timeout = Duration::from_secs(a.check_timeout);
+    let mut policy = WorkerPolicy::default();
+    policy.start_timeout = timeout;
+    let manager = PluginManager::new(&dir).with_worker_policy(policy);
     let rows: Vec<Row> = manager
         .scan()?
         .into_iter()
-        .map(|e| row(e, a.check.then_some((&dir, timeout))))
+        .map(|e| row(e, a.check.then_some((&manager, &dir, timeout))))
         .collect();
     let stats = a.stats.then(|| plg_loader::dev::dev_stats(&dir));
     if out.is_json() {
@@ -134,12 +137,21 @@ fn print_stats(stats: &[(String, plg_loader::dev::DevStats)], out: &Output) {
     }
 }
 
-fn row(e: ScanEntry, check: Option<(&plg_loader::PluginsDir, Duration)>) -> Row {
+/// With `--check`: the manager whose worker policy runs the checks, the plugins dir and the
+/// timeout of one check.
+type Check<'a> = (&'a PluginManager, &'a plg_loader::PluginsDir, Duration);
+
+fn row(e: ScanEntry, check: Option<Check<'_>>) -> Row {
     let status = match (e.status, check) {
         (Err(err), _) => Err(err.to_string()),
         (Ok(()), None) => Ok("found"),
-        (Ok(()), Some((dir, timeout))) => {
-            check_in_child(dir.path(), &e.manifest_path, timeout).map(|()| "ok")
+        // In a throwaway plg-worker where one is found; else in a child plg.
+        (Ok(()), Some((manager, dir, timeout))) => {
+            match manager.check_loads_in_worker(&e.manifest_path) {
+                Some(checked) => checked.map_err(|err| err.to_string()),
+                None => check_in_child(dir.path(), &e.manifest_path, timeout),
+            }
+            .map(|()| "ok")
         }
     };
     Row {

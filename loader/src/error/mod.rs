@@ -20,5 +20,5 @@ pub use pack::{BundleError, ScaffoldError};
 #[cfg(feature = "isolation")]
 pub(crate) use wire::parse_load_error_line;
 #[doc(hidden)]
-pub use wire::{load_error_line, LOAD_ERROR_PREFIX};
+pub use wire::{load_error_line, CHECK_OK, LOAD_ERROR_PREFIX};
 pub use worker::{HandshakeProblem, WorkerError};

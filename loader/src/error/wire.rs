@@ -18,6 +18,9 @@ use crate::untrusted::escape;
 /// What starts plg-worker's load-error line (followed by one JSON object).
 pub const LOAD_ERROR_PREFIX: &str = "plg-load-error ";
 
+/// The line `plg-worker --check MANIFEST` prints when the library passed every load check.
+pub const CHECK_OK: &str = "plg-check-ok";
+
 /// The longest layout-difference text a load-error line carries; the rest is cut (the
 /// summary says what differs).
 const MAX_DETAILS: usize = 2048;

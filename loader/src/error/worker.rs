@@ -60,6 +60,28 @@ pub enum WorkerError {
         /// Its stderr tail.
         stderr: String,
     },
+    /// A load check run in a throwaway worker (`plg install`, `plg list --check`) did not
+    /// finish within the start timeout (an initializer hangs?); the worker was killed.
+    #[error("loading the library did not finish within {timeout:?} (an initializer hangs?); the worker checking it ({}) was stopped{}", program.display(), tail(stderr))]
+    CheckTimeout {
+        /// The worker program.
+        program: PathBuf,
+        /// The timeout.
+        timeout: Duration,
+        /// Its stderr tail.
+        stderr: String,
+    },
+    /// Loading the library crashed the throwaway worker that checked it (an initializer
+    /// aborted, segfaulted or exited); the host was not touched.
+    #[error("loading the library crashed the worker that checked it ({}: {status}){}", program.display(), tail(stderr))]
+    CheckCrashed {
+        /// The worker program.
+        program: PathBuf,
+        /// How it ended.
+        status: String,
+        /// Its stderr tail.
+        stderr: String,
+    },
     /// Its handshake line was refused.
     #[error("{}: {reason}{}", program.display(), tail(stderr))]
     BadHandshake {

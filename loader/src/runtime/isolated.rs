@@ -40,7 +40,7 @@ impl PluginManager {
                     path: library.clone(),
                     reason,
                 })?;
-            let program = find_worker(self.worker_policy.program.as_deref())
+            let program = super::worker::find_worker(self.worker_policy.program.as_deref())
                 .map_err(|source| worker_error(&manifest, source))?;
             let program = Program {
                 path: program,
@@ -171,43 +171,4 @@ fn without_isolation(manifest: &Manifest) -> LoadError {
                 .into(),
         },
     )
-}
-
-#[cfg(feature = "isolation")]
-/// The `plg-worker` binary: `configured`, else `$PLG_WORKER`, else next to this program (or
-/// one directory up, where cargo puts a test's binaries), else on `PATH`.
-pub(crate) fn find_worker(configured: Option<&Path>) -> Result<std::path::PathBuf, WorkerError> {
-    use std::path::PathBuf;
-    let name = format!("plg-worker{}", std::env::consts::EXE_SUFFIX);
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = configured {
-        candidates.push(p.to_owned());
-    } else {
-        if let Some(p) = std::env::var_os("PLG_WORKER") {
-            candidates.push(p.into());
-        }
-        if let Ok(exe) = std::env::current_exe() {
-            if let Some(dir) = exe.parent() {
-                candidates.push(dir.join(&name));
-                if let Some(up) = dir.parent() {
-                    candidates.push(up.join(&name));
-                }
-            }
-        }
-        if let Some(path) = std::env::var_os("PATH") {
-            // Only absolute entries: an empty or relative one would resolve against the
-            // current directory.
-            candidates.extend(
-                std::env::split_paths(&path)
-                    .filter(|d| d.is_absolute())
-                    .map(|d| d.join(&name)),
-            );
-        }
-    }
-    match candidates.iter().find(|p| p.is_file()) {
-        Some(found) => Ok(found.clone()),
-        None => Err(WorkerError::NotFound {
-            searched: candidates,
-        }),
-    }
 }

@@ -174,8 +174,19 @@ pub(crate) fn open_checked(
 }
 
 /// Opens and checks the library `manifest` describes, then closes it again: how the packaging
-/// layer proves that a copy it placed loads. Runs the library's initializers, no plugin hook.
+/// layer proves that a copy it placed loads. Opening runs the library's initializers (no
+/// plugin hook), so where a `plg-worker` is found it happens in a throwaway one, under the
+/// default [`WorkerPolicy`](super::WorkerPolicy): an initializer that crashes or hangs fails
+/// the install instead of taking the installing process down.
 pub(crate) fn check_loads(manifest: &Manifest, manifest_path: &Path) -> Result<(), LoadError> {
     let library = locate_library(manifest, manifest_path)?;
+    #[cfg(feature = "isolation")]
+    if let Some(checked) = super::worker::check_in_worker(
+        manifest_path,
+        &manifest.id(),
+        &super::WorkerPolicy::default(),
+    ) {
+        return checked;
+    }
     open_checked(manifest, &library).map(drop)
 }

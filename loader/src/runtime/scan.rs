@@ -94,11 +94,66 @@ impl PluginManager {
 
     /// Checks that the plugin at `manifest_path` loads, as loading would, without running its
     /// hooks or registering it: the manifest, the library in place, every ABI and layout
-    /// check. Opening the library runs its initializers, which may crash or hang the process;
-    /// `plg list --check` calls this in a child process for that reason. `remote_git` sources
-    /// are looked up in the cache only.
+    /// check. Opening the library runs its initializers, so where a `plg-worker` is found
+    /// (and the policy does not say `never_isolate`) the library is opened in a throwaway
+    /// worker, as [`check_loads_in_worker`](Self::check_loads_in_worker) does, and this
+    /// process runs no plugin code; otherwise it is opened here, where an initializer may
+    /// crash or hang this process. `remote_git` sources are looked up in the cache only.
     pub fn check_loads(&self, manifest_path: impl AsRef<Path>) -> Result<(), LoadError> {
         let manifest_path = manifest_path.as_ref();
+        match self.check_loads_in_worker(manifest_path) {
+            Some(checked) => checked,
+            None => self.check_loads_here(manifest_path),
+        }
+    }
+
+    /// [`check_loads`](Self::check_loads) in a throwaway `plg-worker`, under the worker
+    /// policy's rules (cleared environment, limits, its own process group; the start timeout
+    /// is the check's timeout). A crash or hang of the library's initializers is that
+    /// plugin's error (`WorkerError::CheckCrashed`, `WorkerError::CheckTimeout`); a failed
+    /// check is the same [`LoadError`] an in-process load gives. `None` when no worker can
+    /// be used: plg-loader built without `isolation`, no `plg-worker` found, or a policy of
+    /// `never_isolate`.
+    pub fn check_loads_in_worker(
+        &self,
+        manifest_path: impl AsRef<Path>,
+    ) -> Option<Result<(), LoadError>> {
+        #[cfg(feature = "isolation")]
+        {
+            let manifest_path = manifest_path.as_ref();
+            if self.worker_policy.never_isolate {
+                return None;
+            }
+            super::worker::find_worker(self.worker_policy.program.as_deref()).ok()?;
+            let manifest = match Manifest::from_path(manifest_path) {
+                Ok(m) => m,
+                Err(e) => return Some(Err(e.into())),
+            };
+            if let crate::manifest::Source::Exec { .. } = manifest.source {
+                return Some(locate_program(&manifest, manifest_path).map(drop));
+            }
+            let checked =
+                self.localize(&manifest, manifest_path, true)
+                    .and_then(|(local, local_path)| {
+                        locate_library(&local, &local_path)?;
+                        super::worker::check_in_worker(
+                            &local_path,
+                            &local.id(),
+                            &self.worker_policy,
+                        )
+                        .unwrap_or_else(|| open_here(&local, &local_path))
+                    });
+            Some(checked)
+        }
+        #[cfg(not(feature = "isolation"))]
+        {
+            let _ = manifest_path;
+            None
+        }
+    }
+
+    /// [`check_loads`](Self::check_loads) in this process.
+    fn check_loads_here(&self, manifest_path: &Path) -> Result<(), LoadError> {
         let manifest = Manifest::from_path(manifest_path)?;
         if self
             .lookup(&manifest.name, &manifest.version)
@@ -111,7 +166,12 @@ impl PluginManager {
             return locate_program(&manifest, manifest_path).map(drop);
         }
         let (local, local_path) = self.localize(&manifest, manifest_path, true)?;
-        let library = locate_library(&local, &local_path)?;
-        open_checked(&local, &library).map(drop)
+        open_here(&local, &local_path)
     }
+}
+
+/// Opens and checks `local`'s library in this process, then closes it.
+fn open_here(local: &Manifest, local_path: &Path) -> Result<(), LoadError> {
+    let library = locate_library(local, local_path)?;
+    open_checked(local, &library).map(drop)
 }

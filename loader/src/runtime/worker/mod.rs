@@ -1,7 +1,8 @@
 //! Plugins in worker processes: the host's [`WorkerPolicy`], and (with the `isolation`
 //! feature) the supervised `plg-worker` process a plugin's calls go to over plg's protocol.
 //!
-//! `policy` is plain configuration. `process` starts a worker and shakes hands; `client`
+//! `policy` is plain configuration. `process` starts a worker and shakes hands; `check`
+//! finds `plg-worker` and runs load checks in a throwaway one; `client`
 //! talks gRPC to it; `supervisor` owns one plugin's worker: it restarts it with backoff after
 //! a crash, kills it when a call overruns its deadline, and shuts it down at unload.
 
@@ -9,6 +10,8 @@ mod policy;
 
 pub use policy::{WorkerPolicy, WorkerStop};
 
+#[cfg(feature = "isolation")]
+mod check;
 #[cfg(feature = "isolation")]
 mod client;
 #[cfg(feature = "isolation")]
@@ -20,6 +23,8 @@ mod reply;
 #[cfg(feature = "isolation")]
 mod supervisor;
 
+#[cfg(feature = "isolation")]
+pub(crate) use check::{check_in_worker, find_worker};
 #[cfg(feature = "isolation")]
 pub(crate) use process::StartError;
 #[cfg(feature = "isolation")]

@@ -14,7 +14,7 @@ use plg_protocol::{Handshake, HandshakeError, COOKIE_KEY, COOKIE_VALUE};
 
 use super::policy::WorkerPolicy;
 use crate::{
-    error::{parse_load_error_line, HandshakeProblem, LoadError, WorkerError},
+    error::{parse_load_error_line, HandshakeProblem, LoadError, WorkerError, CHECK_OK},
     runtime::ffi::{die_with_parent, ChildLimits},
     untrusted,
 };
@@ -108,6 +108,44 @@ pub(super) fn start(
     launch: &Launch<'_>,
     policy: &WorkerPolicy,
 ) -> Result<(Process, Handshake), StartError> {
+    let (mut process, first) = spawn(launch, policy)?;
+    let line = first_line(&mut process, &first, policy)?;
+    if launch.reports_load_errors {
+        if let Some(error) = parse_load_error_line(&line) {
+            // It exits once it has said so: reap it.
+            process.reap_soon();
+            return Err(StartError::Load(error));
+        }
+    }
+    match Handshake::parse(&line) {
+        Ok(handshake) => Ok((process, handshake)),
+        Err(e) => {
+            process.kill();
+            let problem = match e {
+                HandshakeError::Garbage { .. } => HandshakeProblem::Garbage,
+                HandshakeError::Version { .. } => HandshakeProblem::Version,
+                HandshakeError::Transport { .. } => HandshakeProblem::Transport,
+            };
+            Err(StartError::Worker(WorkerError::BadHandshake {
+                program: process.program.clone(),
+                problem,
+                reason: untrusted::escape(
+                    &e.to_string().chars().take(LINE_CHARS).collect::<String>(),
+                )
+                .into_owned(),
+                stderr: process.stderr.text(Duration::from_millis(500)),
+            }))
+        }
+    }
+}
+
+/// Starts `launch`'s process: a cleared environment plus the cookie and what is declared,
+/// its own process group, killed with the host, stderr forwarded. The receiver gets the first
+/// line of its stdout.
+fn spawn(
+    launch: &Launch<'_>,
+    policy: &WorkerPolicy,
+) -> Result<(Process, mpsc::Receiver<String>), WorkerError> {
     let mut cmd = Command::new(launch.program);
     cmd.args(&launch.args)
         .env_clear()
@@ -158,65 +196,94 @@ pub(super) fn start(
             .spawn(move || read_stdout(out, line_tx, &plugin))
             .ok();
     }
-    let mut process = Process {
+    let process = Process {
         child,
         program: launch.program.to_owned(),
         stderr,
     };
+    Ok((process, line_rx))
+}
+
+/// The first line `process` prints on stdout, within the start timeout. A process that
+/// prints none is killed (timeout) or reaped (exit), and the error carries its stderr's tail.
+fn first_line(
+    process: &mut Process,
+    first: &mpsc::Receiver<String>,
+    policy: &WorkerPolicy,
+) -> Result<String, WorkerError> {
     let started = Instant::now();
-    let line = match line_rx.recv_timeout(policy.start_timeout) {
+    let line = match first.recv_timeout(policy.start_timeout) {
         Ok(line) => line,
         Err(mpsc::RecvTimeoutError::Timeout) => {
             process.kill();
-            return Err(StartError::Worker(WorkerError::HandshakeTimeout {
+            return Err(WorkerError::HandshakeTimeout {
                 program: process.program.clone(),
                 timeout: policy.start_timeout,
                 stderr: process.stderr.text(Duration::from_millis(500)),
-            }));
+            });
         }
         // stdout closed without a line: the process is exiting.
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             let left = policy.start_timeout.saturating_sub(started.elapsed());
             let status = process.wait_for_exit(left.max(Duration::from_millis(200)));
-            return Err(StartError::Worker(WorkerError::ExitedBeforeHandshake {
+            return Err(WorkerError::ExitedBeforeHandshake {
                 program: process.program.clone(),
                 status: status.map_or_else(|| "closed its stdout".into(), |s| describe(&s)),
                 stderr: process.stderr.text(Duration::from_millis(500)),
-            }));
+            });
         }
     };
-    if launch.reports_load_errors {
-        if let Some(error) = parse_load_error_line(&line) {
-            // It exits once it has said so: reap it.
-            if process.wait_for_exit(Duration::from_secs(1)).is_none() {
-                process.kill();
-            }
-            return Err(StartError::Load(error));
-        }
-    }
-    match Handshake::parse(&line) {
-        Ok(handshake) => Ok((process, handshake)),
-        Err(e) => {
-            process.kill();
-            let problem = match e {
-                HandshakeError::Garbage { .. } => HandshakeProblem::Garbage,
-                HandshakeError::Version { .. } => HandshakeProblem::Version,
-                HandshakeError::Transport { .. } => HandshakeProblem::Transport,
-            };
-            Err(StartError::Worker(WorkerError::BadHandshake {
+    Ok(line)
+}
+
+/// Runs `plg-worker --check MANIFEST` (`launch`) to its end: `Ok` when the library passed
+/// every load check, the [`LoadError`] it failed, or the worker's crash or hang. The process
+/// group is killed and reaped either way: nothing the library started outlives the check.
+pub(crate) fn check(launch: &Launch<'_>, policy: &WorkerPolicy) -> Result<(), StartError> {
+    let (mut process, first) = spawn(launch, policy)?;
+    let outcome = match first_line(&mut process, &first, policy) {
+        Ok(line) if line.trim_end() == CHECK_OK => Ok(()),
+        Ok(line) => Err(match parse_load_error_line(&line) {
+            Some(error) => StartError::Load(error),
+            None => StartError::Worker(WorkerError::BadHandshake {
                 program: process.program.clone(),
-                problem,
-                reason: untrusted::escape(
-                    &e.to_string().chars().take(LINE_CHARS).collect::<String>(),
-                )
-                .into_owned(),
+                problem: HandshakeProblem::Garbage,
+                reason: untrusted::escape(&line.chars().take(LINE_CHARS).collect::<String>())
+                    .into_owned(),
                 stderr: process.stderr.text(Duration::from_millis(500)),
-            }))
-        }
-    }
+            }),
+        }),
+        Err(WorkerError::HandshakeTimeout {
+            program, stderr, ..
+        }) => Err(StartError::Worker(WorkerError::CheckTimeout {
+            program,
+            timeout: policy.start_timeout,
+            stderr,
+        })),
+        Err(WorkerError::ExitedBeforeHandshake {
+            program,
+            status,
+            stderr,
+        }) => Err(StartError::Worker(WorkerError::CheckCrashed {
+            program,
+            status,
+            stderr,
+        })),
+        Err(e) => Err(StartError::Worker(e)),
+    };
+    process.kill();
+    outcome
 }
 
 impl Process {
+    /// Waits a moment for a process that said it is exiting, then kills it; reaped either
+    /// way.
+    fn reap_soon(&mut self) {
+        if self.wait_for_exit(Duration::from_secs(1)).is_none() {
+            self.kill();
+        }
+    }
+
     /// Kills the process group and reaps the process. Once the process is reaped, its pid
     /// may be another process's: then nothing is sent.
     pub(super) fn kill(&mut self) {
