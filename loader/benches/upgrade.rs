@@ -1,7 +1,8 @@
 //! Hot upgrade (issue 9 §8), each figure against a baseline from the same run:
 //! - `swap`: from the new library landing on disk to the first call it serves
 //!   (`reload` + one `execute`, no debounce) vs a cold `load_manifest` + one `execute` of the
-//!   same library (criterion);
+//!   same library (criterion), for debug libraries (`swap`, as `plg dev` builds them) and
+//!   release libraries (`swap_release`);
 //! - `under_load`: 8 threads call `counter` through handles got by name while 100 upgrades
 //!   alternate two builds: failed calls, stale versions, and throughput against the same 8
 //!   threads with no upgrades;
@@ -24,7 +25,7 @@ use std::{
 
 use criterion::Criterion;
 use plg_loader::{Context, EventKind, PluginManager, Reload, Retired};
-use plg_tests::{build_edited, target_dir, Profile, TempPluginsDir};
+use plg_tests::{build_edited, build_edited_in, target_dir, Profile, TempPluginsDir};
 
 /// Two builds of `package` 0.1.0/1.2.0 that differ in what `from` becomes.
 fn two_builds(package: &str, version: &str, from: &str, a: &str, b: &str) -> [PathBuf; 2] {
@@ -35,23 +36,38 @@ fn two_builds(package: &str, version: &str, from: &str, a: &str, b: &str) -> [Pa
 }
 
 fn hello_builds() -> [PathBuf; 2] {
-    two_builds(
-        "hello",
-        "1.2.0",
-        "Hello, {name}!",
-        "Hello (a), {name}!",
-        "Hello (b), {name}!",
-    )
+    hello_builds_in(Profile::Debug)
 }
 
+fn hello_builds_in(profile: Profile) -> [PathBuf; 2] {
+    let (from, a, b) = ("Hello, {name}!", "Hello (a), {name}!", "Hello (b), {name}!");
+    [
+        build_edited_in(profile, "hello", "1.2.0", "-bench-a", &[(from, a)]),
+        build_edited_in(profile, "hello", "1.2.0", "-bench-b", &[(from, b)]),
+    ]
+}
+
+/// `swap` (debug libraries, as `plg dev` builds them) and `swap_release` (release libraries,
+/// as shipped): the same two arms each.
 fn swap(c: &mut Criterion) {
-    let builds = hello_builds();
-    let dir = TempPluginsDir::new(Profile::Debug);
+    for (group, profile) in [("swap", Profile::Debug), ("swap_release", Profile::Release)] {
+        swap_in(c, group, profile);
+    }
+}
+
+fn swap_in(c: &mut Criterion, group: &str, profile: Profile) {
+    let builds = hello_builds_in(profile);
+    let dir = TempPluginsDir::new(profile);
     let version_dir = dir.stage("hello");
+    std::fs::copy(
+        &builds[0],
+        version_dir.join(plg_tests::library_file_name("hello")),
+    )
+    .unwrap();
     let manifest = version_dir.join("plugin.json");
     let manager = PluginManager::new(dir.path()).with_metrics(true);
     let hello = manager.load_manifest(&manifest).unwrap();
-    let mut g = c.benchmark_group("swap");
+    let mut g = c.benchmark_group(group);
     g.sample_size(30);
     let mut next = 0;
     g.bench_function("plg_reload_to_first_call", |b| {

@@ -449,6 +449,79 @@ fn children(pid: u32) -> Vec<i64> {
     out
 }
 
+/// This process's children started as `plg-worker --spare`.
+fn spare_pids() -> Vec<i64> {
+    children(std::process::id())
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"--spare"))
+        })
+        .collect()
+}
+
+/// Waits (bounded) for the manager's spare worker to be started.
+fn wait_spare(manager: &PluginManager) {
+    let start = Instant::now();
+    while !manager.spare_worker_ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no spare worker started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_prestarted_worker_is_taken_for_each_start_and_replaced() {
+    let dir = TempPluginsDir::default();
+    let crash_dir = dir.stage("fixture-crash");
+    let mut p = policy();
+    p.prestart = true;
+    p.env = vec![("PLG_DECLARED".into(), "yes".into())];
+    let manager = PluginManager::local_only(dir.path()).with_worker_policy(p);
+    wait_spare(&manager);
+    let first_spare = spare_pids();
+    assert_eq!(first_spare.len(), 1, "{first_spare:?}");
+
+    // The load takes the spare: the plugin runs in that very process.
+    let plugin = manager
+        .load_manifest(crash_dir.join("plugin.json"))
+        .unwrap();
+    assert_eq!(pid(&plugin), first_spare[0]);
+    // A spare has the policy's environment and nothing of the host's.
+    let env = call(&plugin, "env").unwrap();
+    let names: Vec<String> = env.get_as("env").unwrap();
+    assert!(names.iter().any(|n| n == "PLG_DECLARED"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "CARGO_MANIFEST_DIR"),
+        "{names:?}"
+    );
+
+    // A new spare stands in; the restart after a crash takes it.
+    wait_spare(&manager);
+    let second: Vec<i64> = spare_pids()
+        .into_iter()
+        .filter(|s| *s != first_spare[0])
+        .collect();
+    assert_eq!(second.len(), 1, "{second:?}");
+    match call(&plugin, "exit") {
+        Err(ExecError::WorkerCrashed { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pid(&plugin), second[0]);
+
+    // Unloading and dropping the manager leaves no worker, spare or not.
+    wait_spare(&manager);
+    let all = spare_pids();
+    manager.unload_all();
+    drop(plugin);
+    drop(manager);
+    for pid in all {
+        assert!(wait_gone(pid), "worker {pid} outlived its manager");
+    }
+}
+
 #[test]
 fn plg_run_isolate_runs_the_plugin_in_a_worker_and_kill_9_of_the_host_leaves_no_worker() {
     let dir = TempPluginsDir::default();

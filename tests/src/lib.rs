@@ -236,9 +236,24 @@ pub fn build_variant(package: &str, version: &str) -> PathBuf {
 /// Used for two builds of one version that behave differently (a hot upgrade's new bytes).
 /// The tag `panic-abort` builds with `panic = "abort"`, in a target dir of its own.
 pub fn build_edited(package: &str, version: &str, tag: &str, edits: &[(&str, &str)]) -> PathBuf {
+    build_edited_in(Profile::Debug, package, version, tag, edits)
+}
+
+/// [`build_edited`] with `profile`'s optimizations (benchmarks of release libraries).
+pub fn build_edited_in(
+    profile: Profile,
+    package: &str,
+    version: &str,
+    tag: &str,
+    edits: &[(&str, &str)],
+) -> PathBuf {
     static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
         OnceLock::new();
-    let key = format!("{package}@{version}{tag}");
+    let release = profile == Profile::Release;
+    let key = format!(
+        "{package}@{version}{tag}{}",
+        if release { "-release" } else { "" }
+    );
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
     if let Some(p) = built.get(&key) {
         return p.clone();
@@ -275,11 +290,12 @@ pub fn build_edited(package: &str, version: &str, tag: &str, edits: &[(&str, &st
         .current_dir(&root)
         .env("CARGO_TARGET_DIR", &variants_target)
         .args(["build", "--quiet"])
+        .args(release.then_some("--release"))
         .status()
         .expect("cannot run cargo");
     assert!(status.success(), "building {key} failed");
     let lib = variants_target
-        .join("debug")
+        .join(if release { "release" } else { "debug" })
         .join(library_file_name(package));
     // Several variants share one target dir; keep each build's library under its own name.
     let kept = root.join(library_file_name(package));

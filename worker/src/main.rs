@@ -7,7 +7,9 @@
 //! serves until `Shutdown`, or until the host dies (the host asks the kernel to kill it then).
 //! `plg-worker --check MANIFEST` only opens the library with every load check (its
 //! initializers run, no plugin hook), prints `plg-check-ok` or the failed check, and exits:
-//! a throwaway worker for `plg install` and `plg list --check`.
+//! a throwaway worker for `plg install` and `plg list --check`. `plg-worker --spare` starts
+//! ahead of need (`WorkerPolicy::prestart`): it readies its runtime, then reads the
+//! manifest's path from stdin and serves it as above.
 //! Everything else it writes goes to stderr, as JSON lines.
 
 mod frames;
@@ -17,6 +19,16 @@ mod serve;
 use std::process::ExitCode;
 
 use plg_protocol::{COOKIE_KEY, COOKIE_VALUE};
+
+/// What the worker was started for.
+enum Mode {
+    /// Load the plugin and serve it.
+    Serve(std::path::PathBuf),
+    /// Only check that the library loads.
+    Check(std::path::PathBuf),
+    /// Start, then wait on stdin for the manifest to serve.
+    Spare,
+}
 
 /// Exit code when the plugin fails to load; stderr's last line says why.
 const EXIT_LOAD_FAILED: u8 = 3;
@@ -33,11 +45,12 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let (check, manifest) = match args.as_slice() {
-        [manifest] => (false, manifest),
-        [flag, manifest] if flag == "--check" => (true, manifest),
+    let mode = match args.as_slice() {
+        [flag] if flag == "--spare" => Mode::Spare,
+        [manifest] => Mode::Serve(manifest.into()),
+        [flag, manifest] if flag == "--check" => Mode::Check(manifest.into()),
         _ => {
-            eprintln!("usage: plg-worker [--check] MANIFEST");
+            eprintln!("usage: plg-worker [--check] MANIFEST | plg-worker --spare");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -49,10 +62,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let outcome = if check {
-        serve::check(manifest.as_ref())
-    } else {
-        serve::run(manifest.as_ref())
+    let outcome = match mode {
+        Mode::Serve(manifest) => serve::run(&manifest),
+        Mode::Check(manifest) => serve::check(&manifest),
+        Mode::Spare => serve::spare(),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -80,15 +80,41 @@ pub(crate) fn check(manifest: &Path) -> Result<(), Failure> {
 
 pub(crate) fn run(manifest: &Path) -> Result<(), Failure> {
     let handshake_out = take_stdout()?;
+    serve_manifest(manifest, handshake_out, runtime()?)
+}
+
+/// `--spare`: everything that does not depend on the plugin first (the process, its
+/// libraries, the async runtime), then the manifest's path from stdin. A host that drops
+/// the spare closes stdin: the worker exits quietly.
+pub(crate) fn spare() -> Result<(), Failure> {
+    let handshake_out = take_stdout()?;
+    let runtime = runtime()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)?;
+    let manifest = line.trim_end_matches(['\n', '\r']);
+    if manifest.is_empty() {
+        return Ok(());
+    }
+    serve_manifest(Path::new(manifest), handshake_out, runtime)
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+fn serve_manifest(
+    manifest: &Path,
+    handshake_out: OwnedFd,
+    runtime: tokio::runtime::Runtime,
+) -> Result<(), Failure> {
     let manager = manager_here(manifest);
     let plugin = match manager.load_manifest(manifest) {
         Ok(plugin) => plugin,
         Err(e) => return Err(report_load_error(handshake_out, e)),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let served = runtime.block_on(serve(plugin, handshake_out));
     let (_, failed) = manager.unload_all();
     for e in failed {

@@ -47,6 +47,7 @@ impl PluginManager {
                 args: vec![local_path.as_os_str().to_owned()],
                 env: Vec::new(),
                 is_plg_worker: true,
+                spares: self.spares.clone(),
             };
             let origin = super::images::Origin::opened(local_path, file);
             self.start_apart(
@@ -85,6 +86,7 @@ impl PluginManager {
                 args: args.iter().map(Into::into).collect(),
                 env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 is_plg_worker: false,
+                spares: None,
             };
             let unknown = crate::manifest::preflight::Unmappable::Unknown;
             let origin = super::images::Origin::new(manifest_path, &real_program);

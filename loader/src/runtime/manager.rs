@@ -99,6 +99,9 @@ pub struct PluginManager {
     pub(super) sample_every: u32,
     /// Which plugins run in worker processes, and how workers are supervised.
     pub(super) worker_policy: WorkerPolicy,
+    /// A worker started ahead of need ([`WorkerPolicy::prestart`]).
+    #[cfg(feature = "isolation")]
+    pub(super) spares: Option<Arc<super::worker::Spares>>,
 }
 
 impl PluginManager {
@@ -118,6 +121,8 @@ impl PluginManager {
             metrics: Some(Mutex::default()),
             sample_every: super::metrics::SAMPLE_EVERY,
             worker_policy: WorkerPolicy::default(),
+            #[cfg(feature = "isolation")]
+            spares: None,
         }
     }
 
@@ -125,8 +130,26 @@ impl PluginManager {
     /// ([`WorkerPolicy`]). Running a plugin in a worker needs plg-loader's `isolation`
     /// feature and the `plg-worker` binary; callers' code does not change.
     pub fn with_worker_policy(mut self, policy: WorkerPolicy) -> Self {
+        #[cfg(feature = "isolation")]
+        {
+            self.spares = super::worker::Spares::new(&policy);
+        }
         self.worker_policy = policy;
         self
+    }
+
+    /// Whether a worker started ahead of need ([`WorkerPolicy::prestart`]) is waiting to be
+    /// taken. Starting one takes a few milliseconds after the manager is made, or after the
+    /// last one was taken.
+    pub fn spare_worker_ready(&self) -> bool {
+        #[cfg(feature = "isolation")]
+        {
+            self.spares.as_ref().is_some_and(|s| s.ready())
+        }
+        #[cfg(not(feature = "isolation"))]
+        {
+            false
+        }
     }
 
     /// The worker policy ([`with_worker_policy`](Self::with_worker_policy)).

@@ -63,6 +63,7 @@ pub(crate) fn check_in_worker(
         env: Vec::new(),
         plugin: id,
         reports_load_errors: true,
+        spares: None,
     };
     Some(process::check(&launch, policy).map_err(|e| match e {
         StartError::Load(e) => e,

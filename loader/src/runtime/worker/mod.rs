@@ -2,7 +2,8 @@
 //! feature) the supervised `plg-worker` process a plugin's calls go to over plg's protocol.
 //!
 //! `policy` is plain configuration. `process` starts a worker and shakes hands; `check`
-//! finds `plg-worker` and runs load checks in a throwaway one; `client`
+//! finds `plg-worker` and runs load checks in a throwaway one; `spare` keeps one started
+//! ahead of need; `client`
 //! talks gRPC to it; `supervisor` owns one plugin's worker: it restarts it with backoff after
 //! a crash, kills it when a call overruns its deadline, and shuts it down at unload.
 
@@ -21,11 +22,15 @@ mod process;
 #[cfg(feature = "isolation")]
 mod reply;
 #[cfg(feature = "isolation")]
+mod spare;
+#[cfg(feature = "isolation")]
 mod supervisor;
 
 #[cfg(feature = "isolation")]
 pub(crate) use check::{check_in_worker, find_worker};
 #[cfg(feature = "isolation")]
 pub(crate) use process::StartError;
+#[cfg(feature = "isolation")]
+pub(crate) use spare::Spares;
 #[cfg(feature = "isolation")]
 pub(crate) use supervisor::{start, Program};

@@ -74,6 +74,11 @@ pub struct WorkerPolicy {
     pub cpu_seconds: Option<u64>,
     /// `RLIMIT_NOFILE` for each worker.
     pub open_files: Option<u64>,
+    /// Keep one `plg-worker` started ahead of need, with this policy's environment and
+    /// limits: starting a plugin in a worker (a load, a restart after a crash, a start after
+    /// an idle stop) takes it instead of starting a process, and a new one is started in the
+    /// background. Costs one idle process per manager. Default off.
+    pub prestart: bool,
 }
 
 impl Default for WorkerPolicy {
@@ -97,6 +102,7 @@ impl Default for WorkerPolicy {
             memory_limit: None,
             cpu_seconds: None,
             open_files: None,
+            prestart: false,
         }
     }
 }

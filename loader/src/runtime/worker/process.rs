@@ -12,7 +12,7 @@ use std::{
 
 use plg_protocol::{Handshake, HandshakeError, COOKIE_KEY, COOKIE_VALUE};
 
-use super::policy::WorkerPolicy;
+use super::{policy::WorkerPolicy, spare::Spares};
 use crate::{
     error::{parse_load_error_line, HandshakeProblem, LoadError, WorkerError, CHECK_OK},
     runtime::ffi::{die_with_parent, ChildLimits},
@@ -32,6 +32,7 @@ pub(super) struct Process {
     pub(super) child: Child,
     pub(super) program: PathBuf,
     pub(super) stderr: Arc<Tail>,
+    label: Label,
 }
 
 /// What a process wrote on stderr last, escaped.
@@ -75,8 +76,19 @@ pub(super) struct Launch<'a> {
     /// `name@version`, for the logs.
     pub(super) plugin: &'a str,
     /// The program is `plg-worker`: a first stdout line that is a load-error line
-    /// ([`LOAD_ERROR_PREFIX`]) is read as the load check that failed.
+    /// ([`LOAD_ERROR_PREFIX`](crate::error::LOAD_ERROR_PREFIX)) is read as the load check
+    /// that failed.
     pub(super) reports_load_errors: bool,
+    /// Workers started ahead ([`WorkerPolicy::prestart`]): one is taken, if it runs this
+    /// program, instead of starting a process.
+    pub(super) spares: Option<&'a Arc<Spares>>,
+}
+
+/// The plugin a process's output is logged under; a spare gets it when it is taken.
+pub(super) type Label = Arc<OnceLock<String>>;
+
+fn label_of(label: &Label) -> &str {
+    label.get().map_or("(spare worker)", String::as_str)
 }
 
 /// Why a worker did not start.
@@ -108,7 +120,14 @@ pub(super) fn start(
     launch: &Launch<'_>,
     policy: &WorkerPolicy,
 ) -> Result<(Process, Handshake), StartError> {
-    let (mut process, first) = spawn(launch, policy)?;
+    let taken = launch
+        .spares
+        .and_then(|spares| spares.take(launch.program))
+        .and_then(|spare| assign(spare, launch));
+    let (mut process, first) = match taken {
+        Some(started) => started,
+        None => spawn(launch, policy)?,
+    };
     let line = first_line(&mut process, &first, policy)?;
     if launch.reports_load_errors {
         if let Some(error) = parse_load_error_line(&line) {
@@ -142,12 +161,63 @@ pub(super) fn start(
 /// Starts `launch`'s process: a cleared environment plus the cookie and what is declared,
 /// its own process group, killed with the host, stderr forwarded. The receiver gets the first
 /// line of its stdout.
-fn spawn(
-    launch: &Launch<'_>,
+fn spawn(launch: &Launch<'_>, policy: &WorkerPolicy) -> Result<Started, WorkerError> {
+    let label = Label::default();
+    let _ = label.set(launch.plugin.to_owned());
+    spawn_with(
+        launch.program,
+        &launch.args,
+        &launch.env,
+        label,
+        false,
+        policy,
+    )
+}
+
+/// A process and the channel its first stdout line arrives on.
+pub(super) type Started = (Process, mpsc::Receiver<String>);
+
+/// Starts `plg-worker --spare` at `program`: it waits on stdin for the manifest to serve.
+pub(super) fn spawn_spare(program: &Path, policy: &WorkerPolicy) -> Result<Started, WorkerError> {
+    spawn_with(
+        program,
+        &["--spare".into()],
+        &[],
+        Label::default(),
+        true,
+        policy,
+    )
+}
+
+/// Hands a spare its plugin: the manifest's path (the launch's one argument) on its stdin.
+/// `None` if it cannot take it (it exited meanwhile): the caller starts a process instead.
+fn assign((mut process, first): Started, launch: &Launch<'_>) -> Option<Started> {
+    use std::io::Write;
+    let [manifest] = launch.args.as_slice() else {
+        return None;
+    };
+    let manifest = manifest.to_str()?;
+    // One line, the only thing ever written: then stdin closes.
+    if manifest.contains(['\n', '\r']) {
+        return None;
+    }
+    let mut stdin = process.child.stdin.take()?;
+    stdin.write_all(format!("{manifest}\n").as_bytes()).ok()?;
+    drop(stdin);
+    let _ = process.label.set(launch.plugin.to_owned());
+    Some((process, first))
+}
+
+fn spawn_with(
+    program: &Path,
+    args: &[std::ffi::OsString],
+    env: &[(String, String)],
+    label: Label,
+    stdin_piped: bool,
     policy: &WorkerPolicy,
-) -> Result<(Process, mpsc::Receiver<String>), WorkerError> {
-    let mut cmd = Command::new(launch.program);
-    cmd.args(&launch.args)
+) -> Result<Started, WorkerError> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .env_clear()
         // PATH is not a secret, and an interpreter (`#!/usr/bin/env python3`) needs it.
         .env(
@@ -155,13 +225,17 @@ fn spawn(
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
         )
         .envs(policy.env.iter().map(|(k, v)| (k, v)))
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env(COOKIE_KEY, COOKIE_VALUE)
         .env(
             "PLG_WORKER_KILL_GRACE_MS",
             policy.kill_grace.as_millis().to_string(),
         )
-        .stdin(Stdio::null())
+        .stdin(if stdin_piped {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     #[cfg(unix)]
@@ -175,31 +249,32 @@ fn spawn(
         },
     );
     let mut child = spawn_from_lasting_thread(cmd).map_err(|e| WorkerError::Spawn {
-        program: launch.program.to_owned(),
+        program: program.to_owned(),
         reason: e.to_string(),
     })?;
     let stderr = Arc::new(Tail::default());
     if let Some(err) = child.stderr.take() {
-        let (tail, plugin) = (stderr.clone(), launch.plugin.to_owned());
+        let (tail, label) = (stderr.clone(), label.clone());
         std::thread::Builder::new()
             .name("plg-worker-stderr".into())
-            .spawn(move || forward_stderr(err, &tail, &plugin))
+            .spawn(move || forward_stderr(err, &tail, &label))
             .ok();
     } else {
         stderr.close();
     }
     let (line_tx, line_rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
-        let plugin = launch.plugin.to_owned();
+        let label = label.clone();
         std::thread::Builder::new()
             .name("plg-worker-stdout".into())
-            .spawn(move || read_stdout(out, line_tx, &plugin))
+            .spawn(move || read_stdout(out, line_tx, &label))
             .ok();
     }
     let process = Process {
         child,
-        program: launch.program.to_owned(),
+        program: program.to_owned(),
         stderr,
+        label,
     };
     Ok((process, line_rx))
 }
@@ -380,7 +455,7 @@ fn read_line_capped(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> bool {
 }
 
 /// Sends the first stdout line (the handshake); logs anything after it as a warning.
-fn read_stdout(out: std::process::ChildStdout, first: mpsc::Sender<String>, plugin: &str) {
+fn read_stdout(out: std::process::ChildStdout, first: mpsc::Sender<String>, label: &Label) {
     let mut reader = BufReader::new(out);
     let mut buf = Vec::new();
     if !read_line_capped(&mut reader, &mut buf) {
@@ -393,7 +468,7 @@ fn read_stdout(out: std::process::ChildStdout, first: mpsc::Sender<String>, plug
         let line: String = line.chars().take(LINE_CHARS).collect();
         tracing::warn!(
             target: "plg::plugin",
-            plugin,
+            plugin = label_of(label),
             "wrote to stdout after its handshake (use stderr): {}",
             untrusted::escape(&line)
         );
@@ -402,10 +477,11 @@ fn read_stdout(out: std::process::ChildStdout, first: mpsc::Sender<String>, plug
 
 /// Forwards stderr lines to `tracing` (JSON lines in hclog's or tracing's shape keep their
 /// level) and keeps the tail.
-fn forward_stderr(err: std::process::ChildStderr, tail: &Tail, plugin: &str) {
+fn forward_stderr(err: std::process::ChildStderr, tail: &Tail, label: &Label) {
     let mut reader = BufReader::new(err);
     let mut buf = Vec::new();
     while read_line_capped(&mut reader, &mut buf) {
+        let plugin = label_of(label);
         let raw = String::from_utf8_lossy(&buf);
         let (level, message) = parse_log_line(&raw);
         // Cut before escaping: escaping can only make it longer.

@@ -23,6 +23,7 @@ use super::{
     policy::{WorkerPolicy, WorkerStop},
     process::{self, Launch, Process, StartError},
     reply::apply,
+    spare::Spares,
 };
 use crate::{
     error::{ExecError, UnloadError, WorkerError},
@@ -42,6 +43,8 @@ pub(crate) struct Program {
     /// It is `plg-worker`, which reports a failed load check as such (an exec plugin's
     /// stdout carries the handshake and nothing else).
     pub(crate) is_plg_worker: bool,
+    /// The manager's pre-started workers, taken from when they run this program.
+    pub(crate) spares: Option<Arc<Spares>>,
 }
 
 /// Starts `manifest`'s plugin in a worker running `program`, shakes hands, checks
@@ -144,6 +147,7 @@ impl Inner {
             env: self.program.env.clone(),
             plugin: &self.id,
             reports_load_errors: self.program.is_plg_worker,
+            spares: self.program.spares.as_ref(),
         };
         let (mut proc, handshake) = process::start(&launch, &self.policy)?;
         let connected = client::connect(&handshake.socket, self.policy.start_timeout)

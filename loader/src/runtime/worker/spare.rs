@@ -1,0 +1,106 @@
+//! Workers started ahead of need ([`WorkerPolicy::prestart`]): one `plg-worker --spare` per
+//! manager, started with the policy's environment and limits, that has paid for its process
+//! start (fork, exec, dynamic linking, its async runtime) before any plugin asks. Starting a
+//! plugin in a worker (a load, a restart after a crash, a start after an idle stop) takes it
+//! and hands it the manifest on stdin; a new spare is started in the background.
+//!
+//! A spare is an ordinary worker process: its own process group, killed with the host,
+//! reaped when dropped (with the manager).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use super::{
+    check::find_worker,
+    policy::WorkerPolicy,
+    process::{self, Started},
+};
+
+/// One manager's spare worker.
+pub(crate) struct Spares {
+    program: PathBuf,
+    policy: WorkerPolicy,
+    slot: Mutex<Option<Started>>,
+    refilling: AtomicBool,
+}
+
+impl std::fmt::Debug for Spares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spares")
+            .field("program", &self.program)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Spares {
+    /// Starts the first spare in the background, if `policy` asks for spares and a
+    /// `plg-worker` is found.
+    pub(crate) fn new(policy: &WorkerPolicy) -> Option<Arc<Spares>> {
+        if !policy.prestart || policy.never_isolate {
+            return None;
+        }
+        let program = find_worker(policy.program.as_deref()).ok()?;
+        let spares = Arc::new(Spares {
+            program,
+            policy: policy.clone(),
+            slot: Mutex::new(None),
+            refilling: AtomicBool::new(false),
+        });
+        spares.refill();
+        Some(spares)
+    }
+
+    /// The spare, if it runs `program` and is still alive; a new one is started behind it.
+    pub(super) fn take(self: &Arc<Self>, program: &Path) -> Option<Started> {
+        if program != self.program {
+            return None;
+        }
+        let taken = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.refill();
+        let (mut process, first) = taken?;
+        // One that exited (killed, out of memory) is dropped, and so reaped.
+        match process.child.try_wait() {
+            Ok(None) => Some((process, first)),
+            _ => None,
+        }
+    }
+
+    /// Starts a spare on a thread of its own, unless one is being started already. The
+    /// thread holds the pool weakly: a manager dropped meanwhile gets no new spare.
+    fn refill(self: &Arc<Self>) {
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let started = std::thread::Builder::new()
+            .name("plg-worker-spare".into())
+            .spawn(move || {
+                let Some(spares) = weak.upgrade() else {
+                    return;
+                };
+                match process::spawn_spare(&spares.program, &spares.policy) {
+                    Ok(spare) => {
+                        *spares.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(spare);
+                    }
+                    Err(e) => tracing::warn!("cannot start a spare worker: {e}"),
+                }
+                spares.refilling.store(false, Ordering::Release);
+            });
+        if started.is_err() {
+            self.refilling.store(false, Ordering::Release);
+        }
+    }
+
+    /// Whether a spare is started and waiting (for tests and benchmarks).
+    pub(crate) fn ready(&self) -> bool {
+        self.slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
