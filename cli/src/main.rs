@@ -90,6 +90,8 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // While plg has one thread: then the registration costs nothing.
+    plg_loader::prepare_process();
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
     let out = Output::new(cli.global.json);

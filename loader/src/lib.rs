@@ -98,6 +98,15 @@ pub use error::{
 pub mod __worker {
     pub use crate::error::{load_error_line, CHECK_OK, LOAD_ERROR_PREFIX};
 }
+
+/// Readies this process for loading plugins: registers it for `membarrier(2)`, the fence
+/// that keeps every call's fast path free of atomic read-modify-writes. Optional: the first
+/// load does it otherwise. Call it first thing in `main`, while the process has one thread:
+/// with several threads, the kernel makes the registration wait for an RCU grace period
+/// (about 10 ms on a 2-core VM), with one it is immediate. `plg` and `plg-worker` do.
+pub fn prepare_process() {
+    runtime::init_fences();
+}
 pub use manifest::{
     HttpServices, Isolation, Manifest, Route, SchemaSource, Source, SourceResolver, MANIFEST_FILE,
 };

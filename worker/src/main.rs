@@ -36,6 +36,8 @@ const EXIT_LOAD_FAILED: u8 = 3;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // First, while this process has one thread (see `prepare_process`).
+    plg_loader::prepare_process();
     if std::env::var(COOKIE_KEY).as_deref() != Ok(COOKIE_VALUE) {
         eprintln!(
             "plg-worker runs one plugin for a plg host, which starts it with {COOKIE_KEY} set. \

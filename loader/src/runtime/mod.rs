@@ -33,5 +33,6 @@ pub(crate) use open::check_loads;
 pub use plugin::{Plugin, UnloadReport};
 pub use reload::Reload;
 pub use scan::ScanEntry;
+pub(crate) use threads::init_fences;
 pub use watch::{WatchBackend, WatchGuard, WatchOptions};
 pub use worker::{WorkerPolicy, WorkerStop};

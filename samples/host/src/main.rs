@@ -11,6 +11,8 @@
 use plg_loader::{Context, PluginManager, PluginsDir};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Optional, and best first, while the process has one thread (see its docs).
+    plg_loader::prepare_process();
     // Plugin log lines arrive as `tracing` events; print them.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

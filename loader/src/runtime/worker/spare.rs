@@ -55,13 +55,14 @@ impl Spares {
         Some(spares)
     }
 
-    /// The spare, if it runs `program` and is still alive; a new one is started behind it.
+    /// The spare, if it runs `program` and is still alive. The caller calls
+    /// [`refill`](Self::refill) once its start is done, so that the next spare's start does
+    /// not compete with it for the CPU.
     pub(super) fn take(self: &Arc<Self>, program: &Path) -> Option<Started> {
         if program != self.program {
             return None;
         }
         let taken = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.refill();
         let (mut process, first) = taken?;
         // One that exited (killed, out of memory) is dropped, and so reaped.
         match process.child.try_wait() {
@@ -70,10 +71,10 @@ impl Spares {
         }
     }
 
-    /// Starts a spare on a thread of its own, unless one is being started already. The
+    /// Starts a spare on a thread of its own, unless one is waiting or being started. The
     /// thread holds the pool weakly: a manager dropped meanwhile gets no new spare.
-    fn refill(self: &Arc<Self>) {
-        if self.refilling.swap(true, Ordering::AcqRel) {
+    pub(super) fn refill(self: &Arc<Self>) {
+        if self.ready() || self.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
         let weak = Arc::downgrade(self);

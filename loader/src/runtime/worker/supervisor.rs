@@ -47,6 +47,17 @@ pub(crate) struct Program {
     pub(crate) spares: Option<Arc<Spares>>,
 }
 
+/// Refills the manager's spare worker when dropped.
+struct ReplaceSpare<'a>(Option<&'a Arc<Spares>>);
+
+impl Drop for ReplaceSpare<'_> {
+    fn drop(&mut self) {
+        if let Some(spares) = self.0 {
+            spares.refill();
+        }
+    }
+}
+
 /// Starts `manifest`'s plugin in a worker running `program`, shakes hands, checks
 /// `Describe` against the manifest, and returns its runtime.
 pub(crate) fn start(
@@ -141,6 +152,8 @@ impl Inner {
     }
 
     fn start_worker(&self) -> Result<Arc<Live>, StartError> {
+        // Whatever happens, a spare taken for this start is replaced once it is done.
+        let _replace = ReplaceSpare(self.program.spares.as_ref());
         let launch = Launch {
             program: &self.program.path,
             args: self.program.args.clone(),
