@@ -2,6 +2,10 @@
 //! crash, marked failed after too many, killed when a call overruns its deadline, stopped
 //! when idle, and shut down at unload. It is the plugin's [`Runtime`]: callers cannot tell it
 //! from the in-process one.
+//!
+//! `crashes` records crashes (backoff, the failed state) and kills overrunning workers;
+//! `watch` runs the health checks and the idle timeout; `frames_call` is the call path over
+//! the lean frames socket, with its cancellation.
 
 use std::{
     collections::VecDeque,
@@ -9,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
-        mpsc, Arc, Mutex, MutexGuard, Weak,
+        mpsc, Arc, Mutex, MutexGuard,
     },
     time::{Duration, Instant},
 };
@@ -19,7 +23,7 @@ use plg_protocol::{pb, to_wire};
 
 use super::{
     client::{self, Client},
-    frames::{self, Frames, Stop},
+    frames::Frames,
     policy::{WorkerPolicy, WorkerStop},
     process::{self, Launch, Process, StartError},
     reply::apply,
@@ -30,6 +34,12 @@ use crate::{
     manifest::{preflight::Unmappable, Manifest},
     runtime::plugin::{Hook, Outcome, Runtime, UnloadReport},
 };
+
+mod crashes;
+mod frames_call;
+mod watch;
+
+use watch::{stop, watch};
 
 /// How often a waiting caller looks at its context's cancellation flag.
 const CANCEL_POLL: Duration = Duration::from_millis(10);
@@ -261,206 +271,6 @@ impl Inner {
         state.worker = Some(live.clone());
         Ok(live)
     }
-
-    fn failed_error(&self, state: &State) -> ExecError {
-        ExecError::WorkerFailed {
-            plugin: self.id.clone(),
-            crashes: state.crashes.len() as u32,
-            window: self.policy.crash_window,
-            stderr: state
-                .last_crash
-                .as_ref()
-                .map(|c| c.2.clone())
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The call failed at the transport: if the worker died, record the crash and say how.
-    fn crashed(&self, live: &Arc<Live>, message: String) -> ExecError {
-        let status = live
-            .process
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .wait_for_exit(Duration::from_millis(500));
-        let mut state = self.lock();
-        if let Some((generation, status, stderr)) = &state.last_crash {
-            if *generation == live.generation {
-                return ExecError::WorkerCrashed {
-                    plugin: self.id.clone(),
-                    status: status.clone(),
-                    stderr: stderr.clone(),
-                };
-            }
-        }
-        let Some(status) = status else {
-            return ExecError::Worker {
-                plugin: self.id.clone(),
-                message,
-            };
-        };
-        let status = process::describe(&status);
-        let stderr = live
-            .process
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .stderr
-            .text(Duration::from_millis(500));
-        self.record_crash(&mut state, live, status.clone(), stderr.clone());
-        ExecError::WorkerCrashed {
-            plugin: self.id.clone(),
-            status,
-            stderr,
-        }
-    }
-
-    fn record_crash(&self, state: &mut State, live: &Arc<Live>, status: String, stderr: String) {
-        // One worker's end is one crash, however many threads notice it; and a worker
-        // stopped for unload did not crash.
-        if state
-            .last_crash
-            .as_ref()
-            .is_some_and(|c| c.0 == live.generation)
-            || self.closing.load(Ordering::SeqCst)
-        {
-            return;
-        }
-        let now = Instant::now();
-        if state
-            .worker
-            .as_ref()
-            .is_some_and(|w| w.generation == live.generation)
-        {
-            state.worker = None;
-        }
-        state.last_crash = Some((live.generation, status, stderr));
-        let window = self.policy.crash_window;
-        while state
-            .crashes
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > window)
-        {
-            state.crashes.pop_front();
-        }
-        state.crashes.push_back(now);
-        // A worker that ran for a whole window without crashing starts the backoff over.
-        state.backoff = if live.started.elapsed() > window || state.backoff.is_zero() {
-            self.policy.initial_backoff
-        } else {
-            (state.backoff * 2).min(self.policy.max_backoff)
-        };
-        state.next_start = Some(now + state.backoff);
-        if state.crashes.len() as u32 >= self.policy.max_crashes {
-            state.failed = true;
-            tracing::error!(
-                plugin = self.id,
-                crashes = state.crashes.len(),
-                "the worker crashed too often; calls fail until the plugin is reloaded"
-            );
-        }
-    }
-
-    /// A call that overran its deadline or was cancelled: if it is still running after the
-    /// kill grace, the worker ignores cancellation, so it is killed (and restarted on the
-    /// next call).
-    fn watch_overrun(
-        self: &Arc<Self>,
-        live: Arc<Live>,
-        finished_within: impl FnOnce(&Live, Duration) -> bool + Send + 'static,
-    ) {
-        let grace = self.policy.kill_grace;
-        let inner = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("plg-worker-overrun".into())
-            .spawn(move || {
-                if finished_within(&live, grace) {
-                    return;
-                }
-                let Some(inner) = inner.upgrade() else { return };
-                tracing::warn!(
-                    plugin = inner.id,
-                    "a call ignored its deadline or cancellation for {grace:?}; killing its worker"
-                );
-                inner.kill_as_crash(
-                    &live,
-                    "was killed: a call ignored its deadline or cancellation",
-                );
-            })
-            .ok();
-    }
-
-    /// Kills `live` and records its end as a crash, with `status` as how it ended.
-    fn kill_as_crash(&self, live: &Arc<Live>, status: &str) {
-        live.process
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .kill();
-        let mut state = self.lock();
-        self.record_crash(&mut state, live, status.into(), String::new());
-    }
-}
-
-/// Asks `live` to shut down; kills it if it does not exit within the grace period.
-fn stop(live: &Live, policy: &WorkerPolicy) -> WorkerStop {
-    let asked = live.client.shutdown(policy.shutdown_grace);
-    let mut process = live.process.lock().unwrap_or_else(|e| e.into_inner());
-    if asked && process.wait_for_exit(policy.shutdown_grace).is_some() {
-        WorkerStop::ShutDown
-    } else {
-        process.kill();
-        WorkerStop::Killed
-    }
-}
-
-/// Health checks and the idle timeout, until the runtime is dropped.
-fn watch(inner: Weak<Inner>) {
-    loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        let policy = &strong.policy;
-        let tick = [policy.health_interval, policy.idle_timeout.map(|t| t / 4)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(Duration::from_secs(1))
-            .max(Duration::from_millis(10));
-        drop(strong);
-        std::thread::sleep(tick);
-        let Some(inner) = inner.upgrade() else { return };
-        if inner.closing.load(Ordering::Acquire) {
-            return;
-        }
-        let live = inner.lock().worker.clone();
-        let Some(live) = live else { continue };
-        if let Some(idle) = inner.policy.idle_timeout {
-            let last = inner.lock().last_call;
-            if inner.in_flight.load(Ordering::Acquire) == 0
-                && last.is_none_or(|t| t.elapsed() >= idle)
-            {
-                let mut state = inner.lock();
-                if state
-                    .worker
-                    .as_ref()
-                    .is_some_and(|w| w.generation == live.generation)
-                {
-                    state.worker = None;
-                    drop(state);
-                    tracing::debug!(plugin = inner.id, "stopping its idle worker");
-                    stop(&live, &inner.policy);
-                    continue;
-                }
-            }
-        }
-        if inner.policy.health_interval.is_some()
-            && !live.client.healthy(tick.max(Duration::from_secs(1)))
-        {
-            tracing::warn!(
-                plugin = inner.id,
-                "its worker failed a health check; restarting it"
-            );
-            inner.kill_as_crash(&live, "failed its health check");
-        }
-    }
 }
 
 impl Runtime for WorkerRuntime {
@@ -633,79 +443,6 @@ impl Runtime for WorkerRuntime {
 
     fn worker(&self) -> bool {
         true
-    }
-}
-
-impl WorkerRuntime {
-    /// A call over the frames socket, on the caller's thread.
-    fn execute_frames(
-        &self,
-        id: &str,
-        ctx: &mut Context,
-        live: &Arc<Live>,
-        frames: &Frames,
-    ) -> Outcome {
-        let inner = &self.inner;
-        let deadline = ctx.remaining().map(|r| Instant::now() + r);
-        if deadline.is_some_and(|d| d <= Instant::now()) {
-            return Err(Box::new(ExecError::DeadlineExceeded {
-                plugin: id.to_owned(),
-            }));
-        }
-        let alone = inner.in_flight.load(Ordering::Acquire) <= 1;
-        match frames.call(ctx, deadline, alone) {
-            Ok(response) => apply(id, ctx, response),
-            Err(Stop::DeadlineReplied) => Err(Box::new(ExecError::DeadlineExceeded {
-                plugin: id.to_owned(),
-            })),
-            Err(stop @ (Stop::Deadline(..) | Stop::Cancelled(..))) => {
-                let (conn, call_id, error) = match stop {
-                    Stop::Deadline(conn, call_id) => (
-                        conn,
-                        call_id,
-                        ExecError::DeadlineExceeded {
-                            plugin: id.to_owned(),
-                        },
-                    ),
-                    Stop::Cancelled(conn, call_id) => (
-                        conn,
-                        call_id,
-                        ExecError::Cancelled {
-                            plugin: id.to_owned(),
-                        },
-                    ),
-                    _ => unreachable!("matched above"),
-                };
-                inner.cancel_frames_call(live.clone(), conn, call_id);
-                Err(Box::new(error))
-            }
-            Err(Stop::Broken(message)) => Err(Box::new(
-                inner.crashed(live, crate::untrusted::escape(&message).into_owned()),
-            )),
-        }
-    }
-}
-
-impl Inner {
-    /// A frames call stopped short: tell the worker (`Cancel`), then wait the kill grace for
-    /// the reply the connection owes; a worker that does not give it is killed.
-    fn cancel_frames_call(
-        self: &Arc<Self>,
-        live: Arc<Live>,
-        conn: std::os::unix::net::UnixStream,
-        call_id: u64,
-    ) {
-        let mut client = live.client.plugin.clone();
-        let grace = self.policy.kill_grace;
-        client::runtime().spawn(async move {
-            let cancel = client.cancel(pb::CancelRequest { call_id });
-            let _ = tokio::time::timeout(grace, cancel).await;
-        });
-        self.watch_overrun(live, move |live, grace| {
-            live.frames
-                .as_ref()
-                .is_some_and(|frames| frames::drain(frames, conn, grace))
-        });
     }
 }
 
