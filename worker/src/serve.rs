@@ -41,7 +41,8 @@ impl From<std::io::Error> for Failure {
 /// Keeps the real stdout for the handshake and points fd 1 at stderr, so that nothing a
 /// plugin prints (in `on_load` or later) can come before or after the handshake line.
 fn take_stdout() -> std::io::Result<OwnedFd> {
-    let stdout = rustix::io::dup(rustix::stdio::stdout())?;
+    // Close-on-exec: a program the plugin runs must not inherit the handshake pipe.
+    let stdout = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3)?;
     rustix::stdio::dup2_stdout(rustix::stdio::stderr())?;
     Ok(stdout)
 }
@@ -155,6 +156,8 @@ async fn serve(plugin: Plugin, handshake_out: OwnedFd) -> Result<(), Failure> {
     let mut out = std::fs::File::from(handshake_out);
     writeln!(out, "{line}")?;
     out.flush()?;
+    // stdout carries the handshake and nothing else: close it.
+    drop(out);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(service)

@@ -87,11 +87,29 @@ pub fn load_error_line(error: &LoadError) -> Option<String> {
 /// The [`LoadError`] a load-error line carries; `None` if `line` is not one, or does not
 /// parse.
 #[cfg_attr(not(feature = "isolation"), allow(dead_code))]
-pub(crate) fn parse_load_error_line(line: &str) -> Option<LoadError> {
+///
+/// The worker ran plugin code, which could write this line itself: so the plugin named is
+/// always `plugin` (the one the host started), and a path outside `manifest`'s directory is
+/// replaced by `manifest` (a plugin cannot blame another plugin's files).
+pub(crate) fn parse_load_error_line(
+    line: &str,
+    plugin: &str,
+    manifest: &std::path::Path,
+) -> Option<LoadError> {
     let json = line.trim_end().strip_prefix(LOAD_ERROR_PREFIX)?;
     let wire: Wire = serde_json::from_str(json).ok()?;
     let t = |s: String| escape(&s).into_owned();
-    let p = |p: PathBuf| PathBuf::from(escape(&p.to_string_lossy()).into_owned());
+    let dir = manifest.parent().unwrap_or(manifest);
+    let p = |p: PathBuf| {
+        let inside = p.is_absolute()
+            && !p.components().any(|c| c == std::path::Component::ParentDir)
+            && (p.starts_with(dir) || dir.canonicalize().is_ok_and(|d| p.starts_with(d)));
+        if inside {
+            PathBuf::from(escape(&p.to_string_lossy()).into_owned())
+        } else {
+            manifest.to_owned()
+        }
+    };
     Some(match wire {
         Wire::NotFound { path, manifest } => LoadError::NotFound {
             path: p(path),
@@ -147,8 +165,8 @@ pub(crate) fn parse_load_error_line(line: &str) -> Option<LoadError> {
             manifest: t(manifest),
             library: t(library),
         },
-        Wire::OnLoad { plugin, message } => LoadError::OnLoad {
-            plugin: t(plugin),
+        Wire::OnLoad { message, .. } => LoadError::OnLoad {
+            plugin: plugin.to_owned(),
             message: t(message),
         },
     })
@@ -262,7 +280,9 @@ mod tests {
             let line = load_error_line(&e).unwrap();
             assert!(line.len() < 4096, "{} bytes", line.len());
             assert!(!line.contains('\n'));
-            let back = parse_load_error_line(&line).unwrap();
+            let back =
+                parse_load_error_line(&line, "x@1.0.0", std::path::Path::new("/p/plugin.json"))
+                    .unwrap();
             assert_eq!(
                 std::mem::discriminant(&back),
                 std::mem::discriminant(&e),
@@ -280,15 +300,46 @@ mod tests {
             "{LOAD_ERROR_PREFIX}{}",
             r#"{"kind":"OnLoad","plugin":"x@1.0.0","message":"\u001b[2Jgone"}"#
         );
-        let e = parse_load_error_line(&line).unwrap();
+        let e = parse_load_error_line(&line, "x@1.0.0", std::path::Path::new("/p/plugin.json"))
+            .unwrap();
         assert!(!e.to_string().contains('\u{1b}'), "{e}");
     }
 
     #[test]
+    fn the_plugin_and_paths_outside_its_directory_are_the_hosts_not_the_lines() {
+        let manifest = std::path::Path::new("/plugins/evil/1.0.0/plugin.json");
+        let line = format!(
+            "{LOAD_ERROR_PREFIX}{}",
+            r#"{"kind":"OnLoad","plugin":"auth@2.0.0","message":"m"}"#
+        );
+        match parse_load_error_line(&line, "evil@1.0.0", manifest).unwrap() {
+            LoadError::OnLoad { plugin, .. } => assert_eq!(plugin, "evil@1.0.0"),
+            other => panic!("{other:?}"),
+        }
+        for (claimed, kept) in [
+            ("/plugins/auth/2.0.0/libauth.so", false),
+            ("/plugins/evil/1.0.0/../../auth/2.0.0/libauth.so", false),
+            ("libevil.so", false),
+            ("/plugins/evil/1.0.0/libevil.so", true),
+        ] {
+            let line = format!(
+                "{LOAD_ERROR_PREFIX}{}",
+                serde_json::json!({"kind":"Open","path":claimed,"message":"m"})
+            );
+            match parse_load_error_line(&line, "evil@1.0.0", manifest).unwrap() {
+                LoadError::Open { path, .. } if kept => assert_eq!(path.to_str(), Some(claimed)),
+                LoadError::Open { path, .. } => assert_eq!(path, manifest),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn anything_else_is_not_a_load_error_line() {
-        assert!(parse_load_error_line("1|1|unix|/tmp/s|grpc").is_none());
-        assert!(parse_load_error_line("plg-load-error {\"kind\":\"Nope\"}").is_none());
-        assert!(parse_load_error_line("plg-load-error {not json").is_none());
+        let m = std::path::Path::new("/p/plugin.json");
+        assert!(parse_load_error_line("1|1|unix|/tmp/s|grpc", "x", m).is_none());
+        assert!(parse_load_error_line("plg-load-error {\"kind\":\"Nope\"}", "x", m).is_none());
+        assert!(parse_load_error_line("plg-load-error {not json", "x", m).is_none());
         let io = LoadError::Io(crate::error::IoError::new(
             std::path::Path::new("/x"),
             std::io::Error::other("e"),

@@ -141,7 +141,16 @@ impl PluginManager {
                             &local.id(),
                             &self.worker_policy,
                         )
-                        .unwrap_or_else(|| open_here(&local, &local_path))
+                        .unwrap_or_else(|| {
+                            // The worker went away since it was found: say so, rather than
+                            // run the library's code here.
+                            super::worker::find_worker(self.worker_policy.program.as_deref())
+                                .map(drop)
+                                .map_err(|source| LoadError::Worker {
+                                    plugin: local.id(),
+                                    source,
+                                })
+                        })
                     });
             Some(checked)
         }

@@ -130,7 +130,7 @@ pub(super) fn start(
     };
     let line = first_line(&mut process, &first, policy)?;
     if launch.reports_load_errors {
-        if let Some(error) = parse_load_error_line(&line) {
+        if let Some(error) = parse_load_error_line(&line, launch.plugin, manifest_of(launch)) {
             // It exits once it has said so: reap it.
             process.reap_soon();
             return Err(StartError::Load(error));
@@ -189,6 +189,11 @@ pub(super) fn spawn_spare(program: &Path, policy: &WorkerPolicy) -> Result<Start
     )
 }
 
+/// The manifest a `plg-worker` launch serves or checks: its last argument.
+fn manifest_of<'a>(launch: &'a Launch<'_>) -> &'a Path {
+    launch.args.last().map_or(Path::new(""), Path::new)
+}
+
 /// Hands a spare its plugin: the manifest's path (the launch's one argument) on its stdin.
 /// `None` if it cannot take it (it exited meanwhile): the caller starts a process instead.
 fn assign((mut process, first): Started, launch: &Launch<'_>) -> Option<Started> {
@@ -196,15 +201,17 @@ fn assign((mut process, first): Started, launch: &Launch<'_>) -> Option<Started>
     let [manifest] = launch.args.as_slice() else {
         return None;
     };
+    // Absolute: the spare's working directory is the host's as it was when it started.
+    let manifest = std::path::absolute(Path::new(manifest)).ok()?;
     let manifest = manifest.to_str()?;
     // One line, the only thing ever written: then stdin closes.
     if manifest.contains(['\n', '\r']) {
         return None;
     }
+    let _ = process.label.set(launch.plugin.to_owned());
     let mut stdin = process.child.stdin.take()?;
     stdin.write_all(format!("{manifest}\n").as_bytes()).ok()?;
     drop(stdin);
-    let _ = process.label.set(launch.plugin.to_owned());
     Some((process, first))
 }
 
@@ -318,16 +325,18 @@ pub(crate) fn check(launch: &Launch<'_>, policy: &WorkerPolicy) -> Result<(), St
     let (mut process, first) = spawn(launch, policy)?;
     let outcome = match first_line(&mut process, &first, policy) {
         Ok(line) if line.trim_end() == CHECK_OK => Ok(()),
-        Ok(line) => Err(match parse_load_error_line(&line) {
-            Some(error) => StartError::Load(error),
-            None => StartError::Worker(WorkerError::BadHandshake {
-                program: process.program.clone(),
-                problem: HandshakeProblem::Garbage,
-                reason: untrusted::escape(&line.chars().take(LINE_CHARS).collect::<String>())
-                    .into_owned(),
-                stderr: process.stderr.text(Duration::from_millis(500)),
-            }),
-        }),
+        Ok(line) => Err(
+            match parse_load_error_line(&line, launch.plugin, manifest_of(launch)) {
+                Some(error) => StartError::Load(error),
+                None => StartError::Worker(WorkerError::BadHandshake {
+                    program: process.program.clone(),
+                    problem: HandshakeProblem::Garbage,
+                    reason: untrusted::escape(&line.chars().take(LINE_CHARS).collect::<String>())
+                        .into_owned(),
+                    stderr: process.stderr.text(Duration::from_millis(500)),
+                }),
+            },
+        ),
         Err(WorkerError::HandshakeTimeout {
             program, stderr, ..
         }) => Err(StartError::Worker(WorkerError::CheckTimeout {
@@ -362,7 +371,7 @@ impl Process {
     /// Kills the process group and reaps the process. Once the process is reaped, its pid
     /// may be another process's: then nothing is sent.
     pub(super) fn kill(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
+        if self.try_reap().is_some() {
             return;
         }
         #[cfg(target_os = "linux")]
@@ -373,16 +382,32 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Its exit status if it has exited, reaping it. What is left of its process group
+    /// (processes the plugin started) is killed first: until the process is reaped its pid,
+    /// the group's id, cannot be reused, so the signal reaches that group only.
+    pub(super) fn try_reap(&mut self) -> Option<ExitStatus> {
+        #[cfg(target_os = "linux")]
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            use rustix::process::{waitid, WaitId, WaitIdOptions};
+            let exited = waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
+            );
+            if matches!(exited, Ok(Some(_))) {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            }
+        }
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Waits up to `timeout` for the process to exit (reaping it); `None` if it has not.
     pub(super) fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => return None,
+            match self.try_reap() {
+                Some(status) => return Some(status),
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                None => return None,
             }
         }
     }

@@ -65,9 +65,9 @@ impl Spares {
         let taken = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         let (mut process, first) = taken?;
         // One that exited (killed, out of memory) is dropped, and so reaped.
-        match process.child.try_wait() {
-            Ok(None) => Some((process, first)),
-            _ => None,
+        match process.try_reap() {
+            None => Some((process, first)),
+            Some(_) => None,
         }
     }
 
@@ -84,10 +84,12 @@ impl Spares {
                 let Some(spares) = weak.upgrade() else {
                     return;
                 };
-                match process::spawn_spare(&spares.program, &spares.policy) {
-                    Ok(spare) => {
-                        *spares.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(spare);
-                    }
+                let started = process::spawn_spare(&spares.program, &spares.policy);
+                // The slot and the flag change together: a take and a refill in between
+                // would otherwise see "being started" and start nothing.
+                let mut slot = spares.slot.lock().unwrap_or_else(|e| e.into_inner());
+                match started {
+                    Ok(spare) => *slot = Some(spare),
                     Err(e) => tracing::warn!("cannot start a spare worker: {e}"),
                 }
                 spares.refilling.store(false, Ordering::Release);
@@ -97,11 +99,12 @@ impl Spares {
         }
     }
 
-    /// Whether a spare is started and waiting (for tests and benchmarks).
+    /// Whether a spare is started and waiting; one that exited meanwhile is dropped.
     pub(crate) fn ready(&self) -> bool {
-        self.slot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_mut().is_some_and(|(p, _)| p.try_reap().is_some()) {
+            *slot = None;
+        }
+        slot.is_some()
     }
 }

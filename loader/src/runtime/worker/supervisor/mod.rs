@@ -225,10 +225,7 @@ impl Inner {
                 .process
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .child
-                .try_wait()
-                .ok()
-                .flatten();
+                .try_reap();
             match exited {
                 None => return Ok(live),
                 Some(status) => {
