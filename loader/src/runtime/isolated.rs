@@ -124,11 +124,8 @@ impl PluginManager {
             preflight,
             self.worker_policy.clone(),
         )
-        .map_err(|e| match e {
-            // The same variant an in-process load of the library returns.
-            super::worker::StartError::Load(e) => e,
-            super::worker::StartError::Worker(source) => worker_error(&manifest, source),
-        })?;
+        // A failed load check is the same variant an in-process load returns.
+        .map_err(|e| e.into_load_error(&manifest.id()))?;
         let calls = self.call_site(&manifest.name, &manifest.version);
         Ok(Instance::with_runtime(
             manifest,

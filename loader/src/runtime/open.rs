@@ -181,12 +181,9 @@ pub(crate) fn open_checked(
 pub(crate) fn check_loads(manifest: &Manifest, manifest_path: &Path) -> Result<(), LoadError> {
     let library = locate_library(manifest, manifest_path)?;
     #[cfg(feature = "isolation")]
-    if let Some(checked) = super::worker::check_in_worker(
-        manifest_path,
-        &manifest.id(),
-        &super::WorkerPolicy::default(),
-    ) {
-        return checked;
+    if let Ok(program) = super::worker::find_worker(None) {
+        let policy = super::WorkerPolicy::default();
+        return super::worker::check_in_worker(&program, manifest_path, &manifest.id(), &policy);
     }
     open_checked(manifest, &library).map(drop)
 }

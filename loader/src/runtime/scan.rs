@@ -124,7 +124,7 @@ impl PluginManager {
             if self.worker_policy.never_isolate {
                 return None;
             }
-            super::worker::find_worker(self.worker_policy.program.as_deref()).ok()?;
+            let program = super::worker::find_worker(self.worker_policy.program.as_deref()).ok()?;
             let manifest = match Manifest::from_path(manifest_path) {
                 Ok(m) => m,
                 Err(e) => return Some(Err(e.into())),
@@ -137,20 +137,11 @@ impl PluginManager {
                     .and_then(|(local, local_path)| {
                         locate_library(&local, &local_path)?;
                         super::worker::check_in_worker(
+                            &program,
                             &local_path,
                             &local.id(),
                             &self.worker_policy,
                         )
-                        .unwrap_or_else(|| {
-                            // The worker went away since it was found: say so, rather than
-                            // run the library's code here.
-                            super::worker::find_worker(self.worker_policy.program.as_deref())
-                                .map(drop)
-                                .map_err(|source| LoadError::Worker {
-                                    plugin: local.id(),
-                                    source,
-                                })
-                        })
                     });
             Some(checked)
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     policy::WorkerPolicy,
-    process::{self, Launch, StartError},
+    process::{self, Launch},
 };
 use crate::error::{LoadError, WorkerError};
 
@@ -47,29 +47,23 @@ pub(crate) fn find_worker(configured: Option<&Path>) -> Result<PathBuf, WorkerEr
     }
 }
 
-/// Checks, in a throwaway `plg-worker` run by `policy`'s rules (cleared environment, limits,
-/// its own process group, the start timeout as the check's timeout), that the plugin at
-/// `manifest_path` (a local manifest: `local_so`) passes every load check. `None` when no
-/// worker is found: the caller checks another way.
+/// Checks, in a throwaway `plg-worker` (`program`, from [`find_worker`]) run by `policy`'s
+/// rules (cleared environment, limits, its own process group, the start timeout as the
+/// check's timeout), that the plugin `id` at `manifest_path` (a local manifest: `local_so`)
+/// passes every load check.
 pub(crate) fn check_in_worker(
+    program: &Path,
     manifest_path: &Path,
     id: &str,
     policy: &WorkerPolicy,
-) -> Option<Result<(), LoadError>> {
-    let program = find_worker(policy.program.as_deref()).ok()?;
+) -> Result<(), LoadError> {
     let launch = Launch {
-        program: &program,
+        program,
         args: vec!["--check".into(), manifest_path.as_os_str().to_owned()],
         env: Vec::new(),
         plugin: id,
         reports_load_errors: true,
         spares: None,
     };
-    Some(process::check(&launch, policy).map_err(|e| match e {
-        StartError::Load(e) => e,
-        StartError::Worker(source) => LoadError::Worker {
-            plugin: id.to_owned(),
-            source,
-        },
-    }))
+    process::check(&launch, policy).map_err(|e| e.into_load_error(id))
 }

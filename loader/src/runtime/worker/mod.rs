@@ -29,8 +29,6 @@ mod supervisor;
 #[cfg(feature = "isolation")]
 pub(crate) use check::{check_in_worker, find_worker};
 #[cfg(feature = "isolation")]
-pub(crate) use process::StartError;
-#[cfg(feature = "isolation")]
 pub(crate) use spare::Spares;
 #[cfg(feature = "isolation")]
 pub(crate) use supervisor::{start, Program};

@@ -100,6 +100,20 @@ pub(crate) enum StartError {
     Load(LoadError),
 }
 
+impl StartError {
+    /// The error of loading plugin `plugin` (`name@version`): a failed load check as
+    /// itself, anything else as [`LoadError::Worker`].
+    pub(crate) fn into_load_error(self, plugin: &str) -> LoadError {
+        match self {
+            StartError::Load(e) => e,
+            StartError::Worker(source) => LoadError::Worker {
+                plugin: plugin.to_owned(),
+                source,
+            },
+        }
+    }
+}
+
 impl From<WorkerError> for StartError {
     fn from(e: WorkerError) -> Self {
         StartError::Worker(e)
@@ -145,15 +159,11 @@ pub(super) fn start(
                 HandshakeError::Version { .. } => HandshakeProblem::Version,
                 HandshakeError::Transport { .. } => HandshakeProblem::Transport,
             };
-            Err(StartError::Worker(WorkerError::BadHandshake {
-                program: process.program.clone(),
+            Err(StartError::Worker(bad_handshake(
+                &process,
                 problem,
-                reason: untrusted::escape(
-                    &e.to_string().chars().take(LINE_CHARS).collect::<String>(),
-                )
-                .into_owned(),
-                stderr: process.stderr.text(Duration::from_millis(500)),
-            }))
+                &e.to_string(),
+            )))
         }
     }
 }
@@ -187,6 +197,18 @@ pub(super) fn spawn_spare(program: &Path, policy: &WorkerPolicy) -> Result<Start
         true,
         policy,
     )
+}
+
+/// `process`'s first line was refused: `reason` (untrusted, cut and escaped here) and the
+/// tail of its stderr.
+fn bad_handshake(process: &Process, problem: HandshakeProblem, reason: &str) -> WorkerError {
+    WorkerError::BadHandshake {
+        program: process.program.clone(),
+        problem,
+        reason: untrusted::escape(&reason.chars().take(LINE_CHARS).collect::<String>())
+            .into_owned(),
+        stderr: process.stderr.text(Duration::from_millis(500)),
+    }
 }
 
 /// The manifest a `plg-worker` launch serves or checks: its last argument.
@@ -328,13 +350,9 @@ pub(crate) fn check(launch: &Launch<'_>, policy: &WorkerPolicy) -> Result<(), St
         Ok(line) => Err(
             match parse_load_error_line(&line, launch.plugin, manifest_of(launch)) {
                 Some(error) => StartError::Load(error),
-                None => StartError::Worker(WorkerError::BadHandshake {
-                    program: process.program.clone(),
-                    problem: HandshakeProblem::Garbage,
-                    reason: untrusted::escape(&line.chars().take(LINE_CHARS).collect::<String>())
-                        .into_owned(),
-                    stderr: process.stderr.text(Duration::from_millis(500)),
-                }),
+                None => {
+                    StartError::Worker(bad_handshake(&process, HandshakeProblem::Garbage, &line))
+                }
             },
         ),
         Err(WorkerError::HandshakeTimeout {
