@@ -109,7 +109,8 @@ fn throughput(plugin: &Plugin, per_thread: usize) -> f64 {
     (8 * per_thread) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn go_peer() -> Option<serde_json::Value> {
+/// Builds the go-plugin peer; `None` without Go.
+fn go_peer_binary() -> Option<std::path::PathBuf> {
     let out = target_dir().join("plg-bench/plgpeer");
     std::fs::create_dir_all(out.parent()?).ok()?;
     let built = Command::new(workspace_root().join("scripts/build-go-peer.sh"))
@@ -117,11 +118,55 @@ fn go_peer() -> Option<serde_json::Value> {
         .status()
         .ok()?
         .success();
-    if !built {
-        return None;
-    }
-    let output = Command::new(&out).args(["bench", "20000"]).output().ok()?;
+    built.then_some(out)
+}
+
+fn go_peer(calls: u32) -> Option<serde_json::Value> {
+    let out = go_peer_binary()?;
+    let output = Command::new(&out)
+        .args(["bench", &calls.to_string()])
+        .output()
+        .ok()?;
     serde_json::from_slice(&output.stdout).ok()
+}
+
+/// Start to first reply, cold and taking a spare: medians of 21 starts each.
+fn start_figures(dir: &TempPluginsDir, noop_manifest: &std::path::Path) -> (f64, f64) {
+    let (cold, spare) = start_samples(dir, noop_manifest, 21);
+    (median(cold), median(spare))
+}
+
+/// `n` starts to first reply, cold and taking a spare, in ns.
+fn start_samples(
+    dir: &TempPluginsDir,
+    noop_manifest: &std::path::Path,
+    n: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    // Start to first reply: load (spawn, handshake, connect, Describe) plus one call, of one
+    // plugin. Cold: a process is started. With a spare (`WorkerPolicy::prestart`): the
+    // manager's pre-started worker is taken (its start is paid before the clock starts, as
+    // a host that keeps one pays it before it is asked).
+    let start_once = |policy: WorkerPolicy, wait_for_spare: bool| {
+        let manager = PluginManager::local_only(dir.path()).with_worker_policy(policy);
+        if wait_for_spare {
+            let waited = Instant::now();
+            while !manager.spare_worker_ready() {
+                assert!(waited.elapsed() < Duration::from_secs(20), "no spare");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let began = Instant::now();
+        let plugin = manager.load_manifest(noop_manifest).unwrap();
+        plugin.execute(&mut Context::new()).unwrap();
+        began.elapsed().as_nanos() as f64
+    };
+    let cold = (0..n).map(|_| start_once(policy(), false)).collect();
+    let mut with_spare = policy();
+    with_spare.prestart = true;
+    let spare = (0..n)
+        .map(|_| start_once(with_spare.clone(), true))
+        .collect();
+    (cold, spare)
 }
 
 fn main() {
@@ -131,6 +176,30 @@ fn main() {
     let dir = TempPluginsDir::new(Profile::Release);
     let noop_manifest = dir.stage("fixture-noop").join("plugin.json");
     dir.stage("fixture-crash");
+    // `-- start`: only the start figures, interleaved with go-plugin's (blocks of 7 starts
+    // each, three times over) so that both sides see the same drift in this VM's load.
+    if std::env::args().any(|a| a == "start") {
+        let peer = go_peer_binary().expect("the go-plugin peer (see the go_peer message)");
+        let (mut plg, mut spare, mut go) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let (cold, with_spare) = start_samples(&dir, &noop_manifest, 7);
+            plg.extend(cold);
+            spare.extend(with_spare);
+            let out = Command::new(&peer).args(["starts", "7"]).output().unwrap();
+            let ns: Vec<f64> = serde_json::from_slice(&out.stdout).expect("plgpeer starts");
+            go.extend(ns);
+        }
+        let (cold, spare, go) = (median(plg), median(spare), median(go));
+        println!(
+            "start to first reply (medians of 21, interleaved): cold {:.2} ms, taking a spare {:.2} ms; go-plugin gRPC {:.2} ms; ratios {:.2}x cold, {:.2}x with a spare (target <= 0.5x)",
+            cold / 1e6,
+            spare / 1e6,
+            go / 1e6,
+            cold / go,
+            spare / go
+        );
+        return;
+    }
 
     let ping = rust_ping_pong(100_000);
 
@@ -146,32 +215,9 @@ fn main() {
     let in_process_tput = throughput(&in_process, 500_000);
     drop(_m);
 
-    // Start to first reply: load (spawn, handshake, connect, Describe) plus one call, of one
-    // plugin. Cold: a process is started. With a spare (`WorkerPolicy::prestart`): the
-    // manager's pre-started worker is taken (its start is paid before the clock starts, as
-    // a host that keeps one pays it before it is asked).
-    let start_once = |policy: WorkerPolicy, wait_for_spare: bool| {
-        let manager = PluginManager::local_only(dir.path()).with_worker_policy(policy);
-        if wait_for_spare {
-            let waited = Instant::now();
-            while !manager.spare_worker_ready() {
-                assert!(waited.elapsed() < Duration::from_secs(20), "no spare");
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        let began = Instant::now();
-        let plugin = manager.load_manifest(&noop_manifest).unwrap();
-        plugin.execute(&mut Context::new()).unwrap();
-        began.elapsed().as_nanos() as f64
-    };
-    let start_ns = median((0..11).map(|_| start_once(policy(), false)).collect());
+    let (start_ns, spare_start_ns) = start_figures(&dir, &noop_manifest);
     let mut with_spare = policy();
     with_spare.prestart = true;
-    let spare_start_ns = median(
-        (0..11)
-            .map(|_| start_once(with_spare.clone(), true))
-            .collect(),
-    );
 
     // Crash to serving: the call that crashes the worker returns; time from then to the next
     // successful reply (a restart, 1 ms of backoff included), cold and taking a spare.
@@ -217,7 +263,7 @@ fn main() {
         "8 callers, one worker: {worker_tput:.0} calls/s; in-process: {in_process_tput:.0} calls/s ({:.4}x)",
         worker_tput / in_process_tput
     );
-    match go_peer() {
+    match go_peer(20_000) {
         Some(go) => {
             let f = |k: &str| go[k].as_f64().unwrap_or(f64::NAN);
             println!(

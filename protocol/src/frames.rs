@@ -5,6 +5,11 @@
 //! microseconds (0: none), then an `ExecuteRequest` in protobuf. A reply: `u32` length,
 //! `u64` call id, a status byte (0: an `ExecuteResponse` in protobuf follows; 1: the deadline
 //! passed; 2: an error message in UTF-8 follows). Cancellation is the `Cancel` RPC.
+//!
+//! A hello: on every connection it accepts, the plugin first writes one frame, `u32` length
+//! then a `DescribeResponse` in protobuf. plg-worker serves frames at
+//! [`WORKER_FRAMES_SOCKET`] beside its gRPC socket, so a host that started `plg-worker`
+//! reads `Describe` from the first connection's hello and needs no gRPC at start.
 
 use std::{
     io::{self, Read},
@@ -14,6 +19,21 @@ use std::{
 use prost::Message;
 
 use crate::{pb, MAX_MESSAGE_BYTES};
+
+/// The file name of plg-worker's frames socket, in the directory of the gRPC socket its
+/// handshake names.
+pub const WORKER_FRAMES_SOCKET: &str = "frames.sock";
+
+/// Appends the hello frame (a `DescribeResponse`) to `buf`.
+pub fn encode_hello(describe: &pb::DescribeResponse, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&(describe.encoded_len() as u32).to_le_bytes());
+    describe.encode(buf).expect("a Vec grows as needed");
+}
+
+/// Decodes a hello frame's body (after its length).
+pub fn decode_hello(body: &[u8]) -> Result<pb::DescribeResponse, FrameError> {
+    pb::DescribeResponse::decode(body).map_err(|e| FrameError(format!("hello: {e}")))
+}
 
 /// A decoded reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +173,17 @@ mod tests {
             assert_eq!(decode_reply(&body).unwrap(), (9, reply));
         }
         assert!(decode_reply(&[0; 3]).is_err());
+        let hello = pb::DescribeResponse {
+            name: "n".into(),
+            version: "1.0.0".into(),
+            protocol_version: 1,
+            frames_socket: String::new(),
+        };
+        let mut buf = Vec::new();
+        encode_hello(&hello, &mut buf);
+        assert!(read_frame(&mut &buf[..], &mut body).unwrap());
+        assert_eq!(decode_hello(&body).unwrap(), hello);
+        assert!(decode_hello(&[0xff; 3]).is_err());
         assert!(frame_len(u32::MAX.to_le_bytes()).is_err());
     }
 }

@@ -400,6 +400,37 @@ fn the_worker_run_by_hand_says_what_it_is_for() {
 }
 
 #[test]
+fn a_worker_whose_host_is_not_its_parent_or_whose_limits_are_garbled_exits_before_loading() {
+    let dir = TempPluginsDir::default();
+    let manifest = dir.stage("fixture-crash").join("plugin.json");
+    for (env, says) in [
+        // This test, not process 1, is its parent: the host it names is gone.
+        (
+            vec![("PLG_WORKER_PARENT_PID", "1".to_owned())],
+            "the host that started this worker has exited",
+        ),
+        (
+            vec![
+                ("PLG_WORKER_PARENT_PID", std::process::id().to_string()),
+                ("PLG_WORKER_RLIMIT_AS", "lots".to_owned()),
+            ],
+            "PLG_WORKER_RLIMIT_AS is not a whole number",
+        ),
+    ] {
+        let out = std::process::Command::new(worker_bin(Profile::Debug))
+            .arg(&manifest)
+            .env("PLG_PLUGIN_MAGIC_COOKIE", "d5e1c0f4b2a7plg")
+            .envs(env)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{says}");
+        assert!(out.stdout.is_empty(), "no handshake: {says}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
+
+#[test]
 fn a_load_check_that_fails_in_the_worker_is_the_same_load_error_as_in_process() {
     for fixture in [
         "fixture-bad-onload",

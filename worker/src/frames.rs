@@ -1,7 +1,8 @@
 //! The frames socket (`plg_protocol::frames`): calls without HTTP/2. Each connection has a
 //! thread of its own, which reads a call, runs the plugin on that same thread, and writes the
 //! reply: one wakeup each way, as in a bare socket ping-pong. Cancellation arrives through
-//! the `Cancel` RPC, which finds the call here by its id.
+//! the `Cancel` RPC, which finds the call here by its id. Every connection opens with the
+//! hello frame (the plugin's `Describe`).
 
 use std::{
     collections::HashMap,
@@ -22,9 +23,12 @@ use plg_protocol::{
 pub(crate) type Running = Arc<Mutex<HashMap<u64, (CancelToken, Arc<AtomicBool>)>>>;
 
 /// Accepts connections on `listener` until the process exits.
-pub(crate) fn accept(listener: UnixListener, plugin: Plugin, running: Running) {
+pub(crate) fn accept(listener: UnixListener, plugin: Plugin, running: Running, hello: Arc<[u8]>) {
     for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
+        let Ok(mut conn) = conn else { continue };
+        if conn.write_all(&hello).is_err() {
+            continue;
+        }
         let (plugin, running) = (plugin.clone(), running.clone());
         let spawned = std::thread::Builder::new()
             .name("plg-worker-frames".into())

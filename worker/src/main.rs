@@ -15,6 +15,7 @@
 mod frames;
 mod reply;
 mod serve;
+mod service;
 
 use std::process::ExitCode;
 
@@ -36,7 +37,12 @@ const EXIT_LOAD_FAILED: u8 = 3;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    // First, while this process has one thread (see `prepare_process`).
+    // First of all: die with the host, drop descriptors it let through, take its limits.
+    if let Err(e) = plg_loader::__worker::adopt_from_env() {
+        eprintln!("plg-worker: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    // Next, while this process has one thread (see `prepare_process`).
     plg_loader::prepare_process();
     if std::env::var(COOKIE_KEY).as_deref() != Ok(COOKIE_VALUE) {
         eprintln!(

@@ -1,28 +1,17 @@
-//! Load the plugin, then serve `plg.v1.Plugin` and `grpc.health.v1.Health` on a Unix socket.
+//! Start up: ready the runtime and sockets while the plugin loads, then print the handshake
+//! and serve `plg.v1.Plugin` (`service`), `grpc.health.v1.Health` and the frames socket.
 
-use std::{
-    io::Write,
-    os::fd::OwnedFd,
-    path::Path,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{io::Write, os::fd::OwnedFd, os::unix::net::UnixListener, path::Path, sync::Arc};
 
-use plg_api::{CancelToken, Context};
 use plg_loader::{LoadError, Plugin, PluginManager, WorkerPolicy};
 use plg_protocol::{
-    from_wire, parse_grpc_timeout,
-    pb::{
-        self,
-        plugin_server::{Plugin as PluginService, PluginServer},
-    },
+    frames::WORKER_FRAMES_SOCKET,
+    pb::{self, plugin_server::PluginServer},
     Handshake, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
 use tokio::sync::Notify;
-use tonic::{Request, Response, Status};
+
+use crate::service::Service;
 
 /// Why the worker stopped before serving, or while serving.
 pub(crate) enum Failure {
@@ -81,42 +70,83 @@ pub(crate) fn check(manifest: &Path) -> Result<(), Failure> {
 
 pub(crate) fn run(manifest: &Path) -> Result<(), Failure> {
     let handshake_out = take_stdout()?;
-    serve_manifest(manifest, handshake_out, runtime()?)
+    // The runtime and the sockets are readied on another core while this one loads the
+    // plugin.
+    let ready = std::thread::spawn(Ready::new);
+    let manager = manager_here(manifest);
+    let plugin = manager.load_manifest(manifest);
+    let ready = ready
+        .join()
+        .map_err(|_| Failure::Serve("the thread readying the sockets panicked".into()))??;
+    serve_loaded(&manager, plugin, handshake_out, ready)
 }
 
 /// `--spare`: everything that does not depend on the plugin first (the process, its
-/// libraries, the async runtime), then the manifest's path from stdin. A host that drops
-/// the spare closes stdin: the worker exits quietly.
+/// libraries, the async runtime, the sockets), then the manifest's path from stdin. A host
+/// that drops the spare closes stdin: the worker exits quietly.
 pub(crate) fn spare() -> Result<(), Failure> {
     let handshake_out = take_stdout()?;
-    let runtime = runtime()?;
+    let ready = Ready::new()?;
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)?;
-    let manifest = line.trim_end_matches(['\n', '\r']);
-    if manifest.is_empty() {
+    let manifest = Path::new(line.trim_end_matches(['\n', '\r']));
+    if manifest.as_os_str().is_empty() {
         return Ok(());
     }
-    serve_manifest(Path::new(manifest), handshake_out, runtime)
-}
-
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-}
-
-fn serve_manifest(
-    manifest: &Path,
-    handshake_out: OwnedFd,
-    runtime: tokio::runtime::Runtime,
-) -> Result<(), Failure> {
     let manager = manager_here(manifest);
-    let plugin = match manager.load_manifest(manifest) {
+    let plugin = manager.load_manifest(manifest);
+    serve_loaded(&manager, plugin, handshake_out, ready)
+}
+
+/// What serving needs besides the plugin: the async runtime, and both sockets bound in a
+/// private directory (mode 0700, removed when the worker exits).
+struct Ready {
+    /// One thread: the gRPC side serves only `Describe`, health, `Cancel` and `Shutdown`
+    /// (and `Execute` through the blocking pool); calls go to the frames socket's threads.
+    runtime: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    grpc: UnixListener,
+    frames: UnixListener,
+}
+
+impl Ready {
+    fn new() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let dir = tempfile::Builder::new().prefix("plg-worker-").tempdir()?;
+        let grpc = UnixListener::bind(dir.path().join(GRPC_SOCKET))?;
+        grpc.set_nonblocking(true)?;
+        let frames = UnixListener::bind(dir.path().join(WORKER_FRAMES_SOCKET))?;
+        Ok(Ready {
+            runtime,
+            dir,
+            grpc,
+            frames,
+        })
+    }
+}
+
+/// The gRPC socket's file name in the worker's directory.
+const GRPC_SOCKET: &str = "plugin.sock";
+
+fn serve_loaded(
+    manager: &PluginManager,
+    plugin: Result<Plugin, LoadError>,
+    handshake_out: OwnedFd,
+    ready: Ready,
+) -> Result<(), Failure> {
+    let plugin = match plugin {
         Ok(plugin) => plugin,
         Err(e) => return Err(report_load_error(handshake_out, e)),
     };
-    let served = runtime.block_on(serve(plugin, handshake_out));
+    let Ready {
+        runtime,
+        dir,
+        grpc,
+        frames,
+    } = ready;
+    let served = runtime.block_on(serve(plugin, handshake_out, &dir, grpc, frames));
     let (_, failed) = manager.unload_all();
     for e in failed {
         tracing::warn!("{e}");
@@ -124,19 +154,30 @@ fn serve_manifest(
     served
 }
 
-async fn serve(plugin: Plugin, handshake_out: OwnedFd) -> Result<(), Failure> {
-    // A private directory (mode 0700), removed when the worker exits.
-    let dir = tempfile::Builder::new().prefix("plg-worker-").tempdir()?;
-    let socket = dir.path().join("plugin.sock");
-    let listener = tokio::net::UnixListener::bind(&socket)?;
-    let frames_socket = dir.path().join("frames.sock");
-    let frames_listener = std::os::unix::net::UnixListener::bind(&frames_socket)?;
+async fn serve(
+    plugin: Plugin,
+    handshake_out: OwnedFd,
+    dir: &tempfile::TempDir,
+    grpc: UnixListener,
+    frames_listener: UnixListener,
+) -> Result<(), Failure> {
+    let socket = dir.path().join(GRPC_SOCKET);
+    let frames_socket = dir.path().join(WORKER_FRAMES_SOCKET);
+    let listener = tokio::net::UnixListener::from_std(grpc)?;
     let running = crate::frames::Running::default();
+    let describe = pb::DescribeResponse {
+        name: plugin.name().to_owned(),
+        version: plugin.version().to_string(),
+        protocol_version: PROTOCOL_VERSION,
+        frames_socket: frames_socket.to_string_lossy().into_owned(),
+    };
     {
+        let mut hello = Vec::new();
+        plg_protocol::frames::encode_hello(&describe, &mut hello);
         let (plugin, running) = (plugin.clone(), running.clone());
         std::thread::Builder::new()
             .name("plg-worker-accept".into())
-            .spawn(move || crate::frames::accept(frames_listener, plugin, running))?;
+            .spawn(move || crate::frames::accept(frames_listener, plugin, running, hello.into()))?;
     }
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<PluginServer<Service>>().await;
@@ -144,20 +185,18 @@ async fn serve(plugin: Plugin, handshake_out: OwnedFd) -> Result<(), Failure> {
     let service = PluginServer::new(Service {
         plugin,
         shutdown: shutdown.clone(),
-        frames_socket: frames_socket.to_string_lossy().into_owned(),
+        describe,
         running,
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let line = Handshake {
         app_version: PROTOCOL_VERSION,
-        socket: socket.clone(),
+        socket,
     };
-    let mut out = std::fs::File::from(handshake_out);
-    writeln!(out, "{line}")?;
-    out.flush()?;
-    // stdout carries the handshake and nothing else: close it.
-    drop(out);
+    // One write: the host reads the line as soon as it lands. stdout carries the handshake
+    // and nothing else: the `File` closes it.
+    std::fs::File::from(handshake_out).write_all(format!("{line}\n").as_bytes())?;
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(service)
@@ -167,137 +206,4 @@ async fn serve(plugin: Plugin, handshake_out: OwnedFd) -> Result<(), Failure> {
         )
         .await
         .map_err(|e| Failure::Serve(e.to_string()))
-}
-
-struct Service {
-    plugin: Plugin,
-    shutdown: Arc<Notify>,
-    frames_socket: String,
-    running: crate::frames::Running,
-}
-
-/// Cancels the call's context if the RPC is dropped (the host cancelled it, or its deadline
-/// passed) before the plugin returned. If the plugin then ignores the cancellation for the
-/// host's kill grace, the worker exits: a thread stuck in plugin code cannot be stopped any
-/// other way, and the host starts a fresh worker for the next call.
-struct CancelOnDrop {
-    token: Option<CancelToken>,
-    finished: Arc<AtomicBool>,
-    grace: Duration,
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if let Some(token) = self.token.take() {
-            cancel_and_guard(&token, self.finished.clone(), self.grace);
-        }
-    }
-}
-
-/// Cancels a call; if it has not finished after `grace`, the worker exits.
-fn cancel_and_guard(token: &CancelToken, finished: Arc<AtomicBool>, grace: Duration) {
-    token.cancel();
-    std::thread::spawn(move || {
-        std::thread::sleep(grace);
-        if !finished.load(Ordering::Acquire) {
-            tracing::error!(
-                "a call ignored its cancellation for {grace:?}; the worker exits so that the \
-                 host can start a fresh one"
-            );
-            std::process::exit(EXIT_HUNG);
-        }
-    });
-}
-
-/// The exit code of a worker that stopped itself because a call would not end.
-const EXIT_HUNG: i32 = 70;
-
-/// The host's kill grace (`PLG_WORKER_KILL_GRACE_MS`), 2 s if unset.
-fn kill_grace() -> Duration {
-    std::env::var("PLG_WORKER_KILL_GRACE_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(Duration::from_secs(2), Duration::from_millis)
-}
-
-#[tonic::async_trait]
-impl PluginService for Service {
-    async fn describe(
-        &self,
-        _: Request<pb::DescribeRequest>,
-    ) -> Result<Response<pb::DescribeResponse>, Status> {
-        Ok(Response::new(pb::DescribeResponse {
-            name: self.plugin.name().to_owned(),
-            version: self.plugin.version().to_string(),
-            protocol_version: PROTOCOL_VERSION,
-            frames_socket: self.frames_socket.clone(),
-        }))
-    }
-
-    async fn cancel(
-        &self,
-        request: Request<pb::CancelRequest>,
-    ) -> Result<Response<pb::CancelResponse>, Status> {
-        let id = request.into_inner().call_id;
-        let call = self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned();
-        if let Some((token, finished)) = call {
-            cancel_and_guard(&token, finished, kill_grace());
-        }
-        Ok(Response::new(pb::CancelResponse {}))
-    }
-
-    async fn execute(
-        &self,
-        request: Request<pb::ExecuteRequest>,
-    ) -> Result<Response<pb::ExecuteResponse>, Status> {
-        let timeout = request
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
-        let request = request.into_inner();
-        let values = from_wire(request.values.unwrap_or_default())
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let mut ctx = Context::from_values(values).with_label(request.label);
-        if let Some(timeout) = timeout {
-            ctx.set_timeout(timeout);
-        }
-        let finished = Arc::new(AtomicBool::new(false));
-        let mut cancel = CancelOnDrop {
-            token: Some(ctx.cancel_token().clone()),
-            finished: finished.clone(),
-            grace: kill_grace(),
-        };
-        let plugin = self.plugin.clone();
-        let (result, ctx) = tokio::task::spawn_blocking(move || {
-            let result = plugin.execute(&mut ctx);
-            finished.store(true, Ordering::Release);
-            (result, ctx)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("the call's thread failed: {e}")))?;
-        cancel.token = None;
-        let outcome = crate::reply::outcome(result, &ctx)?;
-        Ok(Response::new(pb::ExecuteResponse {
-            outcome: Some(outcome),
-        }))
-    }
-
-    async fn shutdown(
-        &self,
-        _: Request<pb::ShutdownRequest>,
-    ) -> Result<Response<pb::ShutdownResponse>, Status> {
-        // Answer first; the server then stops taking calls and lets those in flight finish.
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            shutdown.notify_one();
-        });
-        Ok(Response::new(pb::ShutdownResponse {}))
-    }
 }

@@ -44,7 +44,8 @@ use gate::{Gate, CLOSING};
 use layout::{check_module_layout, summarize_layout_errors};
 use open_images::{release_image, ImageKey, OPEN_IMAGES};
 #[cfg(feature = "isolation")]
-pub(crate) use os::{die_with_parent, ChildLimits};
+pub(crate) use os::die_with_parent;
+pub(crate) use os::{adopt_worker, ChildLimits};
 pub(crate) use os::{is_mapped, membarrier_expedited, membarrier_register};
 use os::{not_a_shared_object, open_library};
 pub(crate) use pin_cell::PinCell;

@@ -35,4 +35,6 @@ pub use reload::Reload;
 pub use scan::ScanEntry;
 pub(crate) use threads::init_fences;
 pub use watch::{WatchBackend, WatchGuard, WatchOptions};
+#[doc(hidden)]
+pub use worker::adopt_from_env;
 pub use worker::{WorkerPolicy, WorkerStop};

@@ -83,12 +83,12 @@ func rounds(n int, f func()) float64 {
 	return median(per)
 }
 
-func start(proto plugin.Protocol) (*plugin.Client, interface{}, time.Duration) {
+// start launches the plugin and dispenses its client; the caller times it with its first call.
+func start(proto plugin.Protocol) (*plugin.Client, interface{}) {
 	plugins, mode := rpcPlugins, "serve-rpc"
 	if proto == plugin.ProtocolGRPC {
 		plugins, mode = grpcPlugins, "serve-grpc"
 	}
-	began := time.Now()
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		Plugins:          plugins,
@@ -108,7 +108,7 @@ func start(proto plugin.Protocol) (*plugin.Client, interface{}, time.Duration) {
 	if err != nil {
 		panic(err)
 	}
-	return client, raw, time.Since(began)
+	return client, raw
 }
 
 func eightKeys() *plgv1.ValueMap {
@@ -167,29 +167,69 @@ func main() {
 		})
 		return
 	}
+	if len(os.Args) > 2 && os.Args[1] == "starts" {
+		// `plgpeer starts K`: K gRPC starts, each to its first call's reply, in ns.
+		k, _ := strconv.Atoi(os.Args[2])
+		var ns []int64
+		for i := 0; i < k; i++ {
+			began := time.Now()
+			client, raw := start(plugin.ProtocolGRPC)
+			empty := &plgv1.ExecuteRequest{Values: &plgv1.ValueMap{}}
+			if _, err := raw.(plgv1.PluginClient).Execute(context.Background(), empty); err != nil {
+				panic(err)
+			}
+			ns = append(ns, time.Since(began).Nanoseconds())
+			client.Kill()
+		}
+		b, _ := json.Marshal(ns)
+		fmt.Println(string(b))
+		return
+	}
 	n := 20000
 	if len(os.Args) > 2 {
 		n, _ = strconv.Atoi(os.Args[2])
 	}
 	out := map[string]float64{}
 
-	rpcClient, raw, first := start(plugin.ProtocolNetRPC)
+	// Start to first call: the median of 21 starts, each timed from NewClient to the first
+	// call's reply (the first call opens go-plugin's connection and stream state).
+	var rpcStarts, grpcStarts []float64
+	for i := 0; i < 21; i++ {
+		began := time.Now()
+		client, raw := start(plugin.ProtocolNetRPC)
+		var reply int
+		if err := raw.(*rpc.Client).Call("Plugin.Call", 1, &reply); err != nil {
+			panic(err)
+		}
+		rpcStarts = append(rpcStarts, float64(time.Since(began).Nanoseconds()))
+		client.Kill()
+		began = time.Now()
+		client, raw = start(plugin.ProtocolGRPC)
+		empty := &plgv1.ExecuteRequest{Values: &plgv1.ValueMap{}}
+		if _, err := raw.(plgv1.PluginClient).Execute(context.Background(), empty); err != nil {
+			panic(err)
+		}
+		grpcStarts = append(grpcStarts, float64(time.Since(began).Nanoseconds()))
+		client.Kill()
+	}
+	out["netrpc_start_to_first_ns"] = median(rpcStarts)
+	out["grpc_start_to_first_ns"] = median(grpcStarts)
+
+	rpcClient, raw := start(plugin.ProtocolNetRPC)
 	c := raw.(*rpc.Client)
 	var reply int
 	if err := c.Call("Plugin.Call", 1, &reply); err != nil {
 		panic(err)
 	}
-	out["netrpc_start_to_first_ns"] = float64(first.Nanoseconds())
 	out["netrpc_noop_ns"] = rounds(n, func() { c.Call("Plugin.Call", 1, &reply) })
 	rpcClient.Kill()
 
-	grpcClient, raw, first := start(plugin.ProtocolGRPC)
+	grpcClient, raw := start(plugin.ProtocolGRPC)
 	g := raw.(plgv1.PluginClient)
 	empty := &plgv1.ExecuteRequest{Values: &plgv1.ValueMap{}}
 	if _, err := g.Execute(context.Background(), empty); err != nil {
 		panic(err)
 	}
-	out["grpc_start_to_first_ns"] = float64(first.Nanoseconds())
 	out["grpc_noop_ns"] = rounds(n, func() { g.Execute(context.Background(), empty) })
 	eight := &plgv1.ExecuteRequest{Values: eightKeys()}
 	out["grpc_8key_ns"] = rounds(n, func() { g.Execute(context.Background(), eight) })

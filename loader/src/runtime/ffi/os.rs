@@ -145,8 +145,7 @@ pub(crate) fn is_mapped(_path: &Path) -> Option<bool> {
     None
 }
 
-#[cfg(feature = "isolation")]
-/// Limits a worker process runs under (`setrlimit`, set in the child before it runs).
+/// Limits a worker process runs under (`setrlimit`, set before it runs plugin code).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ChildLimits {
     /// `RLIMIT_AS`, bytes.
@@ -157,20 +156,52 @@ pub(crate) struct ChildLimits {
     pub(crate) open_files: Option<u64>,
 }
 
+/// Sets this process's `limits`. Raw system calls only: safe between fork and exec.
+#[cfg(target_os = "linux")]
+fn set_limits(limits: ChildLimits) -> std::io::Result<()> {
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    for (resource, value) in [
+        (Resource::As, limits.address_space),
+        (Resource::Cpu, limits.cpu_seconds),
+        (Resource::Nofile, limits.open_files),
+    ] {
+        if let Some(v) = value {
+            setrlimit(
+                resource,
+                Rlimit {
+                    current: Some(v),
+                    maximum: Some(v),
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Asks the kernel to kill this process when its parent exits, and fails with `ESRCH` if
+/// the parent (`parent`) is already gone.
+#[cfg(target_os = "linux")]
+fn die_with(parent: rustix::process::Pid) -> std::io::Result<()> {
+    use rustix::process::Signal;
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    // The parent may have died before the line above: then no signal will come.
+    if rustix::process::getppid() != Some(parent) {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
+}
+
 /// Makes the child `cmd` will start die with this process (`PR_SET_PDEATHSIG`, `SIGKILL`),
 /// and sets its resource limits. Call `spawn` from a thread that lives as long as the
-/// process: the kernel sends the signal when the spawning *thread* exits.
+/// process: the kernel sends the signal when the spawning *thread* exits. For a program the
+/// host does not control (an exec plugin): `plg-worker` does the same to itself instead
+/// ([`adopt_worker`]), so that it can be started without a fork.
 #[cfg(all(feature = "isolation", target_os = "linux"))]
 pub(crate) fn die_with_parent(cmd: &mut std::process::Command, limits: ChildLimits) {
     use std::os::unix::process::CommandExt;
     let parent = rustix::process::getpid();
     let hook = move || -> std::io::Result<()> {
-        use rustix::process::{setrlimit, Resource, Rlimit, Signal};
-        rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-        // The parent may have died before the line above: then no signal will come.
-        if rustix::process::getppid() != Some(parent) {
-            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-        }
+        die_with(parent)?;
         // Descriptors the host opened without close-on-exec (a C library's, say) must not
         // reach the plugin: mark everything above stderr close-on-exec. Best effort: a kernel
         // older than 5.11 refuses the flag, and nothing is marked.
@@ -179,29 +210,40 @@ pub(crate) fn die_with_parent(cmd: &mut std::process::Command, limits: ChildLimi
         // memory. The descriptors std needs until exec (its error pipe) are close-on-exec
         // already.
         let _ = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-        for (resource, value) in [
-            (Resource::As, limits.address_space),
-            (Resource::Cpu, limits.cpu_seconds),
-            (Resource::Nofile, limits.open_files),
-        ] {
-            if let Some(v) = value {
-                setrlimit(
-                    resource,
-                    Rlimit {
-                        current: Some(v),
-                        maximum: Some(v),
-                    },
-                )?;
-            }
-        }
-        Ok(())
+        set_limits(limits)
     };
     // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
-    // work is allowed. It makes raw system calls through rustix (prctl, getppid, setrlimit),
-    // allocates nothing (errors are raw OS error numbers) and takes no lock.
+    // work is allowed. It makes raw system calls through rustix and libc (prctl, getppid,
+    // close_range, setrlimit), allocates nothing (errors are raw OS error numbers) and takes
+    // no lock.
     unsafe {
         cmd.pre_exec(hook);
     }
+}
+
+/// What [`die_with_parent`] does in the child, done by `plg-worker` to itself first thing in
+/// `main`, before it reads a manifest or loads any plugin code: die with `parent`, close
+/// every descriptor above stderr that the host let through, and set `limits`.
+#[cfg(target_os = "linux")]
+pub(crate) fn adopt_worker(parent: u32, limits: ChildLimits) -> std::io::Result<()> {
+    let parent = i32::try_from(parent)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    die_with(parent)?;
+    // SAFETY: close_range(2) closes descriptors 3 and up. This runs at the start of `main`,
+    // before anything in this process opened a descriptor it still uses (std opens none
+    // before `main`), so nothing owned is closed under its owner. It touches no memory.
+    if unsafe { libc::close_range(3, u32::MAX, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    set_limits(limits)
+}
+
+/// Other platforms: nothing to adopt.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn adopt_worker(_parent: u32, _limits: ChildLimits) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Other platforms: no parent-death signal; limits are not set.

@@ -48,30 +48,64 @@ pub(super) struct Client {
     pub(super) health: HealthClient<Channel>,
 }
 
+/// The channel's endpoint; its connector dials `socket` (the URI is required by tonic and
+/// ignored).
+fn endpoint(
+    socket: &Path,
+    timeout: Duration,
+) -> (
+    Endpoint,
+    impl tower::Service<
+            Uri,
+            Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>,
+            Error = std::io::Error,
+            Future = impl Send,
+        > + Clone
+        + Send
+        + 'static,
+) {
+    let socket: PathBuf = socket.to_owned();
+    let connector = tower::service_fn(move |_: Uri| {
+        let socket = socket.clone();
+        async move {
+            let stream = tokio::net::UnixStream::connect(socket).await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+        }
+    });
+    (
+        Endpoint::from_static("http://plg-worker").connect_timeout(timeout),
+        connector,
+    )
+}
+
+fn client(channel: Channel) -> Client {
+    let plugin = PluginClient::new(channel.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    Client {
+        plugin,
+        health: HealthClient::new(channel),
+    }
+}
+
 /// Connects to the worker serving on `socket`.
 pub(super) fn connect(socket: &Path, timeout: Duration) -> Result<Client, String> {
-    let socket: PathBuf = socket.to_owned();
+    let (endpoint, connector) = endpoint(socket, timeout);
     wait(async move {
-        // The URI is required by tonic and ignored: the connector dials the socket.
-        let channel = Endpoint::from_static("http://plg-worker")
-            .connect_timeout(timeout)
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let socket = socket.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(socket).await?;
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                }
-            }))
+        let channel = endpoint
+            .connect_with_connector(connector)
             .await
             .map_err(|e| format!("cannot connect to its socket: {e}"))?;
-        let plugin = PluginClient::new(channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Client {
-            plugin,
-            health: HealthClient::new(channel),
-        })
+        Ok(client(channel))
     })
+}
+
+/// A client for the worker serving on `socket` that connects at its first call (a failed
+/// connection fails that call).
+pub(super) fn lazy(socket: &Path) -> Client {
+    let (endpoint, connector) = endpoint(socket, Duration::from_secs(5));
+    let _runtime = runtime().enter();
+    client(endpoint.connect_with_connector_lazy(connector))
 }
 
 impl Client {

@@ -1,6 +1,7 @@
 //! Calls over a worker's frames socket (`plg_protocol::frames`): the caller's own thread
 //! writes the call and blocks reading the reply, on a connection of its own from a pool. No
 //! HTTP/2 and no hop through the I/O runtime: one wakeup each way, as in a bare ping-pong.
+//! Each new connection first reads the worker's hello (its `Describe`).
 
 use std::{
     io::{self, Read, Write},
@@ -15,7 +16,7 @@ use std::{
 
 use plg_api::Context;
 use plg_protocol::{
-    frames::{decode_reply, encode_call, frame_len, Reply},
+    frames::{decode_hello, decode_reply, encode_call, frame_len, read_frame, Reply},
     pb,
 };
 
@@ -30,6 +31,10 @@ pub(super) struct Frames {
     socket: PathBuf,
     idle: Mutex<Vec<UnixStream>>,
     next_id: AtomicU64,
+    /// How long a new connection waits for the hello.
+    hello_timeout: Duration,
+    /// The plugin the first hello named: every later connection must name it too.
+    describe: pb::DescribeResponse,
 }
 
 /// How a frames call ended short of a reply.
@@ -45,20 +50,37 @@ pub(super) enum Stop {
 }
 
 impl Frames {
-    pub(super) fn new(socket: PathBuf) -> Self {
-        Frames {
+    /// Opens the first connection to `socket` and reads its hello: the worker's `Describe`,
+    /// which the caller checks against the manifest.
+    pub(super) fn open(socket: PathBuf, hello_timeout: Duration) -> io::Result<Self> {
+        let (conn, describe) = connect(&socket, hello_timeout)?;
+        Ok(Frames {
             socket,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(vec![conn]),
             next_id: AtomicU64::new(1),
-        }
+            hello_timeout,
+            describe,
+        })
+    }
+
+    /// What the worker said about itself in its hello.
+    pub(super) fn described(&self) -> &pb::DescribeResponse {
+        &self.describe
     }
 
     fn take(&self) -> io::Result<UnixStream> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match idle {
-            Some(conn) => Ok(conn),
-            None => UnixStream::connect(&self.socket),
+        if let Some(conn) = idle {
+            return Ok(conn);
         }
+        let (conn, describe) = connect(&self.socket, self.hello_timeout)?;
+        if describe.name != self.describe.name || describe.version != self.describe.version {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a new connection's hello names another plugin",
+            ));
+        }
+        Ok(conn)
     }
 
     /// Returns a connection whose reply has been read in full.
@@ -141,6 +163,23 @@ impl Frames {
             Err(e) => Err(Stop::Broken(e.to_string())),
         }
     }
+}
+
+/// Connects to `socket` and reads the hello frame, waiting at most `timeout` for it.
+fn connect(socket: &PathBuf, timeout: Duration) -> io::Result<(UnixStream, pb::DescribeResponse)> {
+    let mut conn = UnixStream::connect(socket)?;
+    conn.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+    let mut body = Vec::new();
+    if !read_frame(&mut conn, &mut body)? {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the worker closed the connection before its hello",
+        ));
+    }
+    let describe =
+        decode_hello(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    conn.set_read_timeout(None)?;
+    Ok((conn, describe))
 }
 
 /// Waits up to `grace` for the reply a stopped call's connection still owes; `true` (and the

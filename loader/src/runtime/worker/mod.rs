@@ -1,14 +1,17 @@
 //! Plugins in worker processes: the host's [`WorkerPolicy`], and (with the `isolation`
 //! feature) the supervised `plg-worker` process a plugin's calls go to over plg's protocol.
 //!
-//! `policy` is plain configuration. `process` starts a worker and shakes hands; `check`
+//! `policy` is plain configuration; `adopt` is how `plg-worker` takes on the parent-death
+//! signal and limits a host passes it. `process` starts a worker and shakes hands; `check`
 //! finds `plg-worker` and runs load checks in a throwaway one; `spare` keeps one started
 //! ahead of need; `client`
 //! talks gRPC to it; `supervisor` owns one plugin's worker: it restarts it with backoff after
 //! a crash, kills it when a call overruns its deadline, and shuts it down at unload.
 
+mod adopt;
 mod policy;
 
+pub use adopt::adopt_from_env;
 pub use policy::{WorkerPolicy, WorkerStop};
 
 #[cfg(feature = "isolation")]

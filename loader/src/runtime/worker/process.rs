@@ -16,6 +16,7 @@ use super::{policy::WorkerPolicy, spare::Spares};
 use crate::{
     error::{parse_load_error_line, HandshakeProblem, LoadError, WorkerError, CHECK_OK},
     runtime::ffi::{die_with_parent, ChildLimits},
+    runtime::worker::adopt,
     untrusted,
 };
 
@@ -180,6 +181,7 @@ fn spawn(launch: &Launch<'_>, policy: &WorkerPolicy) -> Result<Started, WorkerEr
         &launch.env,
         label,
         false,
+        launch.reports_load_errors,
         policy,
     )
 }
@@ -194,6 +196,7 @@ pub(super) fn spawn_spare(program: &Path, policy: &WorkerPolicy) -> Result<Start
         &["--spare".into()],
         &[],
         Label::default(),
+        true,
         true,
         policy,
     )
@@ -243,6 +246,7 @@ fn spawn_with(
     env: &[(String, String)],
     label: Label,
     stdin_piped: bool,
+    plg_worker: bool,
     policy: &WorkerPolicy,
 ) -> Result<Started, WorkerError> {
     let mut cmd = Command::new(program);
@@ -269,14 +273,19 @@ fn spawn_with(
         .stderr(Stdio::piped());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    die_with_parent(
-        &mut cmd,
-        ChildLimits {
-            address_space: policy.memory_limit,
-            cpu_seconds: policy.cpu_seconds,
-            open_files: policy.open_files,
-        },
-    );
+    let limits = ChildLimits {
+        address_space: policy.memory_limit,
+        cpu_seconds: policy.cpu_seconds,
+        open_files: policy.open_files,
+    };
+    if plg_worker {
+        // plg-worker applies these itself before it reads the manifest, so std can start it
+        // with posix_spawn (vfork and exec) instead of forking the whole host: a fork of a
+        // host with a few hundred MB resident costs milliseconds on its own.
+        cmd.envs(adopt::env_for(limits));
+    } else {
+        die_with_parent(&mut cmd, limits);
+    }
     let mut child = spawn_from_lasting_thread(cmd).map_err(|e| WorkerError::Spawn {
         program: program.to_owned(),
         reason: e.to_string(),

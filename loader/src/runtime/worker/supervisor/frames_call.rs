@@ -78,7 +78,7 @@ impl Inner {
         conn: std::os::unix::net::UnixStream,
         call_id: u64,
     ) {
-        let mut client = live.client.plugin.clone();
+        let mut client = live.client().plugin.clone();
         let grace = self.policy.kill_grace;
         client::runtime().spawn(async move {
             let cancel = client.cancel(pb::CancelRequest { call_id });

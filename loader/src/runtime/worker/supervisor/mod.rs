@@ -13,13 +13,13 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
-        mpsc, Arc, Mutex, MutexGuard,
+        mpsc, Arc, Mutex, MutexGuard, OnceLock,
     },
     time::{Duration, Instant},
 };
 
 use plg_api::Context;
-use plg_protocol::{pb, to_wire};
+use plg_protocol::{frames::WORKER_FRAMES_SOCKET, pb, to_wire};
 
 use super::{
     client::{self, Client},
@@ -133,7 +133,10 @@ impl std::fmt::Debug for Inner {
 /// A running worker.
 struct Live {
     process: Mutex<Process>,
-    client: Client,
+    /// The gRPC socket from the handshake.
+    socket: PathBuf,
+    /// The gRPC client: connected at start for an exec plugin, at first use for plg-worker.
+    client: OnceLock<Client>,
     /// The frames socket, when the worker offers one (plg-worker does): calls go there.
     frames: Option<Frames>,
     generation: u64,
@@ -156,6 +159,13 @@ struct State {
     last_call: Option<Instant>,
 }
 
+impl Live {
+    /// The gRPC client, connected (lazily, on the I/O runtime) if it was not yet.
+    fn client(&self) -> &Client {
+        self.client.get_or_init(|| client::lazy(&self.socket))
+    }
+}
+
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -173,9 +183,7 @@ impl Inner {
             spares: self.program.spares.as_ref(),
         };
         let (mut proc, handshake) = process::start(&launch, &self.policy)?;
-        let connected = client::connect(&handshake.socket, self.policy.start_timeout)
-            .and_then(|c| c.describe(self.policy.start_timeout).map(|d| (c, d)));
-        let (client, described) = match connected {
+        let (described, client, frames) = match self.connect(&handshake.socket) {
             Ok(c) => c,
             Err(reason) => {
                 proc.kill();
@@ -197,21 +205,47 @@ impl Inner {
                 manifest: self.id.clone(),
             }));
         }
-        // Only a frames socket beside the gRPC one is used: a plugin cannot point the host
-        // at some other service's socket.
-        let frames_socket = PathBuf::from(&described.frames_socket);
-        let frames = (!described.frames_socket.is_empty()
-            && frames_socket.parent() == handshake.socket.parent())
-        .then(|| Frames::new(frames_socket));
         let mut state = self.lock();
         state.generation += 1;
         Ok(Arc::new(Live {
             process: Mutex::new(proc),
-            client,
+            socket: handshake.socket,
+            client: client.map(OnceLock::from).unwrap_or_default(),
             frames,
             generation: state.generation,
             started: Instant::now(),
         }))
+    }
+
+    /// Reaches a worker that shook hands on `socket`: its `Describe`, the gRPC client if one
+    /// was connected, and the frames socket if it offers one.
+    fn connect(
+        &self,
+        socket: &Path,
+    ) -> Result<(pb::DescribeResponse, Option<Client>, Option<Frames>), String> {
+        let timeout = self.policy.start_timeout;
+        let open_frames = |path: PathBuf| {
+            Frames::open(path, timeout).map_err(|e| format!("cannot open its frames socket: {e}"))
+        };
+        if self.program.is_plg_worker {
+            // plg-worker serves frames beside its gRPC socket, and its hello is `Describe`:
+            // nothing goes over gRPC before the first call. The gRPC client (health, cancel,
+            // shutdown) connects when it is first used.
+            let frames = open_frames(socket.with_file_name(WORKER_FRAMES_SOCKET))?;
+            return Ok((frames.described().clone(), None, Some(frames)));
+        }
+        let client = client::connect(socket, timeout)?;
+        let described = client.describe(timeout)?;
+        // Only a frames socket beside the gRPC one is used: a plugin cannot point the host
+        // at some other service's socket.
+        let frames_socket = PathBuf::from(&described.frames_socket);
+        let frames =
+            if !described.frames_socket.is_empty() && frames_socket.parent() == socket.parent() {
+                Some(open_frames(frames_socket)?)
+            } else {
+                None
+            };
+        Ok((described, Some(client), frames))
     }
 
     /// The running worker, started (after its backoff) if there is none.
@@ -301,7 +335,7 @@ impl Runtime for WorkerRuntime {
         }
         let (tx, rx) = mpsc::sync_channel(1);
         let (done_tx, done_rx) = mpsc::channel::<()>();
-        let mut plugin = live.client.plugin.clone();
+        let mut plugin = live.client().plugin.clone();
         let task = client::runtime().spawn(async move {
             let result = plugin.execute(request).await;
             let _ = done_tx.send(());

@@ -11,7 +11,7 @@ use crate::runtime::worker::policy::{WorkerPolicy, WorkerStop};
 
 /// Asks `live` to shut down; kills it if it does not exit within the grace period.
 pub(super) fn stop(live: &Live, policy: &WorkerPolicy) -> WorkerStop {
-    let asked = live.client.shutdown(policy.shutdown_grace);
+    let asked = live.client().shutdown(policy.shutdown_grace);
     let mut process = live.process.lock().unwrap_or_else(|e| e.into_inner());
     if asked && process.wait_for_exit(policy.shutdown_grace).is_some() {
         WorkerStop::ShutDown
@@ -62,7 +62,7 @@ pub(super) fn watch(inner: Weak<Inner>) {
             }
         }
         if inner.policy.health_interval.is_some()
-            && !live.client.healthy(tick.max(Duration::from_secs(1)))
+            && !live.client().healthy(tick.max(Duration::from_secs(1)))
         {
             tracing::warn!(
                 plugin = inner.id,
