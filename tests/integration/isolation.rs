@@ -253,6 +253,141 @@ fn a_worker_over_its_memory_limit_crashes_alone() {
 }
 
 #[test]
+fn each_limit_applies_in_the_worker_and_a_plugin_over_one_gets_a_typed_error() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let mut p = policy();
+    p.memory_limit = Some(3 << 30);
+    p.cpu_seconds = Some(1);
+    p.open_files = Some(64);
+    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    // All three are what the worker runs under.
+    let limits: String = call(&plugin, "limits").unwrap().get_as("limits").unwrap();
+    let line = |name: &str| {
+        limits
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {limits}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(line("Max address space").contains(&(3u64 << 30).to_string()));
+    assert!(
+        line("Max cpu time").contains("1 1 seconds"),
+        "{}",
+        line("Max cpu time")
+    );
+    assert!(
+        line("Max open files").contains("64 64"),
+        "{}",
+        line("Max open files")
+    );
+    // Open files: the plugin's own call fails, with the system's error; the worker lives.
+    let before = pid(&plugin);
+    let mut ctx = Context::new();
+    ctx.set("do", "open");
+    ctx.set("count", 200i64);
+    match plugin.execute(&mut ctx) {
+        Err(ExecError::Failed { message, .. }) => {
+            assert!(message.contains("Too many open files"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pid(&plugin), before, "the same worker serves on");
+    // CPU seconds: the kernel stops the worker (SIGXCPU, then SIGKILL); the call in flight
+    // gets WorkerCrashed and the next call a fresh worker.
+    let mut ctx = Context::new();
+    ctx.set("do", "spin");
+    ctx.set("seconds", 30i64);
+    assert!(matches!(
+        plugin.execute(&mut ctx),
+        Err(ExecError::WorkerCrashed { .. })
+    ));
+    assert_ne!(pid(&plugin), before);
+}
+
+/// The one cgroup the host made under `root` (a plain directory standing in for a delegated
+/// cgroup v2: this VM's memory controller is on cgroup v1), and its files.
+fn only_cgroup(root: &Path) -> PathBuf {
+    let made: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(made[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("plg-worker-"));
+    made[0].clone()
+}
+
+#[test]
+fn with_a_memory_cgroup_each_worker_joins_its_own_with_memory_max_before_the_plugin_runs() {
+    let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+    // plg-worker joins it itself, first thing in main.
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let root = tempfile::tempdir().unwrap();
+    let mut p = policy();
+    p.memory_limit = Some(3 << 30);
+    p.memory_cgroup = Some(root.path().to_owned());
+    let (manager, plugin) = load(&dir, "fixture-crash", p.clone());
+    pid(&plugin);
+    let cgroup = only_cgroup(root.path());
+    assert_eq!(read(cgroup.join("memory.max")), (3u64 << 30).to_string());
+    assert_eq!(read(cgroup.join("memory.swap.max")), "0");
+    assert_eq!(read(cgroup.join("cgroup.procs")), "0", "the worker joined");
+    drop(plugin);
+    drop(manager);
+    // Once the worker is reaped, whatever is left in the cgroup is killed and it is removed
+    // (on cgroupfs; this stand-in directory is not empty, so it stays).
+    assert_eq!(read(cgroup.join("cgroup.kill")), "1");
+
+    // An exec plugin joins it between fork and exec, before its own code runs.
+    let root = tempfile::tempdir().unwrap();
+    p.memory_cgroup = Some(root.path().to_owned());
+    let dir = TempPluginsDir::default();
+    let manifest = dir
+        .write_manifest(
+            "exec-joins",
+            r#"{"name":"exec-joins","version":"1.0.0","source":{"mode":"exec","path":"plugin.sh"}}"#,
+        )
+        .join("plugin.json");
+    script(manifest.parent().unwrap(), "exit 1");
+    let manager = PluginManager::local_only(dir.path()).with_worker_policy(p.clone());
+    assert!(
+        manager.load_manifest(&manifest).is_err(),
+        "it never shakes hands"
+    );
+    let cgroup = only_cgroup(root.path());
+    assert_eq!(
+        read(cgroup.join("cgroup.procs")),
+        "0",
+        "the exec plugin joined"
+    );
+    assert_eq!(read(cgroup.join("cgroup.kill")), "1");
+
+    // A cgroup directory set in the policy that cannot be used fails the start, naming it.
+    p.memory_cgroup = Some(root.path().join("not-there"));
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let manager = PluginManager::local_only(dir.path()).with_worker_policy(p);
+    let failed = manager.load_all().failed;
+    match &failed[0].error {
+        LoadError::Worker {
+            source: WorkerError::Spawn { reason, .. },
+            ..
+        } => assert!(
+            reason.contains("cgroup") && reason.contains("not-there"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn an_idle_worker_stops_and_the_next_call_starts_it() {
     let dir = TempPluginsDir::default();
     dir.stage("fixture-crash");

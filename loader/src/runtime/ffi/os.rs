@@ -196,12 +196,26 @@ fn die_with(parent: rustix::process::Pid) -> std::io::Result<()> {
 /// process: the kernel sends the signal when the spawning *thread* exits. For a program the
 /// host does not control (an exec plugin): `plg-worker` does the same to itself instead
 /// ([`adopt_worker`]), so that it can be started without a fork.
+/// With `cgroup_procs`, the child first joins that cgroup (writes `0` to its `cgroup.procs`).
 #[cfg(all(feature = "isolation", target_os = "linux"))]
-pub(crate) fn die_with_parent(cmd: &mut std::process::Command, limits: ChildLimits) {
+pub(crate) fn die_with_parent(
+    cmd: &mut std::process::Command,
+    limits: ChildLimits,
+    cgroup_procs: Option<std::ffi::CString>,
+) {
     use std::os::unix::process::CommandExt;
     let parent = rustix::process::getpid();
     let hook = move || -> std::io::Result<()> {
         die_with(parent)?;
+        if let Some(procs) = &cgroup_procs {
+            use rustix::fs::{Mode, OFlags};
+            let fd = rustix::fs::open(
+                procs.as_c_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+                Mode::RUSR | Mode::WUSR,
+            )?;
+            rustix::io::write(&fd, b"0")?;
+        }
         // Descriptors the host opened without close-on-exec (a C library's, say) must not
         // reach the plugin: mark everything above stderr close-on-exec. Best effort: a kernel
         // older than 5.11 refuses the flag, and nothing is marked.
@@ -214,8 +228,8 @@ pub(crate) fn die_with_parent(cmd: &mut std::process::Command, limits: ChildLimi
     };
     // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
     // work is allowed. It makes raw system calls through rustix and libc (prctl, getppid,
-    // close_range, setrlimit), allocates nothing (errors are raw OS error numbers) and takes
-    // no lock.
+    // open, write, close, close_range, setrlimit) on a path built before the fork, allocates
+    // nothing (errors are raw OS error numbers) and takes no lock.
     unsafe {
         cmd.pre_exec(hook);
     }
@@ -248,7 +262,12 @@ pub(crate) fn adopt_worker(_parent: u32, _limits: ChildLimits) -> std::io::Resul
 
 /// Other platforms: no parent-death signal; limits are not set.
 #[cfg(all(feature = "isolation", not(target_os = "linux")))]
-pub(crate) fn die_with_parent(_cmd: &mut std::process::Command, _limits: ChildLimits) {}
+pub(crate) fn die_with_parent(
+    _cmd: &mut std::process::Command,
+    _limits: ChildLimits,
+    _cgroup_procs: Option<std::ffi::CString>,
+) {
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! Plugins in worker processes: the host's [`WorkerPolicy`], and (with the `isolation`
 //! feature) the supervised `plg-worker` process a plugin's calls go to over plg's protocol.
 //!
-//! `policy` is plain configuration; `adopt` is how `plg-worker` takes on the parent-death
+//! `cgroup` gives a worker a cgroup v2 with `memory.max`; `policy` is plain configuration; `adopt` is how `plg-worker` takes on the parent-death
 //! signal and limits a host passes it. `process` starts a worker and shakes hands; `check`
 //! finds `plg-worker` and runs load checks in a throwaway one; `spare` keeps one started
 //! ahead of need; `client`
@@ -14,6 +14,8 @@ mod policy;
 pub use adopt::adopt_from_env;
 pub use policy::{WorkerPolicy, WorkerStop};
 
+#[cfg(feature = "isolation")]
+mod cgroup;
 #[cfg(feature = "isolation")]
 mod check;
 #[cfg(feature = "isolation")]

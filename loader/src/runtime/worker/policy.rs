@@ -70,6 +70,12 @@ pub struct WorkerPolicy {
     /// `RLIMIT_AS` for each worker, in bytes. A plugin over it fails its allocation: in
     /// Rust, an abort, which is a crash of its worker only.
     pub memory_limit: Option<u64>,
+    /// A cgroup v2 directory, delegated to the host with the `memory` controller in its
+    /// `cgroup.subtree_control`, in which each worker gets a cgroup of its own with
+    /// `memory.max` = `memory_limit` (on top of `RLIMIT_AS`). `None` (the default): the host's
+    /// own cgroup when it delegates `memory`, else `RLIMIT_AS` alone (logged once). A
+    /// directory set here that cannot be used fails the worker's start.
+    pub memory_cgroup: Option<std::path::PathBuf>,
     /// `RLIMIT_CPU` for each worker, in seconds of CPU time.
     pub cpu_seconds: Option<u64>,
     /// `RLIMIT_NOFILE` for each worker.
@@ -100,6 +106,7 @@ impl Default for WorkerPolicy {
             health_interval: None,
             env: Vec::new(),
             memory_limit: None,
+            memory_cgroup: None,
             cpu_seconds: None,
             open_files: None,
             prestart: false,

@@ -12,7 +12,7 @@ use std::{
 
 use plg_protocol::{Handshake, HandshakeError, COOKIE_KEY, COOKIE_VALUE};
 
-use super::{policy::WorkerPolicy, spare::Spares};
+use super::{cgroup::WorkerCgroup, policy::WorkerPolicy, spare::Spares};
 use crate::{
     error::{parse_load_error_line, HandshakeProblem, LoadError, WorkerError, CHECK_OK},
     runtime::ffi::{die_with_parent, ChildLimits},
@@ -34,6 +34,9 @@ pub(super) struct Process {
     pub(super) program: PathBuf,
     pub(super) stderr: Arc<Tail>,
     label: Label,
+    /// Its cgroup, if its memory limit has one: dropped (emptied and removed) after the
+    /// process is reaped.
+    cgroup: Option<WorkerCgroup>,
 }
 
 /// What a process wrote on stderr last, escaped.
@@ -278,13 +281,25 @@ fn spawn_with(
         cpu_seconds: policy.cpu_seconds,
         open_files: policy.open_files,
     };
+    let cgroup = WorkerCgroup::for_policy(policy).map_err(|e| WorkerError::Spawn {
+        program: program.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let procs = cgroup.as_ref().map(WorkerCgroup::procs);
     if plg_worker {
         // plg-worker applies these itself before it reads the manifest, so std can start it
         // with posix_spawn (vfork and exec) instead of forking the whole host: a fork of a
         // host with a few hundred MB resident costs milliseconds on its own.
-        cmd.envs(adopt::env_for(limits));
+        cmd.envs(adopt::env_for(limits, procs.as_deref()));
     } else {
-        die_with_parent(&mut cmd, limits);
+        let procs = procs
+            .map(|p| std::ffi::CString::new(p.into_os_string().into_encoded_bytes()))
+            .transpose()
+            .map_err(|e| WorkerError::Spawn {
+                program: program.to_owned(),
+                reason: format!("its cgroup's path cannot be passed to the kernel: {e}"),
+            })?;
+        die_with_parent(&mut cmd, limits, procs);
     }
     let mut child = spawn_from_lasting_thread(cmd).map_err(|e| WorkerError::Spawn {
         program: program.to_owned(),
@@ -313,6 +328,7 @@ fn spawn_with(
         program: program.to_owned(),
         stderr,
         label,
+        cgroup,
     };
     Ok((process, line_rx))
 }
@@ -393,6 +409,15 @@ impl Process {
         if self.wait_for_exit(Duration::from_secs(1)).is_none() {
             self.kill();
         }
+    }
+
+    /// `status` in words, and the kernel's OOM killer if it was that (its cgroup says so).
+    pub(super) fn describe_exit(&self, status: &ExitStatus) -> String {
+        let mut text = describe(status);
+        if let Some(note) = self.cgroup.as_ref().and_then(WorkerCgroup::oom_note) {
+            text.push_str(&note);
+        }
+        text
     }
 
     /// Kills the process group and reaps the process. Once the process is reaped, its pid

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::{Inner, Live, State};
-use crate::{error::ExecError, runtime::worker::process};
+use crate::error::ExecError;
 
 impl Inner {
     pub(super) fn failed_error(&self, state: &State) -> ExecError {
@@ -46,13 +46,13 @@ impl Inner {
                 message,
             };
         };
-        let status = process::describe(&status);
-        let stderr = live
-            .process
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .stderr
-            .text(Duration::from_millis(500));
+        let (status, stderr) = {
+            let process = live.process.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                process.describe_exit(&status),
+                process.stderr.text(Duration::from_millis(500)),
+            )
+        };
         self.record_crash(&mut state, live, status.clone(), stderr.clone());
         ExecError::WorkerCrashed {
             plugin: self.id.clone(),

@@ -263,13 +263,14 @@ impl Inner {
             match exited {
                 None => return Ok(live),
                 Some(status) => {
-                    let stderr = live
-                        .process
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .stderr
-                        .text(Duration::ZERO);
-                    self.record_crash(&mut state, &live, process::describe(&status), stderr);
+                    let (status, stderr) = {
+                        let process = live.process.lock().unwrap_or_else(|e| e.into_inner());
+                        (
+                            process.describe_exit(&status),
+                            process.stderr.text(Duration::ZERO),
+                        )
+                    };
+                    self.record_crash(&mut state, &live, status, stderr);
                 }
             }
         }
