@@ -89,6 +89,26 @@ fn list_runs_no_plugin_code_and_check_contains_crashes_and_hangs() {
         .find(|r| r["name"] == "fixture-bad-init")
         .unwrap();
     assert_eq!(bad["status"], "error", "{rows:?}");
+    assert!(
+        gone("614"),
+        "the crashed check's helper process outlived it"
+    );
+
+    // An initializer that starts a helper and returns: the check passes, and the helper (in
+    // the check's process group) is stopped with the throwaway worker.
+    let out = plg_env(
+        &dir,
+        &["list", "--check", "--check-timeout", "5", "--json"],
+        &[("PLG_WORKER", &with_mode("spawn"))],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["name"] == "fixture-bad-init")
+        .unwrap();
+    assert_eq!(row["status"], "ok", "{rows:?}");
+    assert!(gone("613"), "the passed check's helper process outlived it");
 
     // Where no plg-worker is found, each check runs in a child plg instead, with the same
     // containment: a copy of plg alone in a directory, with a PATH that has no worker.
@@ -399,4 +419,28 @@ fn dot_directories_are_never_plugins() {
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.loaded.len(), 1);
     assert_eq!(report.loaded[0].manifest_path(), staged.join("plugin.json"));
+}
+
+/// Waits (bounded) until no `sleep ARG` process is left (a zombie counts as gone).
+fn gone(arg: &str) -> bool {
+    let wanted = format!("sleep\0{arg}\0");
+    let alive = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let dir = e.path();
+            std::fs::read(dir.join("cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+                && !std::fs::read_to_string(dir.join("stat")).is_ok_and(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('Z'))
+                })
+        })
+    };
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        if !alive() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
 }

@@ -239,9 +239,12 @@ fn workers_get_a_cleared_environment_plus_what_the_host_declares() {
 fn a_worker_over_its_memory_limit_crashes_alone() {
     let dir = TempPluginsDir::default();
     dir.stage("fixture-crash");
+    dir.stage("fixture-noop");
     let mut p = policy();
+    p.isolate_all = false;
+    p.isolate.insert("fixture-crash".into());
     p.memory_limit = Some(2 << 30);
-    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    let (manager, plugin) = load(&dir, "fixture-crash", p);
     let mut ctx = Context::new();
     ctx.set("do", "alloc");
     ctx.set("bytes", 4i64 << 30);
@@ -249,6 +252,12 @@ fn a_worker_over_its_memory_limit_crashes_alone() {
         plugin.execute(&mut ctx),
         Err(ExecError::WorkerCrashed { .. })
     ));
+    // The host and its other plugins keep serving.
+    manager
+        .get("fixture-noop")
+        .unwrap()
+        .execute(&mut Context::new())
+        .unwrap();
     pid(&plugin);
 }
 
@@ -256,11 +265,16 @@ fn a_worker_over_its_memory_limit_crashes_alone() {
 fn each_limit_applies_in_the_worker_and_a_plugin_over_one_gets_a_typed_error() {
     let dir = TempPluginsDir::default();
     dir.stage("fixture-crash");
+    dir.stage("fixture-noop");
     let mut p = policy();
+    p.isolate_all = false;
+    p.isolate.insert("fixture-crash".into());
     p.memory_limit = Some(3 << 30);
     p.cpu_seconds = Some(1);
     p.open_files = Some(64);
-    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    let (manager, plugin) = load(&dir, "fixture-crash", p);
+    // The host and its other plugins keep serving through each fault below.
+    let noop = manager.get("fixture-noop").unwrap();
     // All three are what the worker runs under.
     let limits: String = call(&plugin, "limits").unwrap().get_as("limits").unwrap();
     let line = |name: &str| {
@@ -295,6 +309,7 @@ fn each_limit_applies_in_the_worker_and_a_plugin_over_one_gets_a_typed_error() {
         other => panic!("{other:?}"),
     }
     assert_eq!(pid(&plugin), before, "the same worker serves on");
+    noop.execute(&mut Context::new()).unwrap();
     // CPU seconds: the kernel stops the worker (SIGXCPU, then SIGKILL); the call in flight
     // gets WorkerCrashed and the next call a fresh worker.
     let mut ctx = Context::new();
@@ -304,6 +319,7 @@ fn each_limit_applies_in_the_worker_and_a_plugin_over_one_gets_a_typed_error() {
         plugin.execute(&mut ctx),
         Err(ExecError::WorkerCrashed { .. })
     ));
+    noop.execute(&mut Context::new()).unwrap();
     assert_ne!(pid(&plugin), before);
 }
 
@@ -384,6 +400,69 @@ fn with_a_memory_cgroup_each_worker_joins_its_own_with_memory_max_before_the_plu
             "{reason}"
         ),
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_pool_spreads_calls_over_its_workers_and_a_crash_takes_down_one_only() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let mut p = policy();
+    p.pool_size = 3;
+    let (manager, plugin) = load(&dir, "fixture-crash", p);
+    // Three overlapping calls: each goes to the worker with the fewest in flight.
+    let sleepers = |n: usize| -> Vec<i64> {
+        let threads: Vec<_> = (0..n)
+            .map(|_| {
+                let plugin = plugin.clone();
+                std::thread::spawn(move || {
+                    let mut ctx = Context::new();
+                    ctx.set("do", "sleep");
+                    ctx.set("ms", 1500i64);
+                    plugin.execute(&mut ctx).unwrap();
+                    ctx.get::<i64>("pid").unwrap()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    };
+    let mut pids = sleepers(3);
+    pids.sort();
+    pids.dedup();
+    assert_eq!(
+        pids.len(),
+        3,
+        "three workers served three overlapping calls"
+    );
+    // One crashes while another has a call in flight: that call is not affected.
+    let busy = {
+        let plugin = plugin.clone();
+        std::thread::spawn(move || {
+            let mut ctx = Context::new();
+            ctx.set("do", "sleep");
+            ctx.set("ms", 1500i64);
+            plugin
+                .execute(&mut ctx)
+                .map(|()| ctx.get::<i64>("pid").unwrap())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(matches!(
+        call(&plugin, "exit"),
+        Err(ExecError::WorkerCrashed { .. })
+    ));
+    let survivor = busy
+        .join()
+        .unwrap()
+        .expect("the other worker's call finished");
+    assert!(pids.contains(&survivor));
+    // The pool serves on, and its unload stops every worker.
+    pid(&plugin);
+    let all: Vec<i64> = sleepers(3);
+    let reports = manager.unload("fixture-crash", None).unwrap();
+    assert_eq!(reports[0].worker, Some(WorkerStop::ShutDown));
+    for pid in all {
+        assert!(wait_gone(pid), "worker {pid} outlived the unload");
     }
 }
 

@@ -80,6 +80,11 @@ pub struct WorkerPolicy {
     pub cpu_seconds: Option<u64>,
     /// `RLIMIT_NOFILE` for each worker.
     pub open_files: Option<u64>,
+    /// How many workers each plugin in a worker gets (default 1). Calls run concurrently in
+    /// each; with more than one, a call goes to the worker with the fewest calls in flight
+    /// (passing over one marked failed), and each worker is supervised on its own: a crash
+    /// fails the calls in flight on that worker only, and restarts it alone.
+    pub pool_size: usize,
     /// Keep one `plg-worker` started ahead of need, with this policy's environment and
     /// limits: starting a plugin in a worker (a load, a restart after a crash, a start after
     /// an idle stop) takes it instead of starting a process, and a new one is started in the
@@ -109,6 +114,7 @@ impl Default for WorkerPolicy {
             memory_cgroup: None,
             cpu_seconds: None,
             open_files: None,
+            pool_size: 1,
             prestart: false,
         }
     }

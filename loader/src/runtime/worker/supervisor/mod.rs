@@ -4,6 +4,7 @@
 //! from the in-process one.
 //!
 //! `crashes` records crashes (backoff, the failed state) and kills overrunning workers;
+//! `pool` spreads one plugin's calls over several such workers;
 //! `watch` runs the health checks and the idle timeout; `frames_call` is the call path over
 //! the lean frames socket, with its cancellation.
 
@@ -37,6 +38,7 @@ use crate::{
 
 mod crashes;
 mod frames_call;
+mod pool;
 mod watch;
 
 use watch::{stop, watch};
@@ -68,8 +70,9 @@ impl Drop for ReplaceSpare<'_> {
     }
 }
 
-/// Starts `manifest`'s plugin in a worker running `program`, shakes hands, checks
-/// `Describe` against the manifest, and returns its runtime.
+/// Starts `manifest`'s plugin in a worker running `program` (or in a pool of
+/// `WorkerPolicy::pool_size` workers), shakes hands, checks `Describe` against the manifest,
+/// and returns its runtime.
 pub(crate) fn start(
     manifest: &Manifest,
     program: Program,
@@ -77,6 +80,33 @@ pub(crate) fn start(
     preflight: Unmappable,
     policy: WorkerPolicy,
 ) -> Result<Box<dyn Runtime>, StartError> {
+    if policy.pool_size <= 1 {
+        return Ok(Box::new(start_one(
+            manifest, program, library, preflight, policy,
+        )?));
+    }
+    let members = (0..policy.pool_size)
+        .map(|_| {
+            start_one(
+                manifest,
+                program.clone(),
+                library.clone(),
+                preflight.clone(),
+                policy.clone(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Box::new(pool::Pool::new(members)))
+}
+
+/// One supervised worker.
+fn start_one(
+    manifest: &Manifest,
+    program: Program,
+    library: PathBuf,
+    preflight: Unmappable,
+    policy: WorkerPolicy,
+) -> Result<WorkerRuntime, StartError> {
     let inner = Arc::new(Inner {
         id: manifest.id(),
         name: manifest.name.clone(),
@@ -99,11 +129,11 @@ pub(crate) fn start(
                 reason: format!("cannot start its health thread: {e}"),
             })?;
     }
-    Ok(Box::new(WorkerRuntime {
+    Ok(WorkerRuntime {
         inner,
         library,
         preflight,
-    }))
+    })
 }
 
 #[derive(Debug)]
@@ -404,37 +434,8 @@ impl Runtime for WorkerRuntime {
     }
 
     fn unload(&self, id: &str, timeout: Duration) -> Result<UnloadReport, UnloadError> {
-        let inner = &self.inner;
-        let start = Instant::now();
-        inner.closing.store(true, Ordering::SeqCst);
-        while inner.in_flight.load(Ordering::SeqCst) > 0 {
-            if start.elapsed() >= timeout {
-                inner.closing.store(false, Ordering::Release);
-                return Err(UnloadError::Busy {
-                    plugin: id.to_owned(),
-                    in_flight: inner.in_flight.load(Ordering::Acquire),
-                    waited: start.elapsed(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let waited = start.elapsed();
-        let live = inner.lock().worker.take();
-        let stopped = match live {
-            Some(live) => stop(&live, &inner.policy),
-            None => WorkerStop::NotRunning,
-        };
-        Ok(UnloadReport {
-            plugin: id.to_owned(),
-            waited,
-            // The library was never mapped into this process; its worker has exited.
-            unmapped: Some(true),
-            on_unload_error: None,
-            close_error: None,
-            predicted: self.preflight.clone(),
-            kept_copy: None,
-            worker: Some(stopped),
-        })
+        let waited = drain(id, std::slice::from_ref(self), timeout)?;
+        Ok(self.stop_after_drain(id, waited))
     }
 
     fn is_loaded(&self) -> bool {
@@ -475,6 +476,62 @@ impl Runtime for WorkerRuntime {
 
     fn worker(&self) -> bool {
         true
+    }
+}
+
+/// Refuses new calls to every one of `members` and waits until none has a call in flight;
+/// after `timeout`, lets calls in again and fails with `Busy`. Returns how long it waited.
+fn drain(id: &str, members: &[WorkerRuntime], timeout: Duration) -> Result<Duration, UnloadError> {
+    let start = Instant::now();
+    for m in members {
+        m.inner.closing.store(true, Ordering::SeqCst);
+    }
+    let in_flight = || -> usize {
+        members
+            .iter()
+            .map(|m| m.inner.in_flight.load(Ordering::SeqCst))
+            .sum()
+    };
+    while in_flight() > 0 {
+        if start.elapsed() >= timeout {
+            for m in members {
+                m.inner.closing.store(false, Ordering::Release);
+            }
+            return Err(UnloadError::Busy {
+                plugin: id.to_owned(),
+                in_flight: in_flight(),
+                waited: start.elapsed(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(start.elapsed())
+}
+
+impl WorkerRuntime {
+    /// Stops the worker once [`drain`] has emptied it.
+    fn stop_after_drain(&self, id: &str, waited: Duration) -> UnloadReport {
+        let live = self.inner.lock().worker.take();
+        let stopped = match live {
+            Some(live) => stop(&live, &self.inner.policy),
+            None => WorkerStop::NotRunning,
+        };
+        UnloadReport {
+            plugin: id.to_owned(),
+            waited,
+            // The library was never mapped into this process; its worker has exited.
+            unmapped: Some(true),
+            on_unload_error: None,
+            close_error: None,
+            predicted: self.preflight.clone(),
+            kept_copy: None,
+            worker: Some(stopped),
+        }
+    }
+
+    /// Whether calls to it fail at once (too many crashes).
+    fn failed(&self) -> bool {
+        self.inner.lock().failed
     }
 }
 
