@@ -138,6 +138,38 @@ fn each_crash_mid_call_is_reported_and_the_next_call_gets_a_fresh_worker() {
 }
 
 #[test]
+fn a_worker_killed_mid_call_as_the_oom_killer_does_fails_that_call_and_restarts() {
+    // The kernel's OOM killer sends SIGKILL. (A cgroup memory.max kill is named as such in
+    // the status too; this VM has no cgroup v2 memory controller to trigger one.)
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let (_m, plugin) = load(&dir, "fixture-crash", policy());
+    let victim = pid(&plugin);
+    let caller = {
+        let plugin = plugin.clone();
+        std::thread::spawn(move || {
+            let mut ctx = Context::new();
+            ctx.set("do", "sleep");
+            ctx.set("ms", 20_000i64);
+            plugin.execute(&mut ctx)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(victim as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    match caller.join().unwrap() {
+        Err(ExecError::WorkerCrashed { status, .. }) => {
+            assert!(status.contains("signal 9 (SIGKILL)"), "{status}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_ne!(pid(&plugin), victim, "a fresh worker serves");
+}
+
+#[test]
 fn too_many_crashes_mark_the_plugin_failed_and_calls_fail_at_once() {
     let dir = TempPluginsDir::default();
     dir.stage("fixture-crash");
