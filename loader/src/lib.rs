@@ -97,7 +97,7 @@ pub use error::{
 #[doc(hidden)]
 pub mod __worker {
     pub use crate::error::{load_error_line, CHECK_OK, LOAD_ERROR_PREFIX};
-    pub use crate::runtime::adopt_from_env;
+    pub use crate::runtime::{adopt_from_env, Adopted};
 }
 
 /// Readies this process for loading plugins: registers it for `membarrier(2)`, the fence

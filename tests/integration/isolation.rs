@@ -653,7 +653,7 @@ fn a_worker_whose_host_is_not_its_parent_or_whose_limits_are_garbled_exits_befor
         // This test, not process 1, is its parent: the host it names is gone.
         (
             vec![("PLG_WORKER_PARENT_PID", "1".to_owned())],
-            "the host that started this worker has exited",
+            "not the host (process",
         ),
         (
             vec![
@@ -797,6 +797,95 @@ fn a_prestarted_worker_is_taken_for_each_start_and_replaced() {
     for pid in all {
         assert!(wait_gone(pid), "worker {pid} outlived its manager");
     }
+}
+
+#[test]
+fn a_workers_socket_directory_is_removed_however_the_worker_ends() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |what: &str| {
+        let mut cmd = std::process::Command::new(plg_tests::plg_bin(Profile::Debug));
+        cmd.args(["run", "fixture-crash", "--isolate", "--set"])
+            .arg(format!("do={what}"))
+            .args(["--set", "ms=1500", "--plugins-dir"])
+            .arg(dir.path())
+            .env_remove("PLG_PLUGINS_DIR")
+            // The host makes the worker's socket directory under its temporary directory.
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    };
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    };
+    // While a call runs, the worker's sockets are in a directory the host made there.
+    let mut sleeping = run("sleep").spawn().unwrap();
+    let start = Instant::now();
+    while entries().is_empty() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let made = entries();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(made[0].join("frames.sock").exists() || sleeping.try_wait().unwrap().is_some());
+    assert!(sleeping.wait().unwrap().success());
+    assert!(entries().is_empty(), "left behind: {:?}", entries());
+    // A worker that crashes mid-call cannot clean up after itself: the host does.
+    assert!(!run("segv").status().unwrap().success());
+    assert!(entries().is_empty(), "left behind: {:?}", entries());
+}
+
+#[test]
+fn a_wrapper_that_runs_plg_worker_without_exec_still_works() {
+    // A configured program that is a script around plg-worker (not `exec`ing it) is started
+    // as any program is: the parent-death signal, limits and cgroup come from the pre-exec
+    // hook, not from plg-worker's own check of its parent.
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let bin = tempfile::tempdir().unwrap();
+    let mut p = policy();
+    p.program = Some(script(
+        bin.path(),
+        &format!("{} \"$@\"", worker_bin(Profile::Debug).display()),
+    ));
+    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    assert_ne!(pid(&plugin), std::process::id() as i64);
+}
+
+#[test]
+fn a_call_whose_new_connection_gets_no_hello_ends_at_its_deadline() {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let (_m, plugin) = load(&dir, "fixture-crash", policy());
+    let worker = rustix::process::Pid::from_raw(pid(&plugin) as i32).unwrap();
+    // One call holds the one idle connection; the worker then stops answering anything.
+    let holder = {
+        let plugin = plugin.clone();
+        std::thread::spawn(move || {
+            let mut ctx = Context::new();
+            ctx.set("do", "sleep");
+            ctx.set("ms", 1000i64);
+            plugin.execute(&mut ctx)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    rustix::process::kill_process(worker, rustix::process::Signal::STOP).unwrap();
+    // The next call needs a new connection, whose hello cannot come.
+    let mut ctx = Context::new();
+    ctx.set("do", "pid");
+    ctx.set_timeout(Duration::from_millis(300));
+    let outcome = plugin.execute(&mut ctx);
+    rustix::process::kill_process(worker, rustix::process::Signal::CONT).unwrap();
+    assert!(
+        matches!(outcome, Err(ExecError::DeadlineExceeded { .. })),
+        "{outcome:?}"
+    );
+    holder.join().unwrap().unwrap();
 }
 
 #[test]

@@ -38,10 +38,13 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     // First of all: die with the host, drop descriptors it let through, take its limits.
-    if let Err(e) = plg_loader::__worker::adopt_from_env() {
-        eprintln!("plg-worker: {e}");
-        return ExitCode::from(EXIT_USAGE);
-    }
+    let adopted = match plg_loader::__worker::adopt_from_env() {
+        Ok(adopted) => adopted,
+        Err(e) => {
+            eprintln!("plg-worker: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     // Next, while this process has one thread (see `prepare_process`).
     plg_loader::prepare_process();
     if std::env::var(COOKIE_KEY).as_deref() != Ok(COOKIE_VALUE) {
@@ -71,9 +74,9 @@ fn main() -> ExitCode {
         )
         .init();
     let outcome = match mode {
-        Mode::Serve(manifest) => serve::run(&manifest),
+        Mode::Serve(manifest) => serve::run(&manifest, adopted.socket_dir),
         Mode::Check(manifest) => serve::check(&manifest),
-        Mode::Spare => serve::spare(),
+        Mode::Spare => serve::spare(adopted.socket_dir),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

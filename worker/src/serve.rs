@@ -1,7 +1,13 @@
 //! Start up: ready the runtime and sockets while the plugin loads, then print the handshake
 //! and serve `plg.v1.Plugin` (`service`), `grpc.health.v1.Health` and the frames socket.
 
-use std::{io::Write, os::fd::OwnedFd, os::unix::net::UnixListener, path::Path, sync::Arc};
+use std::{
+    io::Write,
+    os::fd::OwnedFd,
+    os::unix::net::UnixListener,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use plg_loader::{LoadError, Plugin, PluginManager, WorkerPolicy};
 use plg_protocol::{
@@ -68,11 +74,11 @@ pub(crate) fn check(manifest: &Path) -> Result<(), Failure> {
     }
 }
 
-pub(crate) fn run(manifest: &Path) -> Result<(), Failure> {
+pub(crate) fn run(manifest: &Path, socket_dir: Option<PathBuf>) -> Result<(), Failure> {
     let handshake_out = take_stdout()?;
     // The runtime and the sockets are readied on another core while this one loads the
     // plugin.
-    let ready = std::thread::spawn(Ready::new);
+    let ready = std::thread::spawn(move || Ready::new(socket_dir));
     let manager = manager_here(manifest);
     let plugin = manager.load_manifest(manifest);
     let ready = ready
@@ -84,9 +90,9 @@ pub(crate) fn run(manifest: &Path) -> Result<(), Failure> {
 /// `--spare`: everything that does not depend on the plugin first (the process, its
 /// libraries, the async runtime, the sockets), then the manifest's path from stdin. A host
 /// that drops the spare closes stdin: the worker exits quietly.
-pub(crate) fn spare() -> Result<(), Failure> {
+pub(crate) fn spare(socket_dir: Option<PathBuf>) -> Result<(), Failure> {
     let handshake_out = take_stdout()?;
-    let ready = Ready::new()?;
+    let ready = Ready::new(socket_dir)?;
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)?;
     let manifest = Path::new(line.trim_end_matches(['\n', '\r']));
@@ -99,22 +105,42 @@ pub(crate) fn spare() -> Result<(), Failure> {
 }
 
 /// What serving needs besides the plugin: the async runtime, and both sockets bound in a
-/// private directory (mode 0700, removed when the worker exits).
+/// private directory (mode 0700): the host's, which it removes once it has reaped this
+/// process (so nothing is left however this process ends), or else one of its own, removed
+/// when it exits cleanly.
 struct Ready {
     /// One thread: the gRPC side serves only `Describe`, health, `Cancel` and `Shutdown`
     /// (and `Execute` through the blocking pool); calls go to the frames socket's threads.
     runtime: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
+    dir: SocketDir,
     grpc: UnixListener,
     frames: UnixListener,
 }
 
+/// Where the sockets are.
+enum SocketDir {
+    Host(PathBuf),
+    Own(tempfile::TempDir),
+}
+
+impl SocketDir {
+    fn path(&self) -> &Path {
+        match self {
+            SocketDir::Host(dir) => dir,
+            SocketDir::Own(dir) => dir.path(),
+        }
+    }
+}
+
 impl Ready {
-    fn new() -> std::io::Result<Self> {
+    fn new(socket_dir: Option<PathBuf>) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let dir = tempfile::Builder::new().prefix("plg-worker-").tempdir()?;
+        let dir = match socket_dir {
+            Some(dir) => SocketDir::Host(dir),
+            None => SocketDir::Own(tempfile::Builder::new().prefix("plg-worker-").tempdir()?),
+        };
         let grpc = UnixListener::bind(dir.path().join(GRPC_SOCKET))?;
         grpc.set_nonblocking(true)?;
         let frames = UnixListener::bind(dir.path().join(WORKER_FRAMES_SOCKET))?;
@@ -146,7 +172,7 @@ fn serve_loaded(
         grpc,
         frames,
     } = ready;
-    let served = runtime.block_on(serve(plugin, handshake_out, &dir, grpc, frames));
+    let served = runtime.block_on(serve(plugin, handshake_out, dir.path(), grpc, frames));
     let (_, failed) = manager.unload_all();
     for e in failed {
         tracing::warn!("{e}");
@@ -157,12 +183,12 @@ fn serve_loaded(
 async fn serve(
     plugin: Plugin,
     handshake_out: OwnedFd,
-    dir: &tempfile::TempDir,
+    dir: &Path,
     grpc: UnixListener,
     frames_listener: UnixListener,
 ) -> Result<(), Failure> {
-    let socket = dir.path().join(GRPC_SOCKET);
-    let frames_socket = dir.path().join(WORKER_FRAMES_SOCKET);
+    let socket = dir.join(GRPC_SOCKET);
+    let frames_socket = dir.join(WORKER_FRAMES_SOCKET);
     let listener = tokio::net::UnixListener::from_std(grpc)?;
     let running = crate::frames::Running::default();
     let describe = pb::DescribeResponse {

@@ -45,7 +45,7 @@ use layout::{check_module_layout, summarize_layout_errors};
 use open_images::{release_image, ImageKey, OPEN_IMAGES};
 #[cfg(feature = "isolation")]
 pub(crate) use os::die_with_parent;
-pub(crate) use os::{adopt_worker, ChildLimits};
+pub(crate) use os::{adopt_parent, close_inherited, set_limits, ChildLimits};
 pub(crate) use os::{is_mapped, membarrier_expedited, membarrier_register};
 use os::{not_a_shared_object, open_library};
 pub(crate) use pin_cell::PinCell;

@@ -36,5 +36,5 @@ pub use scan::ScanEntry;
 pub(crate) use threads::init_fences;
 pub use watch::{WatchBackend, WatchGuard, WatchOptions};
 #[doc(hidden)]
-pub use worker::adopt_from_env;
+pub use worker::{adopt_from_env, Adopted};
 pub use worker::{WorkerPolicy, WorkerStop};

@@ -156,14 +156,15 @@ pub(crate) struct ChildLimits {
     pub(crate) open_files: Option<u64>,
 }
 
-/// Sets this process's `limits`. Raw system calls only: safe between fork and exec.
+/// Sets this process's `limits`; on failure, which limit and why. Raw system calls only:
+/// safe between fork and exec.
 #[cfg(target_os = "linux")]
-fn set_limits(limits: ChildLimits) -> std::io::Result<()> {
+pub(crate) fn set_limits(limits: ChildLimits) -> Result<(), (&'static str, std::io::Error)> {
     use rustix::process::{setrlimit, Resource, Rlimit};
-    for (resource, value) in [
-        (Resource::As, limits.address_space),
-        (Resource::Cpu, limits.cpu_seconds),
-        (Resource::Nofile, limits.open_files),
+    for (name, resource, value) in [
+        ("RLIMIT_AS", Resource::As, limits.address_space),
+        ("RLIMIT_CPU", Resource::Cpu, limits.cpu_seconds),
+        ("RLIMIT_NOFILE", Resource::Nofile, limits.open_files),
     ] {
         if let Some(v) = value {
             setrlimit(
@@ -172,23 +173,25 @@ fn set_limits(limits: ChildLimits) -> std::io::Result<()> {
                     current: Some(v),
                     maximum: Some(v),
                 },
-            )?;
+            )
+            .map_err(|e| (name, e.into()))?;
         }
     }
     Ok(())
 }
 
-/// Asks the kernel to kill this process when its parent exits, and fails with `ESRCH` if
-/// the parent (`parent`) is already gone.
+/// Asks the kernel to kill this process when its parent exits; `Ok(Some(ppid))` if the
+/// parent is not `parent` (it died before the request, or something else started us).
 #[cfg(target_os = "linux")]
-fn die_with(parent: rustix::process::Pid) -> std::io::Result<()> {
+fn die_with(parent: rustix::process::Pid) -> std::io::Result<Option<u32>> {
     use rustix::process::Signal;
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
     // The parent may have died before the line above: then no signal will come.
-    if rustix::process::getppid() != Some(parent) {
-        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    let actual = rustix::process::getppid();
+    if actual != Some(parent) {
+        return Ok(Some(actual.map_or(0, |p| p.as_raw_nonzero().get() as u32)));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Makes the child `cmd` will start die with this process (`PR_SET_PDEATHSIG`, `SIGKILL`),
@@ -206,7 +209,9 @@ pub(crate) fn die_with_parent(
     use std::os::unix::process::CommandExt;
     let parent = rustix::process::getpid();
     let hook = move || -> std::io::Result<()> {
-        die_with(parent)?;
+        if die_with(parent)?.is_some() {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
         if let Some(procs) = &cgroup_procs {
             use rustix::fs::{Mode, OFlags};
             let fd = rustix::fs::open(
@@ -224,7 +229,7 @@ pub(crate) fn die_with_parent(
         // memory. The descriptors std needs until exec (its error pipe) are close-on-exec
         // already.
         let _ = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-        set_limits(limits)
+        set_limits(limits).map_err(|(_, e)| e)
     };
     // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
     // work is allowed. It makes raw system calls through rustix and libc (prctl, getppid,
@@ -235,38 +240,57 @@ pub(crate) fn die_with_parent(
     }
 }
 
-/// What [`die_with_parent`] does in the child, done by `plg-worker` to itself first thing in
-/// `main`, before it reads a manifest or loads any plugin code: die with `parent`, close
-/// every descriptor above stderr that the host let through, and set `limits`.
+/// Part of what [`die_with_parent`] does in the child, done by `plg-worker` to itself first
+/// thing in `main`: asks to die with `parent`. `Ok(Some(ppid))` if its parent is another
+/// process.
 #[cfg(target_os = "linux")]
-pub(crate) fn adopt_worker(parent: u32, limits: ChildLimits) -> std::io::Result<()> {
-    let parent = i32::try_from(parent)
+pub(crate) fn adopt_parent(parent: u32) -> std::io::Result<Option<u32>> {
+    let pid = i32::try_from(parent)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
         .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    die_with(parent)?;
+    die_with(pid)
+}
+
+/// Closes every descriptor above stderr, for `plg-worker` at the start of `main`:
+/// `close_range`, or where the kernel (before 5.9) or a seccomp profile refuses it, each
+/// entry of `/proc/self/fd`.
+#[cfg(target_os = "linux")]
+pub(crate) fn close_inherited() -> std::io::Result<()> {
     // SAFETY: close_range(2) closes descriptors 3 and up. This runs at the start of `main`,
     // before anything in this process opened a descriptor it still uses (std opens none
     // before `main`), so nothing owned is closed under its owner. It touches no memory.
-    if unsafe { libc::close_range(3, u32::MAX, 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    if unsafe { libc::close_range(3, u32::MAX, 0) } == 0 {
+        return Ok(());
     }
-    set_limits(limits)
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in open {
+        // SAFETY: as above, nothing in this process owns these descriptors (the one the
+        // listing used is closed already: closing it again fails harmlessly with EBADF).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
 }
 
 /// Other platforms: nothing to adopt.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn adopt_worker(_parent: u32, _limits: ChildLimits) -> std::io::Result<()> {
+pub(crate) fn adopt_parent(_parent: u32) -> std::io::Result<Option<u32>> {
+    Ok(None)
+}
+
+/// Other platforms: nothing to close.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn close_inherited() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Other platforms: no parent-death signal; limits are not set.
-#[cfg(all(feature = "isolation", not(target_os = "linux")))]
-pub(crate) fn die_with_parent(
-    _cmd: &mut std::process::Command,
-    _limits: ChildLimits,
-    _cgroup_procs: Option<std::ffi::CString>,
-) {
+/// Other platforms: limits are not set.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn set_limits(_limits: ChildLimits) -> Result<(), (&'static str, std::io::Error)> {
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! first thing in `main` ([`adopt_from_env`]). An exec plugin, a program plg does not
 //! control, still gets them from the hook.
 
-use crate::runtime::ffi::{adopt_worker, ChildLimits};
+use crate::runtime::ffi::{adopt_parent, close_inherited, set_limits, ChildLimits};
 
 /// The host's process id: the worker dies with it.
 pub(crate) const PARENT_ENV: &str = "PLG_WORKER_PARENT_PID";
@@ -16,6 +16,9 @@ const CPU_ENV: &str = "PLG_WORKER_RLIMIT_CPU";
 const OPEN_FILES_ENV: &str = "PLG_WORKER_RLIMIT_NOFILE";
 /// The `cgroup.procs` of the worker's cgroup, which it joins.
 const CGROUP_ENV: &str = "PLG_WORKER_CGROUP_PROCS";
+/// A private directory (mode 0700) the host made for the worker's sockets, and removes when
+/// it has reaped the worker: nothing is left in `/tmp` however the worker ends.
+const SOCKET_DIR_ENV: &str = "PLG_WORKER_SOCKET_DIR";
 
 /// The environment a host gives `plg-worker` for [`adopt_from_env`].
 #[cfg(feature = "isolation")]
@@ -39,14 +42,31 @@ pub(crate) fn env_for(
     env
 }
 
+/// The environment naming the worker's socket directory.
+#[cfg(feature = "isolation")]
+pub(crate) fn socket_dir_env(dir: &std::path::Path) -> (&'static str, std::ffi::OsString) {
+    (SOCKET_DIR_ENV, dir.into())
+}
+
+/// What the host asked of a worker that [`adopt_from_env`] leaves to the worker.
+#[derive(Debug, Default)]
+pub struct Adopted {
+    /// Where to bind the sockets (the host removes it); `None`: a private temporary one.
+    pub socket_dir: Option<std::path::PathBuf>,
+}
+
 /// In `plg-worker`, before anything else: if the host passed its process id, die with it,
 /// close the descriptors it let through, join the cgroup it made, and set the limits it
 /// passed. A worker whose host
 /// is already gone, or whose limits cannot be set, must not go on: the error says why.
-pub fn adopt_from_env() -> Result<(), String> {
+pub fn adopt_from_env() -> Result<Adopted, String> {
+    let adopted = Adopted {
+        socket_dir: std::env::var_os(SOCKET_DIR_ENV).map(Into::into),
+    };
+    std::env::remove_var(SOCKET_DIR_ENV);
     let Some(parent) = std::env::var_os(PARENT_ENV) else {
-        // Started with the pre-exec hook, or by hand.
-        return Ok(());
+        // Started with the pre-exec hook (through a wrapper), or by hand.
+        return Ok(adopted);
     };
     let number = |key: &str| -> Result<Option<u64>, String> {
         match std::env::var(key) {
@@ -66,15 +86,35 @@ pub fn adopt_from_env() -> Result<(), String> {
         cpu_seconds: number(CPU_ENV)?,
         open_files: number(OPEN_FILES_ENV)?,
     };
-    adopt_worker(parent, limits).map_err(|e| match e.raw_os_error() {
-        Some(libc::ESRCH) => "the host that started this worker has exited".to_owned(),
-        _ => format!("cannot set up the worker process: {e}"),
-    })?;
+    if let Some(actual) =
+        adopt_parent(parent).map_err(|e| format!("cannot ask for the parent-death signal: {e}"))?
+    {
+        return Err(format!(
+            "this worker's parent is process {actual}, not the host (process {parent}) that \
+             asked for it: the host has exited, or a wrapper started plg-worker without `exec` \
+             (a wrapper must `exec` it)"
+        ));
+    }
+    close_inherited()
+        .map_err(|e| format!("cannot close the descriptors the host let through: {e}"))?;
+    // The cgroup before the limits: a low RLIMIT_NOFILE could refuse opening cgroup.procs.
     if let Some(procs) = std::env::var_os(CGROUP_ENV) {
         join_cgroup(std::path::Path::new(&procs))
             .map_err(|e| format!("cannot join the worker's cgroup ({procs:?}): {e}"))?;
     }
-    Ok(())
+    set_limits(limits).map_err(|(limit, e)| format!("cannot set {limit}: {e}"))?;
+    // The plugin sees the environment the host declared, not plg's own variables. This
+    // process has one thread here, so changing its environment races with nothing.
+    for key in [
+        PARENT_ENV,
+        ADDRESS_SPACE_ENV,
+        CPU_ENV,
+        OPEN_FILES_ENV,
+        CGROUP_ENV,
+    ] {
+        std::env::remove_var(key);
+    }
+    Ok(adopted)
 }
 
 /// Moves this process into the cgroup whose `cgroup.procs` is `procs`.

@@ -43,7 +43,8 @@ pub(super) enum Stop {
     Deadline(UnixStream, u64),
     /// The context was cancelled; the connection still owes the reply.
     Cancelled(UnixStream, u64),
-    /// The worker answered that the deadline passed (the connection is back in the pool).
+    /// The worker answered that the deadline passed (the connection is back in the pool), or
+    /// it passed before the call could be sent.
     DeadlineReplied,
     /// The connection failed: the worker is gone, or the reply was malformed.
     Broken(String),
@@ -68,12 +69,17 @@ impl Frames {
         &self.describe
     }
 
-    fn take(&self) -> io::Result<UnixStream> {
+    /// An idle connection, or a new one (waiting for its hello no later than `deadline`).
+    fn take(&self, deadline: Option<Instant>) -> io::Result<UnixStream> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         if let Some(conn) = idle {
             return Ok(conn);
         }
-        let (conn, describe) = connect(&self.socket, self.hello_timeout)?;
+        let wait = deadline.map_or(self.hello_timeout, |d| {
+            d.saturating_duration_since(Instant::now())
+                .min(self.hello_timeout)
+        });
+        let (conn, describe) = connect(&self.socket, wait)?;
         if describe.name != self.describe.name || describe.version != self.describe.version {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -102,7 +108,12 @@ impl Frames {
         spin_first: bool,
     ) -> Result<pb::ExecuteResponse, Stop> {
         let broken = |e: io::Error| Stop::Broken(e.to_string());
-        let mut conn = self.take().map_err(broken)?;
+        let mut conn = self.take(deadline).map_err(|e| match deadline {
+            // The deadline passed while a new connection waited for its hello: the call was
+            // never sent.
+            Some(d) if Instant::now() >= d => Stop::DeadlineReplied,
+            _ => broken(e),
+        })?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let request = pb::ExecuteRequest {
             values: Some(plg_protocol::to_wire(ctx.values())),
@@ -170,7 +181,17 @@ fn connect(socket: &PathBuf, timeout: Duration) -> io::Result<(UnixStream, pb::D
     let mut conn = UnixStream::connect(socket)?;
     conn.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
     let mut body = Vec::new();
-    if !read_frame(&mut conn, &mut body)? {
+    let read = read_frame(&mut conn, &mut body).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no hello from {} within {timeout:?}",
+                crate::untrusted::escape(&socket.display().to_string())
+            ),
+        ),
+        _ => e,
+    })?;
+    if !read {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "the worker closed the connection before its hello",

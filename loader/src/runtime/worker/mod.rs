@@ -11,7 +11,7 @@
 mod adopt;
 mod policy;
 
-pub use adopt::adopt_from_env;
+pub use adopt::{adopt_from_env, Adopted};
 pub use policy::{WorkerPolicy, WorkerStop};
 
 #[cfg(feature = "isolation")]

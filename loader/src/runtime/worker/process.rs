@@ -37,6 +37,8 @@ pub(super) struct Process {
     /// Its cgroup, if its memory limit has one: dropped (emptied and removed) after the
     /// process is reaped.
     cgroup: Option<WorkerCgroup>,
+    /// plg-worker's socket directory, removed after the process is reaped.
+    _socket_dir: Option<tempfile::TempDir>,
 }
 
 /// What a process wrote on stderr last, escaped.
@@ -189,6 +191,14 @@ fn spawn(launch: &Launch<'_>, policy: &WorkerPolicy) -> Result<Started, WorkerEr
     )
 }
 
+/// Whether `program` is an ELF executable (plg-worker itself), not a script around it.
+fn is_elf(program: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(program)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| magic == *b"\x7fELF")
+}
+
 /// A process and the channel its first stdout line arrives on.
 pub(super) type Started = (Process, mpsc::Receiver<String>);
 
@@ -286,10 +296,24 @@ fn spawn_with(
         reason: e.to_string(),
     })?;
     let procs = cgroup.as_ref().map(WorkerCgroup::procs);
-    if plg_worker {
+    let socket_dir = if plg_worker {
+        let dir = tempfile::Builder::new()
+            .prefix("plg-worker-")
+            .tempdir()
+            .map_err(|e| WorkerError::Spawn {
+                program: program.to_owned(),
+                reason: format!("cannot make a directory for its sockets: {e}"),
+            })?;
+        cmd.env(adopt::socket_dir_env(dir.path()).0, dir.path());
+        Some(dir)
+    } else {
+        None
+    };
+    if plg_worker && is_elf(program) {
         // plg-worker applies these itself before it reads the manifest, so std can start it
         // with posix_spawn (vfork and exec) instead of forking the whole host: a fork of a
-        // host with a few hundred MB resident costs milliseconds on its own.
+        // host with a few hundred MB resident costs milliseconds on its own. A configured
+        // wrapper (a script) gets them from the hook, as any program does.
         cmd.envs(adopt::env_for(limits, procs.as_deref()));
     } else {
         let procs = procs
@@ -329,6 +353,7 @@ fn spawn_with(
         stderr,
         label,
         cgroup,
+        _socket_dir: socket_dir,
     };
     Ok((process, line_rx))
 }
@@ -414,7 +439,15 @@ impl Process {
     /// `status` in words, and the kernel's OOM killer if it was that (its cgroup says so).
     pub(super) fn describe_exit(&self, status: &ExitStatus) -> String {
         let mut text = describe(status);
-        if let Some(note) = self.cgroup.as_ref().and_then(WorkerCgroup::oom_note) {
+        #[cfg(unix)]
+        let killed = std::os::unix::process::ExitStatusExt::signal(status) == Some(9);
+        #[cfg(not(unix))]
+        let killed = false;
+        // Only a SIGKILL can be the OOM killer's.
+        if let Some(note) = killed
+            .then(|| self.cgroup.as_ref().and_then(WorkerCgroup::oom_note))
+            .flatten()
+        {
             text.push_str(&note);
         }
         text

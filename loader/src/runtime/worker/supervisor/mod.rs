@@ -335,12 +335,10 @@ impl Inner {
     }
 }
 
-impl Runtime for WorkerRuntime {
-    fn execute(&self, id: &str, ctx: &mut Context) -> Outcome {
+impl WorkerRuntime {
+    /// `execute`, for a call already counted in `in_flight` (the count is dropped here).
+    fn execute_counted(&self, id: &str, ctx: &mut Context) -> Outcome {
         let inner = &self.inner;
-        // Counted before the check, both SeqCst: unload either sees this call or this call
-        // sees unload.
-        inner.in_flight.fetch_add(1, Ordering::SeqCst);
         let _counted = InFlight(&inner.in_flight);
         if inner.closing.load(Ordering::SeqCst) {
             return Err(Box::new(ExecError::Unloaded {
@@ -431,6 +429,15 @@ impl Runtime for WorkerRuntime {
                 ),
             })),
         }
+    }
+}
+
+impl Runtime for WorkerRuntime {
+    fn execute(&self, id: &str, ctx: &mut Context) -> Outcome {
+        // Counted before the check, both SeqCst: unload either sees this call or this call
+        // sees unload.
+        self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.execute_counted(id, ctx)
     }
 
     fn unload(&self, id: &str, timeout: Duration) -> Result<UnloadReport, UnloadError> {
@@ -527,11 +534,6 @@ impl WorkerRuntime {
             kept_copy: None,
             worker: Some(stopped),
         }
-    }
-
-    /// Whether calls to it fail at once (too many crashes).
-    fn failed(&self) -> bool {
-        self.inner.lock().failed
     }
 }
 

@@ -1,10 +1,14 @@
 //! Several workers for one plugin (`WorkerPolicy::pool_size` > 1). Each member is a whole
 //! supervised worker: it restarts, backs off, is marked failed, is health-checked and stops
-//! when idle on its own. A call goes to the member with the fewest calls in flight, passing
-//! over members marked failed while another is not; a crash fails only the calls in flight
-//! on that member.
+//! when idle on its own. A call goes to the least busy member with a running worker (a
+//! member that just crashed, or is in its backoff, is passed over while another runs); a
+//! crash fails only the calls in flight on that member.
 
-use std::{path::Path, sync::atomic::Ordering, time::Duration};
+use std::{
+    path::Path,
+    sync::{atomic::Ordering, Mutex},
+    time::Duration,
+};
 
 use plg_api::Context;
 
@@ -19,30 +23,52 @@ use crate::{
 #[derive(Debug)]
 pub(super) struct Pool {
     members: Vec<WorkerRuntime>,
+    /// Held while a call picks its member and is counted there, so that calls arriving
+    /// together spread instead of all picking the same idle member.
+    picking: Mutex<()>,
 }
 
 impl Pool {
     /// A pool of `members` (at least one).
     pub(super) fn new(members: Vec<WorkerRuntime>) -> Self {
         assert!(!members.is_empty(), "a pool has at least one worker");
-        Pool { members }
+        Pool {
+            members,
+            picking: Mutex::new(()),
+        }
     }
 
-    /// The member the next call goes to.
+    /// The member the next call goes to, with the call counted in its `in_flight`: the
+    /// least busy of those with a running worker; else the least busy not marked failed (it
+    /// starts one); else the first, which says it failed. A member whose state is locked (a
+    /// crash being recorded) counts as not running: the pool does not wait for it.
     fn pick(&self) -> &WorkerRuntime {
-        let load = |m: &WorkerRuntime| m.inner.in_flight.load(Ordering::Acquire);
-        self.members
-            .iter()
-            .filter(|m| !m.failed())
-            .min_by_key(|m| load(m))
-            // Every member failed: the first one says so.
-            .unwrap_or(&self.members[0])
+        let _picking = self.picking.lock().unwrap_or_else(|e| e.into_inner());
+        let load = |m: &&WorkerRuntime| m.inner.in_flight.load(Ordering::Acquire);
+        let state = |m: &WorkerRuntime| match m.inner.state.try_lock() {
+            Ok(s) => (s.worker.is_some() && !s.failed, !s.failed),
+            Err(_) => (false, true),
+        };
+        let states: Vec<(bool, bool)> = self.members.iter().map(state).collect();
+        let among = |want: fn(&(bool, bool)) -> bool| {
+            self.members
+                .iter()
+                .zip(&states)
+                .filter(|(_, s)| want(s))
+                .map(|(m, _)| m)
+                .min_by_key(load)
+        };
+        let chosen = among(|s| s.0)
+            .or_else(|| among(|s| s.1))
+            .unwrap_or(&self.members[0]);
+        chosen.inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        chosen
     }
 }
 
 impl Runtime for Pool {
     fn execute(&self, id: &str, ctx: &mut Context) -> Outcome {
-        self.pick().execute(id, ctx)
+        self.pick().execute_counted(id, ctx)
     }
 
     /// Drains every member first (no member stops while another still takes calls), then

@@ -37,8 +37,11 @@ pub(super) fn watch(inner: Weak<Inner>) {
         drop(strong);
         std::thread::sleep(tick);
         let Some(inner) = inner.upgrade() else { return };
+        // Closing: an unload is draining it. Not `return`: an unload that ends in `Busy`
+        // lets calls in again, and they still need health checks and the idle timeout. The
+        // thread ends when the runtime is dropped.
         if inner.closing.load(Ordering::Acquire) {
-            return;
+            continue;
         }
         let live = inner.lock().worker.clone();
         let Some(live) = live else { continue };
