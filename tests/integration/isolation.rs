@@ -265,6 +265,19 @@ fn workers_get_a_cleared_environment_plus_what_the_host_declares() {
             "{host_only} leaked: {names:?}"
         );
     }
+    // Nor do the variables plg-worker takes its parent, limits and directories from.
+    let mut limited = policy();
+    limited.open_files = Some(256);
+    limited.memory_limit = Some(3 << 30);
+    let cgroups = tempfile::tempdir().unwrap();
+    limited.memory_cgroup = Some(cgroups.path().to_owned());
+    let (_m, plugin) = load(&dir, "fixture-crash", limited);
+    let names: Vec<String> = call(&plugin, "env").unwrap().get_as("env").unwrap();
+    let plg_own: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("PLG_WORKER_") && *n != "PLG_WORKER_KILL_GRACE_MS")
+        .collect();
+    assert!(plg_own.is_empty(), "{plg_own:?}");
 }
 
 #[test]
