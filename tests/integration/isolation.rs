@@ -725,15 +725,28 @@ fn a_load_check_that_fails_in_the_worker_is_the_same_load_error_as_in_process() 
 
 /// The children of process `pid` (every thread's).
 fn children(pid: u32) -> Vec<i64> {
+    // Every process whose parent is `pid`, from each one's `stat`. (The per-thread
+    // `/proc/PID/task/TID/children` lists can skip entries while other tests start and reap
+    // processes concurrently.)
     let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
-                out.extend(
-                    list.split_whitespace()
-                        .filter_map(|p| p.parse::<i64>().ok()),
-                );
-            }
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command's closing parenthesis: state, then the parent's pid.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
         }
     }
     out
