@@ -65,6 +65,9 @@ impl WorkerCgroup {
     /// A new cgroup under `root` with `memory.max` = `bytes` (and no swap beyond it).
     fn create(root: &Path, bytes: u64) -> io::Result<Self> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        if NEXT.load(Ordering::Relaxed) == 0 {
+            remove_stale(root);
+        }
         let name = format!(
             "plg-worker-{}-{}",
             std::process::id(),
@@ -124,6 +127,44 @@ impl Drop for WorkerCgroup {
             "cannot remove the worker cgroup {}: it still has processes",
             self.dir.display()
         );
+    }
+}
+
+/// Removes the cgroups under `root` that a host which no longer runs left behind (killed
+/// with SIGKILL, its `Drop`s never ran): what is left in each is killed first. Best effort,
+/// once per process, before its first worker cgroup.
+fn remove_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("plg-worker-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let stale = entry.path();
+        // Only where the file exists (cgroupfs makes it): nothing is created in a directory
+        // that is not a cgroup.
+        if let Ok(mut kill) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(stale.join("cgroup.kill"))
+        {
+            let _ = kill.write_all(b"1");
+        }
+        if std::fs::remove_dir(&stale).is_ok() {
+            tracing::info!(
+                "removed the worker cgroup {} that an exited host left",
+                stale.display()
+            );
+        }
     }
 }
 
@@ -188,6 +229,26 @@ mod tests {
             Some(PathBuf::from("/sys/fs/cgroup/unified"))
         );
         assert_eq!(cgroup2_mount("1 2 0:1 / / rw - ext4 /dev/vda rw"), None);
+    }
+
+    #[test]
+    fn cgroups_left_by_a_host_that_no_longer_runs_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        // No process has pid u32::MAX - 1 (pid_max is at most 2^22).
+        let stale = root.path().join(format!("plg-worker-{}-0", u32::MAX - 1));
+        let ours = root
+            .path()
+            .join(format!("plg-worker-{}-99", std::process::id()));
+        let other = root.path().join("someone-else");
+        for dir in [&stale, &ours, &other] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        remove_stale(root.path());
+        assert!(!stale.exists(), "the stale cgroup is removed");
+        assert!(
+            ours.exists() && other.exists(),
+            "a live host's and others' stay"
+        );
     }
 
     #[test]
