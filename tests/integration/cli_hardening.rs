@@ -58,37 +58,32 @@ fn list_runs_no_plugin_code_and_check_contains_crashes_and_hangs() {
         path.to_string_lossy().into_owned()
     };
 
+    // `plg list --check` with the fixture in `mode` and the check timeout `timeout`: the
+    // fixture's row.
+    let checked = |mode: &str, timeout: &str| -> serde_json::Value {
+        let out = plg_env(
+            &dir,
+            &["list", "--check", "--check-timeout", timeout, "--json"],
+            &[("PLG_WORKER", &with_mode(mode))],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
+        rows.into_iter()
+            .find(|r| r["name"] == "fixture-bad-init")
+            .unwrap()
+    };
+
     // A hanging initializer is stopped at the timeout and reported.
-    let out = plg_env(
-        &dir,
-        &["list", "--check", "--check-timeout", "1", "--json"],
-        &[("PLG_WORKER", &with_mode("hang"))],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
-    let bad = rows
-        .iter()
-        .find(|r| r["name"] == "fixture-bad-init")
-        .unwrap();
+    let bad = checked("hang", "1");
     assert!(
         bad["error"].as_str().unwrap().contains("did not finish"),
-        "{rows:?}"
+        "{bad}"
     );
 
     // A crash that leaves a process holding the check's stderr open: the check still ends,
     // and the leftover process (in the check's process group) is stopped with it.
-    let out = plg_env(
-        &dir,
-        &["list", "--check", "--check-timeout", "5", "--json"],
-        &[("PLG_WORKER", &with_mode("spawn-then-crash"))],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
-    let bad = rows
-        .iter()
-        .find(|r| r["name"] == "fixture-bad-init")
-        .unwrap();
-    assert_eq!(bad["status"], "error", "{rows:?}");
+    let bad = checked("spawn-then-crash", "5");
+    assert_eq!(bad["status"], "error", "{bad}");
     assert!(
         gone("614"),
         "the crashed check's helper process outlived it"
@@ -96,18 +91,8 @@ fn list_runs_no_plugin_code_and_check_contains_crashes_and_hangs() {
 
     // An initializer that starts a helper and returns: the check passes, and the helper (in
     // the check's process group) is stopped with the throwaway worker.
-    let out = plg_env(
-        &dir,
-        &["list", "--check", "--check-timeout", "5", "--json"],
-        &[("PLG_WORKER", &with_mode("spawn"))],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
-    let row = rows
-        .iter()
-        .find(|r| r["name"] == "fixture-bad-init")
-        .unwrap();
-    assert_eq!(row["status"], "ok", "{rows:?}");
+    let row = checked("spawn", "5");
+    assert_eq!(row["status"], "ok", "{row}");
     assert!(gone("613"), "the passed check's helper process outlived it");
 
     // Where no plg-worker is found, each check runs in a child plg instead, with the same

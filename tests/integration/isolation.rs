@@ -41,6 +41,25 @@ fn pid(plugin: &Plugin) -> i64 {
     call(plugin, "pid").expect("pid").get::<i64>("pid").unwrap()
 }
 
+/// A call that sleeps `ms` in the worker, on a thread of its own; it yields the worker's pid.
+fn sleeping_call(plugin: &Plugin, ms: i64) -> std::thread::JoinHandle<Result<i64, ExecError>> {
+    let plugin = plugin.clone();
+    std::thread::spawn(move || {
+        let mut ctx = Context::new();
+        ctx.set("do", "sleep");
+        ctx.set("ms", ms);
+        plugin
+            .execute(&mut ctx)
+            .map(|()| ctx.get::<i64>("pid").unwrap())
+    })
+}
+
+/// Sends `signal` to the worker process `pid`.
+fn signal(pid: i64, signal: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), signal)
+        .unwrap();
+}
+
 /// Waits (bounded) until `/proc/PID` is gone or a zombie: the process has exited.
 fn wait_gone(pid: i64) -> bool {
     let start = Instant::now();
@@ -145,21 +164,9 @@ fn a_worker_killed_mid_call_as_the_oom_killer_does_fails_that_call_and_restarts(
     dir.stage("fixture-crash");
     let (_m, plugin) = load(&dir, "fixture-crash", policy());
     let victim = pid(&plugin);
-    let caller = {
-        let plugin = plugin.clone();
-        std::thread::spawn(move || {
-            let mut ctx = Context::new();
-            ctx.set("do", "sleep");
-            ctx.set("ms", 20_000i64);
-            plugin.execute(&mut ctx)
-        })
-    };
+    let caller = sleeping_call(&plugin, 20_000);
     std::thread::sleep(Duration::from_millis(300));
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(victim as i32).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    signal(victim, rustix::process::Signal::KILL);
     match caller.join().unwrap() {
         Err(ExecError::WorkerCrashed { status, .. }) => {
             assert!(status.contains("signal 9 (SIGKILL)"), "{status}")
@@ -457,19 +464,11 @@ fn a_pool_spreads_calls_over_its_workers_and_a_crash_takes_down_one_only() {
     let (manager, plugin) = load(&dir, "fixture-crash", p);
     // Three overlapping calls: each goes to the worker with the fewest in flight.
     let sleepers = |n: usize| -> Vec<i64> {
-        let threads: Vec<_> = (0..n)
-            .map(|_| {
-                let plugin = plugin.clone();
-                std::thread::spawn(move || {
-                    let mut ctx = Context::new();
-                    ctx.set("do", "sleep");
-                    ctx.set("ms", 1500i64);
-                    plugin.execute(&mut ctx).unwrap();
-                    ctx.get::<i64>("pid").unwrap()
-                })
-            })
-            .collect();
-        threads.into_iter().map(|t| t.join().unwrap()).collect()
+        let threads: Vec<_> = (0..n).map(|_| sleeping_call(&plugin, 1500)).collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .collect()
     };
     let mut pids = sleepers(3);
     pids.sort();
@@ -480,17 +479,7 @@ fn a_pool_spreads_calls_over_its_workers_and_a_crash_takes_down_one_only() {
         "three workers served three overlapping calls"
     );
     // One crashes while another has a call in flight: that call is not affected.
-    let busy = {
-        let plugin = plugin.clone();
-        std::thread::spawn(move || {
-            let mut ctx = Context::new();
-            ctx.set("do", "sleep");
-            ctx.set("ms", 1500i64);
-            plugin
-                .execute(&mut ctx)
-                .map(|()| ctx.get::<i64>("pid").unwrap())
-        })
-    };
+    let busy = sleeping_call(&plugin, 1500);
     std::thread::sleep(Duration::from_millis(300));
     assert!(matches!(
         call(&plugin, "exit"),
@@ -889,25 +878,17 @@ fn a_call_whose_new_connection_gets_no_hello_ends_at_its_deadline() {
     let dir = TempPluginsDir::default();
     dir.stage("fixture-crash");
     let (_m, plugin) = load(&dir, "fixture-crash", policy());
-    let worker = rustix::process::Pid::from_raw(pid(&plugin) as i32).unwrap();
+    let worker = pid(&plugin);
     // One call holds the one idle connection; the worker then stops answering anything.
-    let holder = {
-        let plugin = plugin.clone();
-        std::thread::spawn(move || {
-            let mut ctx = Context::new();
-            ctx.set("do", "sleep");
-            ctx.set("ms", 1000i64);
-            plugin.execute(&mut ctx)
-        })
-    };
+    let holder = sleeping_call(&plugin, 1000);
     std::thread::sleep(Duration::from_millis(200));
-    rustix::process::kill_process(worker, rustix::process::Signal::STOP).unwrap();
+    signal(worker, rustix::process::Signal::STOP);
     // The next call needs a new connection, whose hello cannot come.
     let mut ctx = Context::new();
     ctx.set("do", "pid");
     ctx.set_timeout(Duration::from_millis(300));
     let outcome = plugin.execute(&mut ctx);
-    rustix::process::kill_process(worker, rustix::process::Signal::CONT).unwrap();
+    signal(worker, rustix::process::Signal::CONT);
     assert!(
         matches!(outcome, Err(ExecError::DeadlineExceeded { .. })),
         "{outcome:?}"

@@ -304,7 +304,8 @@ fn spawn_with(
                 program: program.to_owned(),
                 reason: format!("cannot make a directory for its sockets: {e}"),
             })?;
-        cmd.env(adopt::socket_dir_env(dir.path()).0, dir.path());
+        let (key, value) = adopt::socket_dir_env(dir.path());
+        cmd.env(key, value);
         Some(dir)
     } else {
         None
