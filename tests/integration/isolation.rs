@@ -856,21 +856,66 @@ fn a_workers_socket_directory_is_removed_however_the_worker_ends() {
     assert!(entries().is_empty(), "left behind: {:?}", entries());
 }
 
+/// `fixture-crash` loaded through a wrapper script around the debug plg-worker: `wrap` is
+/// the script's line, with `{worker}` for plg-worker's path. The plugins dir and the
+/// script's directory are returned to keep them.
+fn load_wrapped(wrap: &str) -> (TempPluginsDir, tempfile::TempDir, PluginManager, Plugin) {
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let bin = tempfile::tempdir().unwrap();
+    let mut p = policy();
+    let worker = worker_bin(Profile::Debug).display().to_string();
+    p.program = Some(script(bin.path(), &wrap.replace("{worker}", &worker)));
+    let (manager, plugin) = load(&dir, "fixture-crash", p);
+    (dir, bin, manager, plugin)
+}
+
 #[test]
 fn a_wrapper_that_runs_plg_worker_without_exec_still_works() {
     // A configured program that is a script around plg-worker (not `exec`ing it) is started
     // as any program is: the parent-death signal, limits and cgroup come from the pre-exec
     // hook, not from plg-worker's own check of its parent.
-    let dir = TempPluginsDir::default();
-    dir.stage("fixture-crash");
-    let bin = tempfile::tempdir().unwrap();
-    let mut p = policy();
-    p.program = Some(script(
-        bin.path(),
-        &format!("{} \"$@\"", worker_bin(Profile::Debug).display()),
-    ));
-    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    let (_dir, _bin, _m, plugin) = load_wrapped("{worker} \"$@\"");
     assert_ne!(pid(&plugin), std::process::id() as i64);
+}
+
+#[test]
+fn a_worker_whose_stdin_a_wrapper_replaced_is_reached_through_its_socket() {
+    // The host passes plg-worker's first frames connection as its stdin. A wrapper that
+    // gives it another stdin leaves the host no hello there: it connects to the worker's
+    // socket instead.
+    let (_dir, _bin, _m, plugin) = load_wrapped("exec {worker} \"$@\" </dev/null");
+    assert_ne!(pid(&plugin), std::process::id() as i64);
+    // Calls that overlap open more connections, the same way.
+    let holder = sleeping_call(&plugin, 300);
+    assert_ne!(pid(&plugin), 0);
+    holder.join().unwrap().unwrap();
+}
+
+#[test]
+fn plugin_code_reading_stdin_in_a_worker_reads_nothing_of_the_host() {
+    // Cold and taking a spare: the worker's stdin was its first frames connection (and a
+    // spare's manifest path); plugin code finds /dev/null there, and the calls go on.
+    let dir = TempPluginsDir::default();
+    let crash_dir = dir.stage("fixture-crash");
+    for prestart in [false, true] {
+        let mut p = policy();
+        p.prestart = prestart;
+        let manager = PluginManager::local_only(dir.path()).with_worker_policy(p);
+        if prestart {
+            wait_spare(&manager);
+        }
+        let plugin = manager
+            .load_manifest(crash_dir.join("plugin.json"))
+            .unwrap();
+        // Bounded: a plugin reading the host's connection would wait for bytes forever.
+        let mut ctx = Context::new();
+        ctx.set("do", "stdin");
+        ctx.set_timeout(Duration::from_secs(10));
+        plugin.execute(&mut ctx).unwrap();
+        assert_eq!(ctx.get_str("read"), Ok(""), "prestart: {prestart}");
+        assert_ne!(pid(&plugin), std::process::id() as i64);
+    }
 }
 
 #[test]

@@ -25,17 +25,22 @@ pub(crate) type Running = Arc<Mutex<HashMap<u64, (CancelToken, Arc<AtomicBool>)>
 /// Accepts connections on `listener` until the process exits.
 pub(crate) fn accept(listener: UnixListener, plugin: Plugin, running: Running, hello: Arc<[u8]>) {
     for conn in listener.incoming() {
-        let Ok(mut conn) = conn else { continue };
-        if conn.write_all(&hello).is_err() {
-            continue;
-        }
-        let (plugin, running) = (plugin.clone(), running.clone());
-        let spawned = std::thread::Builder::new()
-            .name("plg-worker-frames".into())
-            .spawn(move || serve(conn, &plugin, &running));
-        if let Err(e) = spawned {
-            tracing::error!("cannot start a thread for a frames connection: {e}");
-        }
+        let Ok(conn) = conn else { continue };
+        open(conn, &hello, &plugin, &running);
+    }
+}
+
+/// Says hello on `conn` and serves it on a thread of its own.
+pub(crate) fn open(mut conn: UnixStream, hello: &[u8], plugin: &Plugin, running: &Running) {
+    if conn.write_all(hello).is_err() {
+        return;
+    }
+    let (plugin, running) = (plugin.clone(), running.clone());
+    let spawned = std::thread::Builder::new()
+        .name("plg-worker-frames".into())
+        .spawn(move || serve(conn, &plugin, &running));
+    if let Err(e) = spawned {
+        tracing::error!("cannot start a thread for a frames connection: {e}");
     }
 }
 

@@ -4,7 +4,7 @@
 use std::{
     io::Write,
     os::fd::OwnedFd,
-    os::unix::net::UnixListener,
+    os::unix::net::{UnixListener, UnixStream},
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -74,41 +74,114 @@ pub(crate) fn check(manifest: &Path) -> Result<(), Failure> {
     }
 }
 
-pub(crate) fn run(manifest: &Path, socket_dir: Option<PathBuf>) -> Result<(), Failure> {
+/// Takes stdin, when the host made it the first frames connection, and points fd 0 at
+/// `/dev/null`: nothing a plugin reads from stdin can take bytes of a call. `None` when stdin
+/// is not a socket (a wrapper script gave the worker another stdin): the host, finding no
+/// hello on its end, connects to `frames.sock` instead.
+pub(crate) fn take_stdin() -> std::io::Result<Option<UnixStream>> {
+    let conn = UnixStream::from(rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3)?);
+    let null = std::fs::File::open("/dev/null")?;
+    rustix::stdio::dup2_stdin(&null)?;
+    Ok(conn.local_addr().is_ok().then_some(conn))
+}
+
+/// The runtime and sockets being readied on a thread of their own, started before anything
+/// else in `main`: while another thread is inside `dlopen`, glibc holds the lock that a new
+/// thread's first thread-local destructor registration waits for, so a thread started just
+/// before the plugin loads would wait for the load instead of running beside it.
+pub(crate) struct Readying(std::sync::mpsc::Receiver<std::io::Result<Ready>>);
+
+impl Readying {
+    pub(crate) fn start(socket_dir: Option<PathBuf>) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // Taken by a channel, not a join: the thread's exit is no one's wait.
+        std::thread::spawn(move || tx.send(Ready::new(socket_dir)));
+        Readying(rx)
+    }
+
+    fn join(self) -> Result<Ready, Failure> {
+        self.0
+            .recv()
+            .map_err(|_| Failure::Serve("the thread readying the sockets panicked".into()))?
+            .map_err(Failure::from)
+    }
+}
+
+pub(crate) fn run(
+    manifest: &Path,
+    readying: Readying,
+    first: Option<UnixStream>,
+) -> Result<(), Failure> {
     let handshake_out = take_stdout()?;
-    // The runtime and the sockets are readied on another core while this one loads the
-    // plugin.
-    let ready = std::thread::spawn(move || Ready::new(socket_dir));
     let manager = manager_here(manifest);
     let plugin = manager.load_manifest(manifest);
-    let ready = ready
-        .join()
-        .map_err(|_| Failure::Serve("the thread readying the sockets panicked".into()))??;
-    serve_loaded(&manager, plugin, handshake_out, ready)
+    let ready = readying.join()?;
+    serve_loaded(&manager, plugin, handshake_out, ready, first)
 }
 
 /// `--spare`: everything that does not depend on the plugin first (the process, its
-/// libraries, the async runtime, the sockets), then the manifest's path from stdin. A host
-/// that drops the spare closes stdin: the worker exits quietly.
-pub(crate) fn spare(socket_dir: Option<PathBuf>) -> Result<(), Failure> {
+/// libraries, the async runtime, the sockets), then the manifest's path: one line on the
+/// first frames connection (or on stdin, from a host that did not pass one). A host that
+/// drops the spare closes it: the worker exits quietly.
+pub(crate) fn spare(readying: Readying, first: Option<UnixStream>) -> Result<(), Failure> {
     let handshake_out = take_stdout()?;
-    let ready = Ready::new(socket_dir)?;
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)?;
+    let ready = readying.join()?;
+    let line = match &first {
+        Some(conn) => read_line_only(conn)?,
+        None => {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)?;
+            line
+        }
+    };
     let manifest = Path::new(line.trim_end_matches(['\n', '\r']));
     if manifest.as_os_str().is_empty() {
         return Ok(());
     }
     let manager = manager_here(manifest);
     let plugin = manager.load_manifest(manifest);
-    serve_loaded(&manager, plugin, handshake_out, ready)
+    serve_loaded(&manager, plugin, handshake_out, ready, first)
+}
+
+/// One line from `conn`, and not a byte more: what follows is frames. Empty at the end of
+/// the stream.
+fn read_line_only(conn: &UnixStream) -> std::io::Result<String> {
+    use std::io::Read;
+    const MAX: usize = 64 * 1024;
+    let (mut line, mut buf) = (Vec::new(), [0u8; 4096]);
+    loop {
+        let (_, seen) = rustix::net::recv(conn, &mut buf, rustix::net::RecvFlags::PEEK)?;
+        let seen = seen.min(buf.len());
+        if seen == 0 {
+            return Ok(String::new());
+        }
+        let end = buf[..seen].iter().position(|&b| b == b'\n').map(|i| i + 1);
+        let take = end.unwrap_or(seen);
+        (&mut &*conn).read_exact(&mut buf[..take])?;
+        line.extend_from_slice(&buf[..take]);
+        if end.is_some() {
+            break;
+        }
+        if line.len() > MAX {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the manifest's path from the host is longer than 64 KiB",
+            ));
+        }
+    }
+    String::from_utf8(line).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the manifest's path from the host is not UTF-8",
+        )
+    })
 }
 
 /// What serving needs besides the plugin: the async runtime, and both sockets bound in a
 /// private directory (mode 0700): the host's, which it removes once it has reaped this
 /// process (so nothing is left however this process ends), or else one of its own, removed
 /// when it exits cleanly.
-struct Ready {
+pub(crate) struct Ready {
     /// One thread: the gRPC side serves only `Describe`, health, `Cancel` and `Shutdown`
     /// (and `Execute` through the blocking pool); calls go to the frames socket's threads.
     runtime: tokio::runtime::Runtime,
@@ -161,6 +234,7 @@ fn serve_loaded(
     plugin: Result<Plugin, LoadError>,
     handshake_out: OwnedFd,
     ready: Ready,
+    first: Option<UnixStream>,
 ) -> Result<(), Failure> {
     let plugin = match plugin {
         Ok(plugin) => plugin,
@@ -172,7 +246,14 @@ fn serve_loaded(
         grpc,
         frames,
     } = ready;
-    let served = runtime.block_on(serve(plugin, handshake_out, dir.path(), grpc, frames));
+    let served = runtime.block_on(serve(
+        plugin,
+        handshake_out,
+        dir.path(),
+        grpc,
+        frames,
+        first,
+    ));
     let (_, failed) = manager.unload_all();
     for e in failed {
         tracing::warn!("{e}");
@@ -186,6 +267,7 @@ async fn serve(
     dir: &Path,
     grpc: UnixListener,
     frames_listener: UnixListener,
+    first: Option<UnixStream>,
 ) -> Result<(), Failure> {
     let socket = dir.join(GRPC_SOCKET);
     let frames_socket = dir.join(WORKER_FRAMES_SOCKET);
@@ -197,13 +279,19 @@ async fn serve(
         protocol_version: PROTOCOL_VERSION,
         frames_socket: frames_socket.to_string_lossy().into_owned(),
     };
+    let mut hello = Vec::new();
+    plg_protocol::frames::encode_hello(&describe, &mut hello);
+    let hello: Arc<[u8]> = hello.into();
+    // The hello goes on the host's own connection before the handshake line, so that the
+    // host, once it has the line, finds the hello already waiting there.
+    if let Some(conn) = first {
+        crate::frames::open(conn, &hello, &plugin, &running);
+    }
     {
-        let mut hello = Vec::new();
-        plg_protocol::frames::encode_hello(&describe, &mut hello);
         let (plugin, running) = (plugin.clone(), running.clone());
         std::thread::Builder::new()
             .name("plg-worker-accept".into())
-            .spawn(move || crate::frames::accept(frames_listener, plugin, running, hello.into()))?;
+            .spawn(move || crate::frames::accept(frames_listener, plugin, running, hello))?;
     }
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<PluginServer<Service>>().await;

@@ -19,6 +19,10 @@ const CGROUP_ENV: &str = "PLG_WORKER_CGROUP_PROCS";
 /// A private directory (mode 0700) the host made for the worker's sockets, and removes when
 /// it has reaped the worker: nothing is left in `/tmp` however the worker ends.
 const SOCKET_DIR_ENV: &str = "PLG_WORKER_SOCKET_DIR";
+/// Set when the worker's stdin is one end of a socket pair whose other end the host holds:
+/// the worker's first frames connection, open before the worker starts (PROTOCOL.md,
+/// "Frames"), so the first call needs no connect and no accept.
+const FRAMES_ON_STDIN_ENV: &str = "PLG_WORKER_FRAMES_ON_STDIN";
 
 /// The environment a host gives `plg-worker` for [`adopt_from_env`].
 #[cfg(feature = "isolation")]
@@ -42,6 +46,12 @@ pub(crate) fn env_for(
     env
 }
 
+/// The environment saying the worker's stdin is its first frames connection.
+#[cfg(feature = "isolation")]
+pub(crate) fn frames_on_stdin_env() -> (&'static str, std::ffi::OsString) {
+    (FRAMES_ON_STDIN_ENV, "1".into())
+}
+
 /// The environment naming the worker's socket directory.
 #[cfg(feature = "isolation")]
 pub(crate) fn socket_dir_env(dir: &std::path::Path) -> (&'static str, std::ffi::OsString) {
@@ -53,6 +63,9 @@ pub(crate) fn socket_dir_env(dir: &std::path::Path) -> (&'static str, std::ffi::
 pub struct Adopted {
     /// Where to bind the sockets (the host removes it); `None`: a private temporary one.
     pub socket_dir: Option<std::path::PathBuf>,
+    /// Its stdin is a connection to the host: the first frames connection, which a spare
+    /// also reads its manifest's path from.
+    pub frames_on_stdin: bool,
 }
 
 /// In `plg-worker`, before anything else: if the host passed its process id, die with it,
@@ -62,8 +75,10 @@ pub struct Adopted {
 pub fn adopt_from_env() -> Result<Adopted, String> {
     let adopted = Adopted {
         socket_dir: std::env::var_os(SOCKET_DIR_ENV).map(Into::into),
+        frames_on_stdin: std::env::var_os(FRAMES_ON_STDIN_ENV).is_some_and(|v| v == "1"),
     };
     std::env::remove_var(SOCKET_DIR_ENV);
+    std::env::remove_var(FRAMES_ON_STDIN_ENV);
     let Some(parent) = std::env::var_os(PARENT_ENV) else {
         // Started with the pre-exec hook (through a wrapper), or by hand.
         return Ok(adopted);

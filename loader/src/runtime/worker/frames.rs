@@ -6,7 +6,7 @@
 use std::{
     io::{self, Read, Write},
     os::unix::net::UnixStream,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering},
         Mutex,
@@ -51,10 +51,23 @@ pub(super) enum Stop {
 }
 
 impl Frames {
-    /// Opens the first connection to `socket` and reads its hello: the worker's `Describe`,
-    /// which the caller checks against the manifest.
-    pub(super) fn open(socket: PathBuf, hello_timeout: Duration) -> io::Result<Self> {
-        let (conn, describe) = connect(&socket, hello_timeout)?;
+    /// Reads the hello of the first connection to `socket`: the worker's `Describe`, which
+    /// the caller checks against the manifest. The first connection is `inherited` (made
+    /// before the worker started, PROTOCOL.md "Frames") when the worker put its hello there
+    /// before its handshake line, as plg-worker does; a new one otherwise.
+    pub(super) fn open(
+        socket: PathBuf,
+        hello_timeout: Duration,
+        inherited: Option<UnixStream>,
+    ) -> io::Result<Self> {
+        let waiting = inherited
+            .map(|conn| hello_waiting(conn, &socket, hello_timeout))
+            .transpose()?
+            .flatten();
+        let (conn, describe) = match waiting {
+            Some(opened) => opened,
+            None => connect(&socket, hello_timeout)?,
+        };
         Ok(Frames {
             socket,
             idle: Mutex::new(vec![conn]),
@@ -177,8 +190,34 @@ impl Frames {
 }
 
 /// Connects to `socket` and reads the hello frame, waiting at most `timeout` for it.
-fn connect(socket: &PathBuf, timeout: Duration) -> io::Result<(UnixStream, pb::DescribeResponse)> {
-    let mut conn = UnixStream::connect(socket)?;
+fn connect(socket: &Path, timeout: Duration) -> io::Result<(UnixStream, pb::DescribeResponse)> {
+    let conn = UnixStream::connect(socket)?;
+    read_hello(conn, socket, timeout)
+}
+
+/// The hello on `conn`, a connection made before the worker started, if the worker wrote
+/// one there: it does so before its handshake line, which the caller has read, so a hello
+/// that is not waiting now will not come (a wrapper kept the worker from this connection).
+fn hello_waiting(
+    conn: UnixStream,
+    socket: &Path,
+    timeout: Duration,
+) -> io::Result<Option<(UnixStream, pb::DescribeResponse)>> {
+    use rustix::net::RecvFlags;
+    let mut first = [0u8; 1];
+    match rustix::net::recv(&conn, &mut first, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((_, 1)) => read_hello(conn, socket, timeout).map(Some),
+        // Nothing (would block), or closed: connect instead.
+        Ok(_) | Err(_) => Ok(None),
+    }
+}
+
+/// Reads the hello frame on `conn`, waiting at most `timeout` for it.
+fn read_hello(
+    mut conn: UnixStream,
+    socket: &Path,
+    timeout: Duration,
+) -> io::Result<(UnixStream, pb::DescribeResponse)> {
     conn.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
     let mut body = Vec::new();
     let read = read_frame(&mut conn, &mut body).map_err(|e| match e.kind() {

@@ -2,7 +2,8 @@
 //! feature) the supervised `plg-worker` process a plugin's calls go to over plg's protocol.
 //!
 //! `cgroup` gives a worker a cgroup v2 with `memory.max`; `policy` is plain configuration; `adopt` is how `plg-worker` takes on the parent-death
-//! signal and limits a host passes it. `process` starts a worker and shakes hands; `check`
+//! signal and limits a host passes it. `process` starts a worker and shakes hands, `output`
+//! reads what it writes; `check`
 //! finds `plg-worker` and runs load checks in a throwaway one; `spare` keeps one started
 //! ahead of need; `client`
 //! talks gRPC to it; `supervisor` owns one plugin's worker: it restarts it with backoff after
@@ -22,6 +23,8 @@ mod check;
 mod client;
 #[cfg(feature = "isolation")]
 mod frames;
+#[cfg(feature = "isolation")]
+mod output;
 #[cfg(feature = "isolation")]
 mod process;
 #[cfg(feature = "isolation")]

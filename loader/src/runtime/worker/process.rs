@@ -1,32 +1,28 @@
 //! Start a plugin process and shake hands with it: the magic cookie in a cleared environment,
-//! one line on stdout, stderr forwarded to `tracing` and its tail kept for errors.
+//! one line on stdout (read by `output`, which also forwards stderr), and for plg-worker its
+//! first frames connection, made before it starts.
 
 use std::{
-    collections::VecDeque,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
-    sync::{mpsc, Arc, Condvar, Mutex, OnceLock},
+    sync::{mpsc, Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
 use plg_protocol::{Handshake, HandshakeError, COOKIE_KEY, COOKIE_VALUE};
 
-use super::{cgroup::WorkerCgroup, policy::WorkerPolicy, spare::Spares};
+use super::{
+    cgroup::WorkerCgroup,
+    output::{self, FirstLine, Label, NoLine, Tail, LINE_CHARS},
+    policy::WorkerPolicy,
+    spare::Spares,
+};
 use crate::{
     error::{parse_load_error_line, HandshakeProblem, LoadError, WorkerError, CHECK_OK},
     runtime::ffi::{die_with_parent, ChildLimits},
     runtime::worker::adopt,
     untrusted,
 };
-
-/// The longest line read from a plugin's stdout or stderr; the rest of a longer line is
-/// skipped (a plugin cannot make the host buffer without bound).
-const MAX_LINE_BYTES: usize = 8192;
-/// Lines of stderr kept for error messages.
-const TAIL_LINES: usize = 20;
-/// Characters kept of each stderr line.
-const LINE_CHARS: usize = 400;
 
 /// A started plugin process.
 pub(super) struct Process {
@@ -39,39 +35,10 @@ pub(super) struct Process {
     cgroup: Option<WorkerCgroup>,
     /// plg-worker's socket directory, removed after the process is reaped.
     _socket_dir: Option<tempfile::TempDir>,
-}
-
-/// What a process wrote on stderr last, escaped.
-#[derive(Default)]
-pub(super) struct Tail {
-    lines: Mutex<(VecDeque<String>, bool)>,
-    closed: Condvar,
-}
-
-impl Tail {
-    fn push(&self, line: String) {
-        let mut g = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        if g.0.len() == TAIL_LINES {
-            g.0.pop_front();
-        }
-        g.0.push_back(line);
-    }
-
-    fn close(&self) {
-        self.lines.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
-        self.closed.notify_all();
-    }
-
-    /// The tail, after waiting up to `wait` for the process's stderr to close (so that what
-    /// a dying process wrote last is in it).
-    pub(super) fn text(&self, wait: Duration) -> String {
-        let g = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        let (g, _) = self
-            .closed
-            .wait_timeout_while(g, wait, |g| !g.1)
-            .unwrap_or_else(|e| e.into_inner());
-        g.0.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
+    /// The host's end of plg-worker's first frames connection, which is the worker's stdin:
+    /// connected before the worker starts, so the first call needs no connect or accept.
+    /// Taken by whoever opens the worker's frames.
+    pub(super) first_frames: Option<std::os::unix::net::UnixStream>,
 }
 
 /// What a plugin process runs: a program with its arguments and declared environment.
@@ -88,13 +55,6 @@ pub(super) struct Launch<'a> {
     /// Workers started ahead ([`WorkerPolicy::prestart`]): one is taken, if it runs this
     /// program, instead of starting a process.
     pub(super) spares: Option<&'a Arc<Spares>>,
-}
-
-/// The plugin a process's output is logged under; a spare gets it when it is taken.
-pub(super) type Label = Arc<OnceLock<String>>;
-
-fn label_of(label: &Label) -> &str {
-    label.get().map_or("(spare worker)", String::as_str)
 }
 
 /// Why a worker did not start.
@@ -144,11 +104,11 @@ pub(super) fn start(
         .spares
         .and_then(|spares| spares.take(launch.program))
         .and_then(|spare| assign(spare, launch));
-    let (mut process, first) = match taken {
+    let (mut process, mut first) = match taken {
         Some(started) => started,
-        None => spawn(launch, policy)?,
+        None => spawn(launch, policy, Worker::Serve)?,
     };
-    let line = first_line(&mut process, &first, policy)?;
+    let line = first_line(&mut process, &mut first, policy)?;
     if launch.reports_load_errors {
         if let Some(error) = parse_load_error_line(&line, launch.plugin, manifest_of(launch)) {
             // It exits once it has said so: reap it.
@@ -177,7 +137,7 @@ pub(super) fn start(
 /// Starts `launch`'s process: a cleared environment plus the cookie and what is declared,
 /// its own process group, killed with the host, stderr forwarded. The receiver gets the first
 /// line of its stdout.
-fn spawn(launch: &Launch<'_>, policy: &WorkerPolicy) -> Result<Started, WorkerError> {
+fn spawn(launch: &Launch<'_>, policy: &WorkerPolicy, kind: Worker) -> Result<Started, WorkerError> {
     let label = Label::default();
     let _ = label.set(launch.plugin.to_owned());
     spawn_with(
@@ -185,10 +145,18 @@ fn spawn(launch: &Launch<'_>, policy: &WorkerPolicy) -> Result<Started, WorkerEr
         &launch.args,
         &launch.env,
         label,
-        false,
-        launch.reports_load_errors,
+        launch.reports_load_errors.then_some(kind),
         policy,
     )
+}
+
+/// What a plg-worker process is started for.
+#[derive(Clone, Copy, PartialEq)]
+enum Worker {
+    /// A plugin: its first frames connection is its stdin.
+    Serve,
+    /// A throwaway load check: no connection.
+    Check,
 }
 
 /// Whether `program` is an ELF executable (plg-worker itself), not a script around it.
@@ -199,8 +167,8 @@ fn is_elf(program: &Path) -> bool {
         .is_ok_and(|()| magic == *b"\x7fELF")
 }
 
-/// A process and the channel its first stdout line arrives on.
-pub(super) type Started = (Process, mpsc::Receiver<String>);
+/// A process and where its first stdout line comes from.
+pub(super) type Started = (Process, FirstLine);
 
 /// Starts `plg-worker --spare` at `program`: it waits on stdin for the manifest to serve.
 pub(super) fn spawn_spare(program: &Path, policy: &WorkerPolicy) -> Result<Started, WorkerError> {
@@ -209,8 +177,7 @@ pub(super) fn spawn_spare(program: &Path, policy: &WorkerPolicy) -> Result<Start
         &["--spare".into()],
         &[],
         Label::default(),
-        true,
-        true,
+        Some(Worker::Serve),
         policy,
     )
 }
@@ -232,8 +199,9 @@ fn manifest_of<'a>(launch: &'a Launch<'_>) -> &'a Path {
     launch.args.last().map_or(Path::new(""), Path::new)
 }
 
-/// Hands a spare its plugin: the manifest's path (the launch's one argument) on its stdin.
-/// `None` if it cannot take it (it exited meanwhile): the caller starts a process instead.
+/// Hands a spare its plugin: the manifest's path (the launch's one argument), one line on
+/// its first frames connection, before any frame. `None` if it cannot take it (it exited
+/// meanwhile): the caller starts a process instead.
 fn assign((mut process, first): Started, launch: &Launch<'_>) -> Option<Started> {
     use std::io::Write;
     let [manifest] = launch.args.as_slice() else {
@@ -247,9 +215,8 @@ fn assign((mut process, first): Started, launch: &Launch<'_>) -> Option<Started>
         return None;
     }
     let _ = process.label.set(launch.plugin.to_owned());
-    let mut stdin = process.child.stdin.take()?;
-    stdin.write_all(format!("{manifest}\n").as_bytes()).ok()?;
-    drop(stdin);
+    let conn = process.first_frames.as_mut()?;
+    conn.write_all(format!("{manifest}\n").as_bytes()).ok()?;
     Some((process, first))
 }
 
@@ -258,8 +225,7 @@ fn spawn_with(
     args: &[std::ffi::OsString],
     env: &[(String, String)],
     label: Label,
-    stdin_piped: bool,
-    plg_worker: bool,
+    plg_worker: Option<Worker>,
     policy: &WorkerPolicy,
 ) -> Result<Started, WorkerError> {
     let mut cmd = Command::new(program);
@@ -277,11 +243,7 @@ fn spawn_with(
             "PLG_WORKER_KILL_GRACE_MS",
             policy.kill_grace.as_millis().to_string(),
         )
-        .stdin(if stdin_piped {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     #[cfg(unix)]
@@ -296,6 +258,20 @@ fn spawn_with(
         reason: e.to_string(),
     })?;
     let procs = cgroup.as_ref().map(WorkerCgroup::procs);
+    let first_frames = if plg_worker == Some(Worker::Serve) {
+        let (host_end, worker_end) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| WorkerError::Spawn {
+                program: program.to_owned(),
+                reason: format!("cannot make its first connection: {e}"),
+            })?;
+        cmd.stdin(std::os::fd::OwnedFd::from(worker_end));
+        let (key, value) = adopt::frames_on_stdin_env();
+        cmd.env(key, value);
+        Some(host_end)
+    } else {
+        None
+    };
+    let plg_worker = plg_worker.is_some();
     let socket_dir = if plg_worker {
         let dir = tempfile::Builder::new()
             .prefix("plg-worker-")
@@ -330,24 +306,9 @@ fn spawn_with(
         program: program.to_owned(),
         reason: e.to_string(),
     })?;
-    let stderr = Arc::new(Tail::default());
-    if let Some(err) = child.stderr.take() {
-        let (tail, label) = (stderr.clone(), label.clone());
-        std::thread::Builder::new()
-            .name("plg-worker-stderr".into())
-            .spawn(move || forward_stderr(err, &tail, &label))
-            .ok();
-    } else {
-        stderr.close();
-    }
-    let (line_tx, line_rx) = mpsc::channel();
-    if let Some(out) = child.stdout.take() {
-        let label = label.clone();
-        std::thread::Builder::new()
-            .name("plg-worker-stdout".into())
-            .spawn(move || read_stdout(out, line_tx, &label))
-            .ok();
-    }
+    // plg-worker closes its stdout after the handshake line: the caller reads that line
+    // itself. An exec plugin's stdout is watched by a thread, which logs what follows.
+    let (stderr, first) = output::watch(&mut child, &label, plg_worker);
     let process = Process {
         child,
         program: program.to_owned(),
@@ -355,48 +316,48 @@ fn spawn_with(
         label,
         cgroup,
         _socket_dir: socket_dir,
+        first_frames,
     };
-    Ok((process, line_rx))
+    Ok((process, first))
 }
 
 /// The first line `process` prints on stdout, within the start timeout. A process that
 /// prints none is killed (timeout) or reaped (exit), and the error carries its stderr's tail.
 fn first_line(
     process: &mut Process,
-    first: &mpsc::Receiver<String>,
+    first: &mut FirstLine,
     policy: &WorkerPolicy,
 ) -> Result<String, WorkerError> {
     let started = Instant::now();
-    let line = match first.recv_timeout(policy.start_timeout) {
-        Ok(line) => line,
-        Err(mpsc::RecvTimeoutError::Timeout) => {
+    match first.wait(policy.start_timeout) {
+        Ok(line) => Ok(line),
+        Err(NoLine::Timeout) => {
             process.kill();
-            return Err(WorkerError::HandshakeTimeout {
+            Err(WorkerError::HandshakeTimeout {
                 program: process.program.clone(),
                 timeout: policy.start_timeout,
                 stderr: process.stderr.text(Duration::from_millis(500)),
-            });
+            })
         }
         // stdout closed without a line: the process is exiting.
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
+        Err(NoLine::Closed) => {
             let left = policy.start_timeout.saturating_sub(started.elapsed());
             let status = process.wait_for_exit(left.max(Duration::from_millis(200)));
-            return Err(WorkerError::ExitedBeforeHandshake {
+            Err(WorkerError::ExitedBeforeHandshake {
                 program: process.program.clone(),
                 status: status.map_or_else(|| "closed its stdout".into(), |s| describe(&s)),
                 stderr: process.stderr.text(Duration::from_millis(500)),
-            });
+            })
         }
-    };
-    Ok(line)
+    }
 }
 
 /// Runs `plg-worker --check MANIFEST` (`launch`) to its end: `Ok` when the library passed
 /// every load check, the [`LoadError`] it failed, or the worker's crash or hang. The process
 /// group is killed and reaped either way: nothing the library started outlives the check.
 pub(crate) fn check(launch: &Launch<'_>, policy: &WorkerPolicy) -> Result<(), StartError> {
-    let (mut process, first) = spawn(launch, policy)?;
-    let outcome = match first_line(&mut process, &first, policy) {
+    let (mut process, mut first) = spawn(launch, policy, Worker::Check)?;
+    let outcome = match first_line(&mut process, &mut first, policy) {
         Ok(line) if line.trim_end() == CHECK_OK => Ok(()),
         Ok(line) => Err(
             match parse_load_error_line(&line, launch.plugin, manifest_of(launch)) {
@@ -535,114 +496,6 @@ fn spawn_from_lasting_thread(cmd: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("plg's worker spawner thread is gone"))?
 }
 
-/// Reads one line into `buf` (without its newline), keeping at most [`MAX_LINE_BYTES`] and
-/// skipping the rest of a longer one. `false` at the end of the stream.
-fn read_line_capped(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> bool {
-    buf.clear();
-    let mut read_any = false;
-    loop {
-        let chunk = match reader.fill_buf() {
-            Ok([]) => return read_any,
-            Ok(chunk) => chunk,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return read_any,
-        };
-        read_any = true;
-        let (line_part, done) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => (&chunk[..i], Some(i + 1)),
-            None => (chunk, None),
-        };
-        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
-        buf.extend_from_slice(&line_part[..line_part.len().min(room)]);
-        let used = done.unwrap_or(chunk.len());
-        reader.consume(used);
-        if done.is_some() {
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            return true;
-        }
-    }
-}
-
-/// Sends the first stdout line (the handshake); logs anything after it as a warning.
-fn read_stdout(out: std::process::ChildStdout, first: mpsc::Sender<String>, label: &Label) {
-    let mut reader = BufReader::new(out);
-    let mut buf = Vec::new();
-    if !read_line_capped(&mut reader, &mut buf) {
-        return;
-    }
-    let _ = first.send(String::from_utf8_lossy(&buf).into_owned());
-    drop(first);
-    while read_line_capped(&mut reader, &mut buf) {
-        let line = String::from_utf8_lossy(&buf);
-        let line: String = line.chars().take(LINE_CHARS).collect();
-        tracing::warn!(
-            target: "plg::plugin",
-            plugin = label_of(label),
-            "wrote to stdout after its handshake (use stderr): {}",
-            untrusted::escape(&line)
-        );
-    }
-}
-
-/// Forwards stderr lines to `tracing` (JSON lines in hclog's or tracing's shape keep their
-/// level) and keeps the tail.
-fn forward_stderr(err: std::process::ChildStderr, tail: &Tail, label: &Label) {
-    let mut reader = BufReader::new(err);
-    let mut buf = Vec::new();
-    while read_line_capped(&mut reader, &mut buf) {
-        let plugin = label_of(label);
-        let raw = String::from_utf8_lossy(&buf);
-        let (level, message) = parse_log_line(&raw);
-        // Cut before escaping: escaping can only make it longer.
-        let message: String = message.chars().take(LINE_CHARS).collect();
-        let message = untrusted::escape(&message).into_owned();
-        match level {
-            tracing::Level::ERROR => tracing::error!(target: "plg::plugin", plugin, "{message}"),
-            tracing::Level::WARN => tracing::warn!(target: "plg::plugin", plugin, "{message}"),
-            tracing::Level::DEBUG => tracing::debug!(target: "plg::plugin", plugin, "{message}"),
-            tracing::Level::TRACE => tracing::trace!(target: "plg::plugin", plugin, "{message}"),
-            _ => tracing::info!(target: "plg::plugin", plugin, "{message}"),
-        }
-        tail.push(message);
-    }
-    tail.close();
-}
-
-/// The level and message of one stderr line: hclog's JSON (`@level`, `@message`), tracing's
-/// JSON (`level`, `fields.message`), or plain text (info).
-fn parse_log_line(line: &str) -> (tracing::Level, String) {
-    let plain = (tracing::Level::INFO, line.to_owned());
-    if !line.starts_with('{') {
-        return plain;
-    }
-    let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(line) else {
-        return plain;
-    };
-    let level = m
-        .get("@level")
-        .or_else(|| m.get("level"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("info")
-        .to_ascii_lowercase();
-    let message = m
-        .get("@message")
-        .or_else(|| m.get("fields").and_then(|f| f.get("message")))
-        .or_else(|| m.get("message"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .unwrap_or_else(|| line.to_owned());
-    let level = match level.as_str() {
-        "error" => tracing::Level::ERROR,
-        "warn" | "warning" => tracing::Level::WARN,
-        "debug" => tracing::Level::DEBUG,
-        "trace" => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
-    };
-    (level, message)
-}
-
 /// `exited with code 3`, `was killed by signal 11 (SIGSEGV)`.
 pub(super) fn describe(status: &ExitStatus) -> String {
     #[cfg(unix)]
@@ -666,20 +519,5 @@ pub(super) fn describe(status: &ExitStatus) -> String {
     match status.code() {
         Some(code) => format!("exited with code {code}"),
         None => "exited".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_lines_keep_their_level_in_each_shape() {
-        let (l, m) = parse_log_line(r#"{"@level":"warn","@message":"low disk","@module":"x"}"#);
-        assert_eq!((l, m.as_str()), (tracing::Level::WARN, "low disk"));
-        let (l, m) = parse_log_line(r#"{"level":"ERROR","fields":{"message":"boom"}}"#);
-        assert_eq!((l, m.as_str()), (tracing::Level::ERROR, "boom"));
-        let (l, m) = parse_log_line("plain text");
-        assert_eq!((l, m.as_str()), (tracing::Level::INFO, "plain text"));
     }
 }

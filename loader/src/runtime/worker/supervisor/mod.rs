@@ -11,6 +11,7 @@
 use std::{
     collections::VecDeque,
     ffi::OsString,
+    os::unix::net::UnixStream,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -213,7 +214,8 @@ impl Inner {
             spares: self.program.spares.as_ref(),
         };
         let (mut proc, handshake) = process::start(&launch, &self.policy)?;
-        let (described, client, frames) = match self.connect(&handshake.socket) {
+        let first_frames = proc.first_frames.take();
+        let (described, client, frames) = match self.connect(&handshake.socket, first_frames) {
             Ok(c) => c,
             Err(reason) => {
                 proc.kill();
@@ -248,20 +250,23 @@ impl Inner {
     }
 
     /// Reaches a worker that shook hands on `socket`: its `Describe`, the gRPC client if one
-    /// was connected, and the frames socket if it offers one.
+    /// was connected, and the frames socket if it offers one. `first_frames` is plg-worker's
+    /// first frames connection, made before it started.
     fn connect(
         &self,
         socket: &Path,
+        first_frames: Option<UnixStream>,
     ) -> Result<(pb::DescribeResponse, Option<Client>, Option<Frames>), String> {
         let timeout = self.policy.start_timeout;
-        let open_frames = |path: PathBuf| {
-            Frames::open(path, timeout).map_err(|e| format!("cannot open its frames socket: {e}"))
+        let open_frames = |path: PathBuf, first: Option<UnixStream>| {
+            Frames::open(path, timeout, first)
+                .map_err(|e| format!("cannot open its frames socket: {e}"))
         };
         if self.program.is_plg_worker {
             // plg-worker serves frames beside its gRPC socket, and its hello is `Describe`:
             // nothing goes over gRPC before the first call. The gRPC client (health, cancel,
             // shutdown) connects when it is first used.
-            let frames = open_frames(socket.with_file_name(WORKER_FRAMES_SOCKET))?;
+            let frames = open_frames(socket.with_file_name(WORKER_FRAMES_SOCKET), first_frames)?;
             return Ok((frames.described().clone(), None, Some(frames)));
         }
         let client = client::connect(socket, timeout)?;
@@ -271,7 +276,7 @@ impl Inner {
         let frames_socket = PathBuf::from(&described.frames_socket);
         let frames =
             if !described.frames_socket.is_empty() && frames_socket.parent() == socket.parent() {
-                Some(open_frames(frames_socket)?)
+                Some(open_frames(frames_socket, None)?)
             } else {
                 None
             };
