@@ -880,16 +880,34 @@ fn a_wrapper_that_runs_plg_worker_without_exec_still_works() {
 }
 
 #[test]
-fn a_worker_whose_stdin_a_wrapper_replaced_is_reached_through_its_socket() {
-    // The host passes plg-worker's first frames connection as its stdin. A wrapper that
-    // gives it another stdin leaves the host no hello there: it connects to the worker's
-    // socket instead.
-    let (_dir, _bin, _m, plugin) = load_wrapped("exec {worker} \"$@\" </dev/null");
+fn a_wrapper_script_around_plg_worker_reads_no_host_connection_on_stdin() {
+    // plg-worker itself gets its first frames connection as its stdin; a wrapper script gets
+    // none (its commands may read stdin, or outlive the worker holding a copy): a command
+    // in it that reads stdin finds it empty, and the host connects to the worker's socket.
+    let (_dir, _bin, _m, plugin) =
+        load_wrapped("cat >/dev/null; echo wrapper-read >&2; exec {worker} \"$@\"");
     assert_ne!(pid(&plugin), std::process::id() as i64);
     // Calls that overlap open more connections, the same way.
     let holder = sleeping_call(&plugin, 300);
     assert_ne!(pid(&plugin), 0);
     holder.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_start_timeout_past_what_the_clock_holds_is_no_timeout() {
+    // Duration::MAX (a CLI's `--check-timeout 18446744073709551615`) must not overflow the
+    // deadline: the worker starts and serves, and a failed start is still reported.
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let mut p = policy();
+    p.start_timeout = Duration::MAX;
+    p.kill_grace = Duration::MAX;
+    let (_m, plugin) = load(&dir, "fixture-crash", p);
+    assert_ne!(pid(&plugin), std::process::id() as i64);
+    match start_error("echo gone >&2; exit 4", Duration::MAX) {
+        WorkerError::ExitedBeforeHandshake { status, .. } => assert!(status.contains("code 4")),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! initializers run, no plugin hook), prints `plg-check-ok` or the failed check, and exits:
 //! a throwaway worker for `plg install` and `plg list --check`. `plg-worker --spare` starts
 //! ahead of need (`WorkerPolicy::prestart`): it readies its runtime, then reads the
-//! manifest's path from stdin and serves it as above.
+//! manifest's path from the host (first on its stdin, which the host makes a connection) and
+//! serves it as above.
 //! Everything else it writes goes to stderr, as JSON lines.
 
 mod frames;
@@ -27,7 +28,7 @@ enum Mode {
     Serve(std::path::PathBuf),
     /// Only check that the library loads.
     Check(std::path::PathBuf),
-    /// Start, then wait on stdin for the manifest to serve.
+    /// Start, then wait for the manifest to serve.
     Spare,
 }
 

@@ -74,15 +74,21 @@ pub(crate) fn check(manifest: &Path) -> Result<(), Failure> {
     }
 }
 
-/// Takes stdin, when the host made it the first frames connection, and points fd 0 at
-/// `/dev/null`: nothing a plugin reads from stdin can take bytes of a call. `None` when stdin
-/// is not a socket (a wrapper script gave the worker another stdin): the host, finding no
-/// hello on its end, connects to `frames.sock` instead.
+/// Takes stdin, when the host made it the first frames connection (a stream socket), and
+/// points fd 0 at `/dev/null`: plugin code reading stdin reads nothing of the host's. `None`,
+/// with stdin left as it is, when stdin is anything else (a wrapper script gave the worker
+/// its own stdin): the host, finding no hello on its end, connects to `frames.sock`.
 pub(crate) fn take_stdin() -> std::io::Result<Option<UnixStream>> {
-    let conn = UnixStream::from(rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3)?);
+    let stdin = rustix::stdio::stdin();
+    let stream = rustix::net::sockopt::socket_type(stdin)
+        .is_ok_and(|kind| kind == rustix::net::SocketType::STREAM);
+    if !stream {
+        return Ok(None);
+    }
+    let conn = UnixStream::from(rustix::io::fcntl_dupfd_cloexec(stdin, 3)?);
     let null = std::fs::File::open("/dev/null")?;
     rustix::stdio::dup2_stdin(&null)?;
-    Ok(conn.local_addr().is_ok().then_some(conn))
+    Ok(Some(conn))
 }
 
 /// The runtime and sockets being readied on a thread of their own, started before anything

@@ -66,7 +66,7 @@ pub(super) enum FirstLine {
     /// A thread reads stdout and logs anything after the first line (exec plugins).
     Thread(mpsc::Receiver<String>),
     /// The starting thread reads it itself, one wakeup sooner (plg-worker, which closes
-    /// its stdout after the line; anything after it is not read).
+    /// its stdout after the line: nothing follows it).
     Pipe(ChildStdout),
 }
 
@@ -129,15 +129,21 @@ impl FirstLine {
 /// are kept.
 fn read_first_line(out: &mut ChildStdout, timeout: Duration) -> Result<String, NoLine> {
     use rustix::event::{poll, PollFd, PollFlags};
-    let deadline = Instant::now() + timeout;
+    // No deadline if the timeout is past what a clock can hold.
+    let deadline = Instant::now().checked_add(timeout);
     let mut line = Vec::new();
     let mut chunk = [0u8; 1024];
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(NoLine::Timeout);
-        }
-        let left = rustix::time::Timespec::try_from(left).ok();
+        let left = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(NoLine::Timeout);
+                }
+                rustix::time::Timespec::try_from(left).ok()
+            }
+            None => None,
+        };
         let mut fds = [PollFd::new(out, PollFlags::IN)];
         match poll(&mut fds, left.as_ref()) {
             Ok(0) => continue,

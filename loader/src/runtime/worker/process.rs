@@ -135,8 +135,8 @@ pub(super) fn start(
 }
 
 /// Starts `launch`'s process: a cleared environment plus the cookie and what is declared,
-/// its own process group, killed with the host, stderr forwarded. The receiver gets the first
-/// line of its stdout.
+/// its own process group, killed with the host, stderr forwarded; its first stdout line is
+/// read from what is returned.
 fn spawn(launch: &Launch<'_>, policy: &WorkerPolicy, kind: Worker) -> Result<Started, WorkerError> {
     let label = Label::default();
     let _ = label.set(launch.plugin.to_owned());
@@ -153,8 +153,11 @@ fn spawn(launch: &Launch<'_>, policy: &WorkerPolicy, kind: Worker) -> Result<Sta
 /// What a plg-worker process is started for.
 #[derive(Clone, Copy, PartialEq)]
 enum Worker {
-    /// A plugin: its first frames connection is its stdin.
+    /// A plugin: plg-worker's first frames connection is its stdin.
     Serve,
+    /// A spare: the same, and the manifest's path comes first on it (on a piped stdin for a
+    /// wrapper script).
+    Spare,
     /// A throwaway load check: no connection.
     Check,
 }
@@ -170,14 +173,14 @@ fn is_elf(program: &Path) -> bool {
 /// A process and where its first stdout line comes from.
 pub(super) type Started = (Process, FirstLine);
 
-/// Starts `plg-worker --spare` at `program`: it waits on stdin for the manifest to serve.
+/// Starts `plg-worker --spare` at `program`: it waits for the manifest to serve.
 pub(super) fn spawn_spare(program: &Path, policy: &WorkerPolicy) -> Result<Started, WorkerError> {
     spawn_with(
         program,
         &["--spare".into()],
         &[],
         Label::default(),
-        Some(Worker::Serve),
+        Some(Worker::Spare),
         policy,
     )
 }
@@ -210,13 +213,21 @@ fn assign((mut process, first): Started, launch: &Launch<'_>) -> Option<Started>
     // Absolute: the spare's working directory is the host's as it was when it started.
     let manifest = std::path::absolute(Path::new(manifest)).ok()?;
     let manifest = manifest.to_str()?;
-    // One line, the only thing ever written: then stdin closes.
+    // One line: then the connection carries frames (a wrapper's piped stdin closes).
     if manifest.contains(['\n', '\r']) {
         return None;
     }
     let _ = process.label.set(launch.plugin.to_owned());
-    let conn = process.first_frames.as_mut()?;
-    conn.write_all(format!("{manifest}\n").as_bytes()).ok()?;
+    let line = format!("{manifest}\n");
+    match process.first_frames.as_mut() {
+        Some(conn) => conn.write_all(line.as_bytes()).ok()?,
+        None => process
+            .child
+            .stdin
+            .take()?
+            .write_all(line.as_bytes())
+            .ok()?,
+    }
     Some((process, first))
 }
 
@@ -258,7 +269,9 @@ fn spawn_with(
         reason: e.to_string(),
     })?;
     let procs = cgroup.as_ref().map(WorkerCgroup::procs);
-    let first_frames = if plg_worker == Some(Worker::Serve) {
+    // plg-worker itself, not a wrapper script around it.
+    let elf = plg_worker.is_some() && is_elf(program);
+    let first_frames = if elf && matches!(plg_worker, Some(Worker::Serve | Worker::Spare)) {
         let (host_end, worker_end) =
             std::os::unix::net::UnixStream::pair().map_err(|e| WorkerError::Spawn {
                 program: program.to_owned(),
@@ -269,6 +282,12 @@ fn spawn_with(
         cmd.env(key, value);
         Some(host_end)
     } else {
+        // A wrapper's commands may read stdin, or outlive the worker holding a copy of it:
+        // it gets none, and the host connects to the worker's socket. A wrapped spare reads
+        // its manifest's path on a pipe.
+        if plg_worker == Some(Worker::Spare) {
+            cmd.stdin(Stdio::piped());
+        }
         None
     };
     let plg_worker = plg_worker.is_some();
@@ -286,7 +305,7 @@ fn spawn_with(
     } else {
         None
     };
-    if plg_worker && is_elf(program) {
+    if elf {
         // plg-worker applies these itself before it reads the manifest, so std can start it
         // with posix_spawn (vfork and exec) instead of forking the whole host: a fork of a
         // host with a few hundred MB resident costs milliseconds on its own. A configured
@@ -307,8 +326,9 @@ fn spawn_with(
         reason: e.to_string(),
     })?;
     // plg-worker closes its stdout after the handshake line: the caller reads that line
-    // itself. An exec plugin's stdout is watched by a thread, which logs what follows.
-    let (stderr, first) = output::watch(&mut child, &label, plg_worker);
+    // itself. Any other program's stdout (an exec plugin, a wrapper script) is watched by a
+    // thread, which logs what follows the line.
+    let (stderr, first) = output::watch(&mut child, &label, elf);
     let process = Process {
         child,
         program: program.to_owned(),
@@ -449,11 +469,14 @@ impl Process {
 
     /// Waits up to `timeout` for the process to exit (reaping it); `None` if it has not.
     pub(super) fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
+        // No deadline if the timeout is past what a clock can hold.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             match self.try_reap() {
                 Some(status) => return Some(status),
-                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                None if deadline.is_none_or(|d| Instant::now() < d) => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
                 None => return None,
             }
         }

@@ -2,7 +2,8 @@
 //! manager, started with the policy's environment and limits, that has paid for its process
 //! start (fork, exec, dynamic linking, its async runtime) before any plugin asks. Starting a
 //! plugin in a worker (a load, a restart after a crash, a start after an idle stop) takes it
-//! and hands it the manifest on stdin; a new spare is started in the background.
+//! and hands it the manifest's path (on its first frames connection, or on stdin for a wrapper
+//! script); a new spare is started in the background.
 //!
 //! A spare is an ordinary worker process: its own process group, killed with the host,
 //! reaped when dropped (with the manager).
