@@ -815,6 +815,54 @@ fn a_prestarted_worker_is_taken_for_each_start_and_replaced() {
 }
 
 #[test]
+fn socket_directories_that_exited_hosts_left_are_removed_and_nothing_else() {
+    // A host killed outright cannot remove its workers' socket directories: the next host's
+    // first worker removes those of hosts that are gone, holding only the two sockets.
+    let dir = TempPluginsDir::default();
+    dir.stage("fixture-crash");
+    let tmp = tempfile::tempdir().unwrap();
+    let make = |name: &str, files: &[&str]| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        for f in files {
+            std::fs::write(d.join(f), b"").unwrap();
+        }
+        d
+    };
+    let gone = "plg-worker-4000000000-gone";
+    make(gone, &["plugin.sock", "frames.sock"]);
+    let kept = [
+        // Something other than the sockets in it.
+        make("plg-worker-4000000000-notes", &["plugin.sock", "notes.txt"]),
+        // Its host (this test) is alive.
+        make(
+            &format!("plg-worker-{}-live", std::process::id()),
+            &["plugin.sock"],
+        ),
+        // Not a worker's name.
+        make("plg-worker-x", &["plugin.sock"]),
+    ];
+    // A link to a directory is not followed, nor removed.
+    let target = make("elsewhere", &["plugin.sock"]);
+    let link = tmp.path().join("plg-worker-4000000000-link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let status = std::process::Command::new(plg_tests::plg_bin(Profile::Debug))
+        .args(["run", "fixture-crash", "--isolate", "--plugins-dir"])
+        .arg(dir.path())
+        .env_remove("PLG_PLUGINS_DIR")
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!tmp.path().join(gone).exists());
+    for d in kept.iter().chain([&target]) {
+        assert!(d.join("plugin.sock").exists(), "{}", d.display());
+    }
+    assert!(link.symlink_metadata().is_ok());
+}
+
+#[test]
 fn a_workers_socket_directory_is_removed_however_the_worker_ends() {
     let dir = TempPluginsDir::default();
     dir.stage("fixture-crash");

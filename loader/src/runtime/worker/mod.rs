@@ -3,7 +3,7 @@
 //!
 //! `cgroup` gives a worker a cgroup v2 with `memory.max`; `policy` is plain configuration; `adopt` is how `plg-worker` takes on the parent-death
 //! signal and limits a host passes it. `process` starts a worker and shakes hands, `output`
-//! reads what it writes; `check`
+//! reads what it writes, `socket_dir` makes its sockets' directory; `check`
 //! finds `plg-worker` and runs load checks in a throwaway one; `spare` keeps one started
 //! ahead of need; `client`
 //! talks gRPC to it; `supervisor` owns one plugin's worker: it restarts it with backoff after
@@ -29,6 +29,8 @@ mod output;
 mod process;
 #[cfg(feature = "isolation")]
 mod reply;
+#[cfg(feature = "isolation")]
+mod socket_dir;
 #[cfg(feature = "isolation")]
 mod spare;
 #[cfg(feature = "isolation")]

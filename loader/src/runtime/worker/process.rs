@@ -15,6 +15,7 @@ use super::{
     cgroup::WorkerCgroup,
     output::{self, FirstLine, Label, NoLine, Tail, LINE_CHARS},
     policy::WorkerPolicy,
+    socket_dir,
     spare::Spares,
 };
 use crate::{
@@ -292,13 +293,10 @@ fn spawn_with(
     };
     let plg_worker = plg_worker.is_some();
     let socket_dir = if plg_worker {
-        let dir = tempfile::Builder::new()
-            .prefix("plg-worker-")
-            .tempdir()
-            .map_err(|e| WorkerError::Spawn {
-                program: program.to_owned(),
-                reason: format!("cannot make a directory for its sockets: {e}"),
-            })?;
+        let dir = socket_dir::make().map_err(|e| WorkerError::Spawn {
+            program: program.to_owned(),
+            reason: format!("cannot make a directory for its sockets: {e}"),
+        })?;
         let (key, value) = adopt::socket_dir_env(dir.path());
         cmd.env(key, value);
         Some(dir)
