@@ -125,53 +125,52 @@ impl FirstLine {
     }
 }
 
-/// Reads `out` up to its first newline, for at most `timeout`; at most [`MAX_LINE_BYTES`]
-/// are kept.
+/// Reads `out` up to its first newline, for at most `timeout`, capped as
+/// [`read_line_capped`] caps every line.
 fn read_first_line(out: &mut ChildStdout, timeout: Duration) -> Result<String, NoLine> {
-    use rustix::event::{poll, PollFd, PollFlags};
-    // No deadline if the timeout is past what a clock can hold.
-    let deadline = Instant::now().checked_add(timeout);
+    let mut timed = Deadlined {
+        out,
+        // No deadline if the timeout is past what a clock can hold.
+        deadline: Instant::now().checked_add(timeout),
+        timed_out: false,
+    };
     let mut line = Vec::new();
-    let mut chunk = [0u8; 1024];
-    loop {
-        let left = match deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(NoLine::Timeout);
+    let read = read_line_capped(&mut BufReader::new(&mut timed), &mut line);
+    match (read, timed.timed_out) {
+        (true, _) => Ok(String::from_utf8_lossy(&line).into_owned()),
+        (false, true) => Err(NoLine::Timeout),
+        (false, false) => Err(NoLine::Closed),
+    }
+}
+
+/// A pipe whose reads wait no later than `deadline`; one past it fails, and says so.
+struct Deadlined<'a> {
+    out: &'a mut ChildStdout,
+    deadline: Option<Instant>,
+    timed_out: bool,
+}
+
+impl Read for Deadlined<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        loop {
+            let left = match self.deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.timed_out = true;
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
+                    rustix::time::Timespec::try_from(left).ok()
                 }
-                rustix::time::Timespec::try_from(left).ok()
-            }
-            None => None,
-        };
-        let mut fds = [PollFd::new(out, PollFlags::IN)];
-        match poll(&mut fds, left.as_ref()) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return Err(NoLine::Closed),
-        }
-        let read = match out.read(&mut chunk) {
-            Ok(read) => read,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => 0,
-        };
-        if read == 0 {
-            return match line.is_empty() {
-                true => Err(NoLine::Closed),
-                false => Ok(String::from_utf8_lossy(&line).into_owned()),
+                None => None,
             };
-        }
-        let got = &chunk[..read];
-        let end = got.iter().position(|&b| b == b'\n');
-        let part = &got[..end.unwrap_or(read)];
-        let room = MAX_LINE_BYTES.saturating_sub(line.len());
-        line.extend_from_slice(&part[..part.len().min(room)]);
-        if end.is_some() {
-            if line.last() == Some(&b'\r') {
-                line.pop();
+            let mut fds = [PollFd::new(&*self.out, PollFlags::IN)];
+            match poll(&mut fds, left.as_ref()) {
+                Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+                Ok(_) => return self.out.read(buf),
+                Err(e) => return Err(e.into()),
             }
-            return Ok(String::from_utf8_lossy(&line).into_owned());
         }
     }
 }
