@@ -11,7 +11,7 @@ use abi_stable::{
     StableAbi,
 };
 
-use crate::{FromValue, Value, ValueError, ValueKind, ValueMap};
+use crate::{owner::BufferOwner, FromValue, Value, ValueError, ValueKind, ValueMap};
 
 /// The flag a [`CancelToken`] shares. `Clone` copies the state into a new, unshared flag; it
 /// is what lets a host move a token a plugin allocated into its own memory.
@@ -56,7 +56,10 @@ impl CancelToken {
     /// Moves the flag into memory owned by the calling library: a flag this library
     /// allocated stays the same flag (clones elsewhere stay connected); one another library
     /// allocated is copied, state and all.
-    fn rehome(&mut self) {
+    fn rehome<O: BufferOwner>(&mut self, owner: &O) {
+        if owner.owns_arc(&self.0) {
+            return;
+        }
         // Through a clone rather than a placeholder: no allocation when the flag is already
         // ours (the common case: the host's own token), only a count up and down.
         let ours = RArc::into_arc(self.0.clone());
@@ -411,7 +414,11 @@ impl Context {
     }
 
     /// Sets `key` to `value`, returning the value it replaced.
-    pub fn set(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+    pub fn set(
+        &mut self,
+        key: impl AsRef<str> + Into<String>,
+        value: impl Into<Value>,
+    ) -> Option<Value> {
         self.call_key = 0;
         self.values.insert(key, value)
     }
@@ -576,11 +583,11 @@ impl Context {
     /// Moves every buffer another library may have allocated (values, label, cancel token)
     /// into the calling library's memory; see [`Value::rehome`]. Public as
     /// [`HostContext::rehome`](crate::host::HostContext::rehome).
-    pub(crate) fn rehome(&mut self) {
+    pub(crate) fn rehome<O: BufferOwner>(&mut self, owner: &O) {
         self.call_key = 0;
-        self.values.rehome();
-        crate::value::rehome_string(&mut self.label);
-        self.cancel.rehome();
+        self.values.rehome(owner);
+        crate::value::rehome_string(&mut self.label, owner);
+        self.cancel.rehome(owner);
     }
 
     /// Starts a call: records `key` (non-zero, unpredictable, different for every call) and
@@ -597,10 +604,10 @@ impl Context {
     /// in the context points into the plugin. Public as
     /// [`HostContext::end_call`](crate::host::HostContext::end_call).
     #[inline]
-    pub(crate) fn end_call(&mut self, key: u64) {
+    pub(crate) fn end_call<O: BufferOwner>(&mut self, key: u64, owner: &O) {
         self.origin = RStr::from_str("");
         if key == 0 || self.call_key != key {
-            self.rehome();
+            self.rehome(owner);
         }
         self.call_key = 0;
     }
@@ -679,7 +686,7 @@ mod tests {
             },
             |c| c.set_label("x"),
             |c| c.set_cancel_token(CancelToken::new()),
-            |c| c.rehome(),
+            |c| c.rehome(&crate::owner::NoBuffers),
             |c| c.begin_call(1),
             |c| *c = c.clone(),
         ];
@@ -729,7 +736,7 @@ mod tests {
     fn rehoming_keeps_the_callers_token_connected() {
         let mut ctx = Context::new();
         let token = ctx.cancel_token().clone();
-        ctx.rehome();
+        ctx.rehome(&crate::owner::NoBuffers);
         token.cancel();
         assert!(ctx.is_cancelled());
         assert!(ctx.cancel_token().same_as(&token));

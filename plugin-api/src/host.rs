@@ -26,6 +26,8 @@
 
 use crate::{Context, LogSink};
 
+pub use crate::owner::{BufferOwner, NoBuffers};
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::Context {}
@@ -44,6 +46,11 @@ pub trait HostContext: sealed::Sealed {
     /// untouched (the key is still there), [`rehome`](Self::rehome)s it. After this, nothing
     /// in the context points into the plugin.
     fn end_call(&mut self, key: u64);
+
+    /// [`end_call`](Self::end_call), skipping the buffers `owner` claims as the host's
+    /// own: the same result, with less work when the plugin wrote little. See
+    /// [`BufferOwner`] for what a claim promises.
+    fn end_call_with<O: BufferOwner>(&mut self, key: u64, owner: &O);
 
     /// Moves every buffer another library may have allocated (values, label, cancel token)
     /// into the calling library's memory, value by value and buffer by buffer. Drops the
@@ -65,11 +72,16 @@ impl HostContext for Context {
 
     #[inline]
     fn end_call(&mut self, key: u64) {
-        Context::end_call(self, key);
+        Context::end_call(self, key, &NoBuffers);
+    }
+
+    #[inline]
+    fn end_call_with<O: BufferOwner>(&mut self, key: u64, owner: &O) {
+        Context::end_call(self, key, owner);
     }
 
     fn rehome(&mut self) {
-        Context::rehome(self);
+        Context::rehome(self, &NoBuffers);
     }
 
     fn log_sink(&self) -> LogSink {

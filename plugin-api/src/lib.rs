@@ -80,7 +80,11 @@
 //! brackets each call with [`HostContext::begin_call`](host::HostContext::begin_call) and
 //! [`HostContext::end_call`](host::HostContext::end_call) (plg-loader does): `end_call`
 //! moves everything the plugin may have written into host memory, so that nothing in the
-//! context points into a library that may later be unloaded.
+//! context points into a library that may later be unloaded. A context the plugin did not
+//! write to is left alone; one it wrote to is walked, and only the buffers that are not
+//! already the host's are copied. [`HostContext::end_call_with`](host::HostContext::end_call_with)
+//! lets a host tell its own buffers apart at a glance ([`host::BufferOwner`]); plg-loader
+//! does, so a call that writes one string costs the copy of that string.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 // No hand-written unsafe code. The one exception is generated: abi_stable's derive for the
@@ -95,6 +99,7 @@ mod error;
 pub mod host;
 #[allow(unsafe_code)]
 mod module;
+mod owner;
 mod serde_impls;
 pub mod untrusted;
 mod value;

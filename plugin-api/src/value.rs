@@ -7,6 +7,8 @@ use abi_stable::{
     StableAbi,
 };
 
+use crate::owner::BufferOwner;
+
 /// The kind of a [`Value`], used in error messages and for dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValueKind {
@@ -175,30 +177,37 @@ impl Value {
     /// abi_stable's `RString`/`RVec` free their memory through a vtable that lives in the
     /// library that allocated them. A host calls this on values a plugin wrote, before the
     /// plugin may be unloaded, so that dropping them later never jumps into unmapped code.
-    /// Buffers the calling library allocated itself are kept as they are; buffers of another
-    /// library are copied (abi_stable's type identity includes the library).
-    pub(crate) fn rehome(&mut self) {
+    /// Buffers `owner` says are already the host's are left alone without a look; the rest
+    /// go through abi_stable's conversion, which keeps buffers the calling library allocated
+    /// itself and copies those of another library (its type identity includes the library).
+    pub(crate) fn rehome<O: BufferOwner>(&mut self, owner: &O) {
         match self {
             Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
-            Value::Str(s) => rehome_string(s),
-            Value::Bytes(b) => rehome_vec(b),
+            Value::Str(s) => rehome_string(s, owner),
+            Value::Bytes(b) => rehome_vec(b, owner),
             Value::List(items) => {
-                rehome_vec(items);
-                items.iter_mut().for_each(Value::rehome);
+                rehome_vec(items, owner);
+                items.iter_mut().for_each(|v| v.rehome(owner));
             }
-            Value::Map(map) => map.rehome(),
+            Value::Map(map) => map.rehome(owner),
         }
     }
 }
 
-pub(crate) fn rehome_string(s: &mut RString) {
-    let taken = std::mem::take(s);
-    *s = RString::from(taken.into_string());
+#[inline]
+pub(crate) fn rehome_string<O: BufferOwner>(s: &mut RString, owner: &O) {
+    if !owner.owns_string(s) {
+        let taken = std::mem::take(s);
+        *s = RString::from(taken.into_string());
+    }
 }
 
-pub(crate) fn rehome_vec<T>(v: &mut RVec<T>) {
-    let taken = std::mem::take(v);
-    *v = RVec::from(taken.into_vec());
+#[inline]
+pub(crate) fn rehome_vec<T, O: BufferOwner>(v: &mut RVec<T>, owner: &O) {
+    if !owner.owns_vec(v) {
+        let taken = std::mem::take(v);
+        *v = RVec::from(taken.into_vec());
+    }
 }
 
 impl PartialEq for Value {
@@ -261,14 +270,18 @@ impl ValueMap {
             .map(|e| &mut e.1)
     }
 
-    /// Sets `key` to `value`, returning the value it replaced. A replaced key keeps its place.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
-        let key = key.into();
+    /// Sets `key` to `value`, returning the value it replaced. A replaced key keeps its place
+    /// (and its string: setting a key that is present allocates nothing for the key).
+    pub fn insert(
+        &mut self,
+        key: impl AsRef<str> + Into<String>,
+        value: impl Into<Value>,
+    ) -> Option<Value> {
         let value = value.into();
-        match self.position(&key) {
+        match self.position(key.as_ref()) {
             Some(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             None => {
-                self.entries.push(Tuple2(RString::from(key), value));
+                self.entries.push(Tuple2(RString::from(key.into()), value));
                 None
             }
         }
@@ -316,11 +329,11 @@ impl ValueMap {
     }
 
     /// See [`Value::rehome`].
-    pub(crate) fn rehome(&mut self) {
-        rehome_vec(&mut self.entries);
+    pub(crate) fn rehome<O: BufferOwner>(&mut self, owner: &O) {
+        rehome_vec(&mut self.entries, owner);
         for e in self.entries.iter_mut() {
-            rehome_string(&mut e.0);
-            e.1.rehome();
+            rehome_string(&mut e.0, owner);
+            e.1.rehome(owner);
         }
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! - `entry`: entry points copied out of the module, and `call_and_rehome`;
 //! - `gate`: the shared in-flight counter and closing flag;
+//! - `host_buffers`: which buffers of a context are already the host's;
 //! - `pin_cell`: the hazard-pointer cell behind `Plugin` handles;
 //! - `layout`: abi_stable's layout check;
 //! - `open_images`: one open image per file;
@@ -33,6 +34,7 @@ use crate::error::LoadError;
 
 mod entry;
 mod gate;
+mod host_buffers;
 mod layout;
 mod open_images;
 mod os;

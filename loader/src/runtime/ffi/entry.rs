@@ -5,6 +5,8 @@
 use abi_stable::std_types::RResult;
 use plg_api::{host::HostContext, CallRouter, Context, LogSink, PluginError, PluginErrorKind};
 
+use super::host_buffers::HostBuffers;
+
 /// An entry point copied out of a plugin's checked module. The pointer is typed as a safe
 /// `extern "C" fn`, but it points into the plugin's library and is valid only while that
 /// library is open; so the only way to call it is the `unsafe` [`PluginFn::call`], whose
@@ -99,8 +101,9 @@ pub(super) unsafe fn call_and_rehome(
     // SAFETY: this function's own contract: the library is open for the whole call.
     let result = unsafe { f.call(ctx) };
     // Every method that can leave plugin memory in the context drops the key; only a context
-    // that still holds it is provably untouched and skips rehoming.
-    ctx.end_call(key);
+    // that still holds it is provably untouched and skips rehoming. Otherwise the buffers
+    // that are still the host's are skipped at a glance and the rest copied.
+    ctx.end_call_with(key, HostBuffers::get());
     ctx.set_log_sink(sink);
     match result {
         RResult::ROk(()) => Ok(()),

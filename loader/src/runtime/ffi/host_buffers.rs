@@ -1,0 +1,181 @@
+//! [`HostBuffers`]: the quick answer to "is this buffer already the host's?" that lets a call's
+//! rehoming skip the buffers the plugin did not replace.
+//!
+//! An abi_stable `RVec`, `RString` or `RArc` carries a pointer to the vtable that frees it,
+//! a static of the library that allocated it. abi_stable's own test (`into_vec`) compares
+//! vtable addresses and, when they differ (each crate and codegen unit of one library can
+//! hold its own copy of the same vtable), calls through both vtables for a type identity and
+//! compares those: about ten nanoseconds a buffer, paid for every key and value of a context
+//! after every call that wrote anything. Here the test is one load and two comparisons: is
+//! the vtable inside the mapped image of the object this code is linked into? Every vtable
+//! the host's copy of abi_stable uses lives there, and no plugin's can (each plugin is its own
+//! mapping). When the image cannot be found, nothing is claimed and every buffer takes
+//! abi_stable's path, which is always right.
+
+use std::sync::OnceLock;
+
+use abi_stable::std_types::{RArc, RString, RVec};
+use plg_api::host::BufferOwner;
+
+/// The address span of the object (executable or shared library) holding this host's
+/// abi_stable vtables. Empty (`lo == hi`) when it could not be found: then it claims nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HostBuffers {
+    lo: usize,
+    hi: usize,
+}
+
+// `RVec<T>` is `#[repr(C)] { buffer, length, capacity, vtable }`, `RString` is
+// `#[repr(C)] { inner: RVec<u8> }` and `RArc<T>` is `#[repr(C)] { data, vtable }`: part of
+// abi_stable 0.11's stable layout (every plugin depends on it). `layout_is_as_read` below
+// checks the field names against abi_stable's own layout description.
+const RVEC_VTABLE_WORD: usize = 3;
+const RARC_VTABLE_WORD: usize = 1;
+const _: () = assert!(std::mem::size_of::<RVec<u8>>() == 4 * std::mem::size_of::<usize>());
+const _: () = assert!(std::mem::size_of::<RString>() == 4 * std::mem::size_of::<usize>());
+const _: () = assert!(std::mem::size_of::<RArc<u8>>() == 2 * std::mem::size_of::<usize>());
+
+/// The word at `index` of `value`.
+///
+/// # Safety
+/// `T` must be at least `index + 1` words long and its word at `index` an initialised
+/// pointer-sized field (no padding).
+#[inline(always)]
+unsafe fn word<T>(value: &T, index: usize) -> usize {
+    // SAFETY: the caller's contract: the word is inside `value` and initialised. `value` is
+    // a reference, so the read is aligned for `T`, and `T`'s fields here are pointers and
+    // `usize`s, so a word index is aligned too.
+    unsafe { (value as *const T).cast::<usize>().add(index).read() }
+}
+
+impl HostBuffers {
+    /// The span of this host's object, found once.
+    pub(crate) fn get() -> &'static HostBuffers {
+        static HOST: OnceLock<HostBuffers> = OnceLock::new();
+        HOST.get_or_init(|| {
+            let own = RVec::<u8>::new();
+            // SAFETY: `RVec<u8>` is four words with the vtable pointer fourth (see above).
+            let vtable = unsafe { word(&own, RVEC_VTABLE_WORD) };
+            match object_span_containing(vtable) {
+                Some((lo, hi)) if layout_is_as_read() => HostBuffers { lo, hi },
+                _ => HostBuffers { lo: 0, hi: 0 },
+            }
+        })
+    }
+
+    #[inline(always)]
+    fn holds(&self, vtable: usize) -> bool {
+        self.lo <= vtable && vtable < self.hi
+    }
+}
+
+impl BufferOwner for HostBuffers {
+    #[inline(always)]
+    fn owns_vec<T>(&self, v: &RVec<T>) -> bool {
+        // SAFETY: `RVec<T>` is four words with the vtable pointer fourth, for every `T`.
+        self.holds(unsafe { word(v, RVEC_VTABLE_WORD) })
+    }
+
+    #[inline(always)]
+    fn owns_string(&self, s: &RString) -> bool {
+        // SAFETY: `RString` is one `RVec<u8>`: four words with the vtable pointer fourth.
+        self.holds(unsafe { word(s, RVEC_VTABLE_WORD) })
+    }
+
+    #[inline(always)]
+    fn owns_arc<T>(&self, a: &RArc<T>) -> bool {
+        // SAFETY: `RArc<T>` is two words with the vtable pointer second, for every `T`.
+        self.holds(unsafe { word(a, RARC_VTABLE_WORD) })
+    }
+}
+
+/// `true` if abi_stable describes `RVec` and `RArc` with the vtable in the word read above.
+fn layout_is_as_read() -> bool {
+    use abi_stable::StableAbi;
+    fn field_names(layout: &'static abi_stable::type_layout::TypeLayout) -> Vec<&'static str> {
+        layout
+            .get_fields()
+            .map(|fields| fields.iter().map(|f| f.name()).collect())
+            .unwrap_or_default()
+    }
+    let vec = field_names(<RVec<u8> as StableAbi>::LAYOUT);
+    let arc = field_names(<RArc<u8> as StableAbi>::LAYOUT);
+    vec.get(RVEC_VTABLE_WORD) == Some(&"vtable")
+        && vec[..RVEC_VTABLE_WORD] == ["buffer", "length", "capacity"]
+        && arc.get(RARC_VTABLE_WORD) == Some(&"vtable")
+        && arc[..RARC_VTABLE_WORD] == ["data"]
+}
+
+/// The span from the lowest to the highest address of the loaded object whose segments
+/// contain `addr`. The dynamic loader reserves that whole span for the object, so no other
+/// object (no plugin) is mapped inside it.
+#[cfg(target_os = "linux")]
+fn object_span_containing(addr: usize) -> Option<(usize, usize)> {
+    struct Search {
+        addr: usize,
+        found: Option<(usize, usize)>,
+    }
+
+    extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `dl_phdr_info` for the duration of this
+        // callback, and `data` is the `Search` that `object_span_containing` passed, alive
+        // and not otherwise borrowed until `dl_iterate_phdr` returns.
+        let (info, search) = unsafe { (&*info, &mut *data.cast::<Search>()) };
+        if info.dlpi_phdr.is_null() {
+            return 0;
+        }
+        // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of a loaded object.
+        let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
+        let (mut lo, mut hi) = (usize::MAX, 0usize);
+        for h in headers.iter().filter(|h| h.p_type == libc::PT_LOAD) {
+            let start = (info.dlpi_addr as usize).wrapping_add(h.p_vaddr as usize);
+            lo = lo.min(start);
+            hi = hi.max(start.saturating_add(h.p_memsz as usize));
+        }
+        if lo <= search.addr && search.addr < hi {
+            search.found = Some((lo, hi));
+            return 1;
+        }
+        0
+    }
+
+    let mut search = Search { addr, found: None };
+    // SAFETY: `visit` neither unwinds (no operation in it panics) nor keeps any pointer it
+    // is given; `search` outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut search as *mut Search).cast()) };
+    search.found
+}
+
+/// Not looked for here: nothing is claimed, every buffer takes abi_stable's path.
+#[cfg(not(target_os = "linux"))]
+fn object_span_containing(_addr: usize) -> Option<(usize, usize)> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_as_read() {
+        assert!(super::layout_is_as_read());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_hosts_own_buffers_are_claimed_and_others_are_not() {
+        let host = HostBuffers::get();
+        assert!(host.lo < host.hi, "the host's image was found");
+        assert!(host.owns_string(&RString::from("made here")));
+        assert!(host.owns_vec(&RVec::from(vec![1u64, 2])));
+        assert!(host.owns_arc(&RArc::new(7u8)));
+        // A heap address (any buffer's) is outside every loaded object's image.
+        let heap = Box::new(0u64);
+        assert!(!host.holds(&*heap as *const u64 as usize));
+        assert!(!host.holds(0));
+    }
+}
