@@ -47,6 +47,7 @@ use layout::{check_module_layout, summarize_layout_errors};
 use open_images::{release_image, ImageKey, OPEN_IMAGES};
 #[cfg(feature = "isolation")]
 pub(crate) use os::die_with_parent;
+use os::span_is_free;
 pub(crate) use os::{adopt_parent, close_inherited, set_limits, ChildLimits};
 pub(crate) use os::{is_mapped, membarrier_expedited, membarrier_register};
 use os::{not_a_shared_object, open_library};
@@ -102,6 +103,9 @@ pub(crate) struct Library {
     set_router: Option<RouterFn>,
     /// This library's entry in [`OPEN_IMAGES`], released once it is closed.
     image: ImageKey,
+    /// The address span the dynamic loader mapped the library at, if found: after closing,
+    /// nothing mapped there means the image is gone, without reading `/proc/self/maps`.
+    span: Option<(usize, usize)>,
 }
 
 impl std::fmt::Debug for Library {
@@ -202,6 +206,7 @@ impl Library {
             });
         }
         let module = decl.module;
+        let span = os::object_span_containing(decl_ptr as usize);
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         let library = Library {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed) | CLOSING,
@@ -223,6 +228,7 @@ impl Library {
             lib: Mutex::new(Some(lib)),
             path,
             image,
+            span,
         };
         // A library image that was not unmapped last time is reused by dlopen, stop flag and
         // all; clear it.
@@ -421,10 +427,16 @@ impl Library {
         });
         let close_error = lib.close().err().map(|e| e.to_string());
         release_image(&self.image);
+        // Nothing mapped where the image was: it is gone. Anything there (the image, or
+        // whatever took the addresses since): the maps say whether it is this library.
+        let still_mapped = match self.span {
+            Some(span) if span_is_free(span) => Some(false),
+            _ => is_mapped(&self.path),
+        };
         Some(Closing {
             on_unload,
             close_error,
-            still_mapped: is_mapped(&self.path),
+            still_mapped,
         })
     }
 }

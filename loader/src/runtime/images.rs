@@ -1,5 +1,5 @@
-//! Private copies of libraries for hot upgrade, and the content hash that says whether a
-//! plugin changed.
+//! Private copies of libraries for hot upgrade, and how a reload tells whether a plugin
+//! changed (the bytes compared with what was loaded, or a content hash).
 //!
 //! glibc matches a loaded library by its path string (and by file), so opening a rebuilt
 //! library at the path of a loaded one returns the *old* image. A hot upgrade therefore loads
@@ -110,6 +110,54 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// Whether `manifest` and the open `library` hold the same bytes as what was loaded,
+    /// compared byte for byte: a rebuild usually differs within its first pages (the ELF
+    /// build ID is near the start), so this reads a fraction of what hashing the new library
+    /// would. `None` when the loaded bytes cannot be read back (loaded from content known
+    /// only by its hash, or a file rewritten since): then the caller hashes.
+    pub(crate) fn same_content(&self, manifest: &[u8], library: &File) -> Option<bool> {
+        let (loaded, stamp) = self.library.as_ref()?;
+        if Stamp::of(loaded).as_ref() != Some(stamp) {
+            return None;
+        }
+        if self.manifest != manifest {
+            return Some(false);
+        }
+        let len = library.metadata().ok()?.len();
+        if len != stamp.0 {
+            return Some(false);
+        }
+        same_bytes(loaded, library, len)
+    }
+}
+
+/// Whether the first `len` bytes of `a` and `b` are equal, read in pieces that stop at the
+/// first difference. `None` if either cannot be read to `len`.
+#[cfg(unix)]
+fn same_bytes(a: &File, b: &File, len: u64) -> Option<bool> {
+    use std::os::unix::fs::FileExt;
+    const PIECE: usize = 64 * 1024;
+    let (mut x, mut y) = (vec![0u8; PIECE], vec![0u8; PIECE]);
+    let mut at = 0u64;
+    while at < len {
+        let n = PIECE.min(usize::try_from(len - at).unwrap_or(PIECE));
+        a.read_exact_at(&mut x[..n], at).ok()?;
+        b.read_exact_at(&mut y[..n], at).ok()?;
+        if x[..n] != y[..n] {
+            return Some(false);
+        }
+        at += n as u64;
+    }
+    Some(true)
+}
+
+/// Not compared here: the caller hashes.
+#[cfg(not(unix))]
+fn same_bytes(_: &File, _: &File, _: u64) -> Option<bool> {
+    None
+}
+
 /// An open file's length and last modification.
 impl Origin {
     /// Whether the content hashed as `digest`, whose library is `library_len` bytes long, is
@@ -155,14 +203,15 @@ impl LiveDir {
     }
 
     /// Copies `library` to a new file here, named after the plugin and its content hash
-    /// (`NAME-HASH16[-N].so`), and returns its canonical path. The copy is written to a temporary name
+    /// (`NAME-HASH16[-N].so`) when the caller has one, or a number unique in this process
+    /// (`NAME-cN.so`), and returns its canonical path. The copy is written to a temporary name
     /// and renamed into place, so a half-written copy never has a loadable name; a name
     /// already taken (an image of the same bytes that stayed mapped) gets the next `-N`.
     pub(crate) fn place(
         &self,
         name: &str,
         library: &Path,
-        digest: &Digest,
+        digest: Option<&Digest>,
     ) -> Result<PathBuf, LoadError> {
         if !self.dir.is_dir() {
             sweep_dead(self.dir.parent().unwrap_or(&self.dir));
@@ -172,7 +221,14 @@ impl LiveDir {
             .extension()
             .and_then(|e| e.to_str())
             .unwrap_or(std::env::consts::DLL_EXTENSION);
-        let stem = format!("{name}-{}", hex::encode(&digest[..8]));
+        static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let stem = match digest {
+            Some(digest) => format!("{name}-{}", hex::encode(&digest[..8])),
+            None => format!(
+                "{name}-c{}",
+                COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+        };
         let tmp = self.dir.join(format!(".{stem}.partial"));
         // std's copy uses copy_file_range (or a reflink) where the kernel offers it.
         std::fs::copy(library, &tmp).map_err(|e| IoError::new(&tmp, e))?;
@@ -246,10 +302,16 @@ mod tests {
         std::fs::write(&manifest, b"{}").unwrap();
         let d = digest(&manifest, &lib).unwrap();
         let live = LiveDir::new(tmp.path());
-        let a = live.place("x", &lib, &d).unwrap();
-        let b = live.place("x", &lib, &d).unwrap();
+        let a = live.place("x", &lib, Some(&d)).unwrap();
+        let b = live.place("x", &lib, Some(&d)).unwrap();
         assert_ne!(a, b);
         assert!(a.file_name().unwrap().to_str().unwrap().starts_with("x-"));
+        let (c, e) = (live.place("x", &lib, None), live.place("x", &lib, None));
+        assert_ne!(
+            c.unwrap(),
+            e.unwrap(),
+            "copies without a hash get names of their own"
+        );
         assert_eq!(std::fs::read(&b).unwrap(), b"bytes");
         std::fs::write(&lib, b"other").unwrap();
         assert_ne!(digest(&manifest, &lib).unwrap(), d);
@@ -265,8 +327,36 @@ mod tests {
         std::fs::create_dir_all(live.join("not-a-pid")).unwrap();
         let lib = tmp.path().join("libx.so");
         std::fs::write(&lib, b"bytes").unwrap();
-        LiveDir::new(tmp.path()).place("x", &lib, &[0; 32]).unwrap();
+        LiveDir::new(tmp.path())
+            .place("x", &lib, Some(&[0; 32]))
+            .unwrap();
         assert!(!live.join("4194305").exists());
         assert!(live.join("not-a-pid").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_reload_compares_bytes_with_what_was_loaded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let p = tmp.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let manifest = write("plugin.json", b"{}");
+        let loaded = write("loaded.so", &big);
+        let origin = Origin::opened(&manifest, File::open(&loaded).unwrap());
+        let same = |m: &[u8], lib: &Path| origin.same_content(m, &File::open(lib).unwrap());
+
+        assert_eq!(same(b"{}", &write("same.so", &big)), Some(true));
+        let mut last = big.clone();
+        *last.last_mut().unwrap() ^= 1;
+        assert_eq!(same(b"{}", &write("last.so", &last)), Some(false));
+        assert_eq!(same(b"{}", &write("short.so", &big[1..])), Some(false));
+        assert_eq!(same(b"{ }", &write("again.so", &big)), Some(false));
+        // The loaded file rewritten in place: its bytes are gone, so the caller must hash.
+        std::fs::write(&loaded, b"rewritten").unwrap();
+        assert_eq!(same(b"{}", &write("after.so", &big)), None);
     }
 }

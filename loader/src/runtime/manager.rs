@@ -400,18 +400,13 @@ impl PluginManager {
             return self.open_in_worker(manifest, manifest_path, &local, &local_path, schemas);
         }
         let library = locate_library(&local, &local_path)?;
-        // A private copy is named by its content hash; a plain load hashes nothing.
+        // A private copy is named by its content hash when the caller computed one; no load
+        // hashes anything itself (a later reload compares bytes, or hashes the copy).
         let (copy, digest) = match copy_to {
-            Some((live, known)) => {
-                let digest = match known {
-                    Some(d) => d,
-                    None => images::digest(&local_path, &library)?,
-                };
-                (
-                    Some(live.place(&manifest.name, &library, &digest)?),
-                    Some(digest),
-                )
-            }
+            Some((live, known)) => (
+                Some(live.place(&manifest.name, &library, known.as_ref())?),
+                known,
+            ),
             None => (None, None),
         };
         let opened = open_checked(&local, copy.as_deref().unwrap_or(&library));

@@ -456,6 +456,12 @@ impl Instance {
         self.origin.holds(digest, library_len)
     }
 
+    /// Whether this instance was loaded from `manifest` and `library`'s bytes (see
+    /// [`Origin::same_content`](super::images::Origin::same_content)).
+    pub(crate) fn same_content(&self, manifest: &[u8], library: &std::fs::File) -> Option<bool> {
+        self.origin.same_content(manifest, library)
+    }
+
     /// Runs one of the plugin's optional entry points (`Ok` if it has none); it may call
     /// its dependencies, as `execute` may.
     pub(crate) fn run_hook(&self, hook: Hook, ctx: &mut Context) -> Result<(), ExecError> {

@@ -13,6 +13,7 @@
 //!    the usual verification, and remove its private copy once its image is unmapped.
 
 use std::{
+    fs::File,
     path::Path,
     sync::{Arc, Weak},
 };
@@ -28,7 +29,7 @@ use super::{
     UnloadReport,
 };
 use crate::{
-    error::{LoadError, LookupError, UnloadError},
+    error::{IoError, LoadError, LookupError, UnloadError},
     manifest::Manifest,
 };
 
@@ -142,17 +143,32 @@ impl PluginManager {
     ) -> Result<Reload, LoadError> {
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
         let library = locate_library(&local, &local_path)?;
-        let digest = images::digest(&local_path, &library)?;
-        let library_len = std::fs::metadata(&library).map_or(0, |m| m.len());
-        if old.loaded_from(&digest, library_len) {
-            return Ok(Reload::Unchanged {
+        let unchanged = || {
+            Ok(Reload::Unchanged {
                 plugin: old.id().to_owned(),
-            });
-        }
+            })
+        };
+        // The bytes the old version was loaded from, compared with the new ones until they
+        // differ; hashed only when the old bytes cannot be read back.
+        let manifest_bytes =
+            std::fs::read(&local_path).map_err(|e| IoError::new(&local_path, e))?;
+        let library_file = File::open(&library).map_err(|e| IoError::new(&library, e))?;
+        let digest = match old.same_content(&manifest_bytes, &library_file) {
+            Some(true) => return unchanged(),
+            Some(false) => None,
+            None => {
+                let digest = images::digest(&local_path, &library)?;
+                let library_len = library_file.metadata().map_or(0, |m| m.len());
+                if old.loaded_from(&digest, library_len) {
+                    return unchanged();
+                }
+                Some(digest)
+            }
+        };
         self.check_dependencies(&manifest, &[])?;
         self.check_no_cycle(&manifest)?;
         let live = self.live_dir();
-        let new = self.open_instance(manifest, manifest_path, Some((&live, Some(digest))))?;
+        let new = self.open_instance(manifest, manifest_path, Some((&live, digest)))?;
         let started = self.start(old, &new);
         let state = match started {
             Ok(state) => state,

@@ -17,6 +17,8 @@ use std::sync::OnceLock;
 use abi_stable::std_types::{RArc, RString, RVec};
 use plg_api::host::BufferOwner;
 
+use super::os::object_span_containing;
+
 /// The address span of the object (executable or shared library) holding this host's
 /// abi_stable vtables. Empty (`lo == hi`) when it could not be found: then it claims nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,56 +106,6 @@ fn layout_is_as_read() -> bool {
         && vec[..RVEC_VTABLE_WORD] == ["buffer", "length", "capacity"]
         && arc.get(RARC_VTABLE_WORD) == Some(&"vtable")
         && arc[..RARC_VTABLE_WORD] == ["data"]
-}
-
-/// The span from the lowest to the highest address of the loaded object whose segments
-/// contain `addr`. The dynamic loader reserves that whole span for the object, so no other
-/// object (no plugin) is mapped inside it.
-#[cfg(target_os = "linux")]
-fn object_span_containing(addr: usize) -> Option<(usize, usize)> {
-    struct Search {
-        addr: usize,
-        found: Option<(usize, usize)>,
-    }
-
-    extern "C" fn visit(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut libc::c_void,
-    ) -> libc::c_int {
-        // SAFETY: `dl_iterate_phdr` passes a valid `dl_phdr_info` for the duration of this
-        // callback, and `data` is the `Search` that `object_span_containing` passed, alive
-        // and not otherwise borrowed until `dl_iterate_phdr` returns.
-        let (info, search) = unsafe { (&*info, &mut *data.cast::<Search>()) };
-        if info.dlpi_phdr.is_null() {
-            return 0;
-        }
-        // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of a loaded object.
-        let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
-        let (mut lo, mut hi) = (usize::MAX, 0usize);
-        for h in headers.iter().filter(|h| h.p_type == libc::PT_LOAD) {
-            let start = (info.dlpi_addr as usize).wrapping_add(h.p_vaddr as usize);
-            lo = lo.min(start);
-            hi = hi.max(start.saturating_add(h.p_memsz as usize));
-        }
-        if lo <= search.addr && search.addr < hi {
-            search.found = Some((lo, hi));
-            return 1;
-        }
-        0
-    }
-
-    let mut search = Search { addr, found: None };
-    // SAFETY: `visit` neither unwinds (no operation in it panics) nor keeps any pointer it
-    // is given; `search` outlives the call.
-    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut search as *mut Search).cast()) };
-    search.found
-}
-
-/// Not looked for here: nothing is claimed, every buffer takes abi_stable's path.
-#[cfg(not(target_os = "linux"))]
-fn object_span_containing(_addr: usize) -> Option<(usize, usize)> {
-    None
 }
 
 #[cfg(test)]

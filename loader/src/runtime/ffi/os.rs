@@ -109,6 +109,97 @@ pub(crate) fn membarrier_expedited() -> bool {
     false
 }
 
+/// The span from the lowest to the highest address of the loaded object whose segments
+/// contain `addr`. The dynamic loader reserves that whole span for the object, so no other
+/// object (no plugin) is mapped inside it.
+#[cfg(target_os = "linux")]
+pub(super) fn object_span_containing(addr: usize) -> Option<(usize, usize)> {
+    struct Search {
+        addr: usize,
+        found: Option<(usize, usize)>,
+    }
+
+    extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `dl_phdr_info` for the duration of this
+        // callback, and `data` is the `Search` that `object_span_containing` passed, alive
+        // and not otherwise borrowed until `dl_iterate_phdr` returns.
+        let (info, search) = unsafe { (&*info, &mut *data.cast::<Search>()) };
+        if info.dlpi_phdr.is_null() {
+            return 0;
+        }
+        // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of a loaded object.
+        let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
+        let (mut lo, mut hi) = (usize::MAX, 0usize);
+        for h in headers.iter().filter(|h| h.p_type == libc::PT_LOAD) {
+            let start = (info.dlpi_addr as usize).wrapping_add(h.p_vaddr as usize);
+            lo = lo.min(start);
+            hi = hi.max(start.saturating_add(h.p_memsz as usize));
+        }
+        if lo <= search.addr && search.addr < hi {
+            search.found = Some((lo, hi));
+            return 1;
+        }
+        0
+    }
+
+    let mut search = Search { addr, found: None };
+    // SAFETY: `visit` neither unwinds (no operation in it panics) nor keeps any pointer it
+    // is given; `search` outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut search as *mut Search).cast()) };
+    search.found
+}
+
+/// Not looked for here: nothing is claimed, every buffer takes abi_stable's path.
+#[cfg(not(target_os = "linux"))]
+pub(super) fn object_span_containing(_addr: usize) -> Option<(usize, usize)> {
+    None
+}
+
+/// `true` if nothing at all is mapped in `[lo, hi)` now, found by asking the kernel to map
+/// an inaccessible placeholder there that may not replace anything (`MAP_FIXED_NOREPLACE`),
+/// and removing it at once. Two system calls, against reading and searching all of
+/// `/proc/self/maps`. `false` when anything is there, or on a kernel older than 4.17, which
+/// takes the flag as a hint and maps elsewhere: then the caller reads the maps.
+#[cfg(target_os = "linux")]
+pub(crate) fn span_is_free((lo, hi): (usize, usize)) -> bool {
+    // SAFETY: sysconf reads a constant.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let lo = lo & !(page - 1);
+    let len = hi.saturating_add(page - 1) & !(page - 1);
+    let Some(len) = len.checked_sub(lo).filter(|&l| l > 0) else {
+        return false;
+    };
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping (it fails with EEXIST
+    // instead), so this touches no memory of ours; the placeholder is PROT_NONE and
+    // anonymous, and is unmapped below before anyone can know its address.
+    let placed = unsafe {
+        libc::mmap(
+            lo as *mut libc::c_void,
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if placed == libc::MAP_FAILED {
+        return false;
+    }
+    // SAFETY: `placed` is the placeholder just mapped, `len` bytes long; nothing else uses it.
+    unsafe { libc::munmap(placed, len) };
+    placed as usize == lo
+}
+
+/// Not checked here: the caller asks the loader.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn span_is_free(_: (usize, usize)) -> bool {
+    false
+}
+
 /// Whether a library at `path` is still mapped into this process.
 #[cfg(target_os = "linux")]
 pub(crate) fn is_mapped(path: &Path) -> Option<bool> {
@@ -318,5 +409,40 @@ mod tests {
     #[test]
     fn libc_is_mapped_and_a_random_path_is_not() {
         assert_eq!(is_mapped(Path::new("/nonexistent/libx.so")), Some(false));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_span_is_free_only_when_nothing_at_all_is_mapped_there() {
+        let here = a_span_is_free_only_when_nothing_at_all_is_mapped_there as fn() as usize;
+        let own = object_span_containing(here).expect("this test's own executable");
+        assert!(!span_is_free(own));
+        let len = 16 * 4096;
+        // Another test thread may map something into the freed range before the check: that
+        // makes the answer (rightly) `false`, so three fresh tries must see it free once.
+        let freed_and_free = (0..3).any(|_| {
+            // SAFETY: a fresh anonymous mapping, unmapped below; nothing else uses it.
+            let at = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(at, libc::MAP_FAILED);
+            let span = (at as usize, at as usize + len);
+            assert!(!span_is_free(span));
+            assert!(
+                !span_is_free((span.0 + len - 4096, span.1 + 4096)),
+                "partly mapped"
+            );
+            // SAFETY: the mapping made above.
+            unsafe { libc::munmap(at, len) };
+            span_is_free(span)
+        });
+        assert!(freed_and_free);
     }
 }
