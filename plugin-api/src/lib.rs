@@ -87,9 +87,10 @@
 //! does, so a call that writes one string costs the copy of that string.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
-// No hand-written unsafe code. The one exception is generated: abi_stable's derive for the
-// plugin module writes unsafe accessors for the fields appended after its prefix, so that
-// module alone allows it.
+// No hand-written unsafe code. Two exceptions: abi_stable's derive for the plugin module
+// writes unsafe accessors for the fields appended after its prefix, so that module allows
+// it; and `owner::BufferOwner` is an `unsafe trait` (a wrong claim is a host's unsoundness),
+// declared there with no unsafe block.
 #![deny(unsafe_code)]
 
 mod calls;

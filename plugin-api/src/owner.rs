@@ -15,7 +15,13 @@ use abi_stable::std_types::{RArc, RString, RVec};
 ///
 /// plg-loader implements it by checking whether a buffer's vtable lies inside the host's
 /// own mapped image. [`NoBuffers`] claims nothing: every buffer is converted.
-pub trait BufferOwner {
+///
+/// # Safety
+/// An implementation must claim (answer `true` for) only buffers whose vtable is the
+/// calling library's own. A host that unloads a plugin after trusting a wrong claim frees
+/// memory through unmapped code.
+#[allow(unsafe_code)]
+pub unsafe trait BufferOwner {
     /// `true` if `v` is freed and grown through the host's own code.
     fn owns_vec<T>(&self, v: &RVec<T>) -> bool;
 
@@ -31,7 +37,9 @@ pub trait BufferOwner {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoBuffers;
 
-impl BufferOwner for NoBuffers {
+// SAFETY: claims nothing.
+#[allow(unsafe_code)]
+unsafe impl BufferOwner for NoBuffers {
     #[inline]
     fn owns_vec<T>(&self, _: &RVec<T>) -> bool {
         false

@@ -206,7 +206,7 @@ impl Library {
             });
         }
         let module = decl.module;
-        let span = os::object_span_containing(decl_ptr as usize);
+        let span = os::placement_of(decl_ptr as usize).map(|p| p.object);
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         let library = Library {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed) | CLOSING,

@@ -7,20 +7,22 @@
 //! hold its own copy of the same vtable), calls through both vtables for a type identity and
 //! compares those: about ten nanoseconds a buffer, paid for every key and value of a context
 //! after every call that wrote anything. Here the test is one load and two comparisons: is
-//! the vtable inside the mapped image of the object this code is linked into? Every vtable
-//! the host's copy of abi_stable uses lives there, and no plugin's can (each plugin is its own
-//! mapping). When the image cannot be found, nothing is claimed and every buffer takes
-//! abi_stable's path, which is always right.
+//! the vtable inside the segment of this code's own object (executable or shared library)
+//! that holds the host's vtables? A segment is one mapping, so no plugin's vtable can lie
+//! inside it (the whole object's span could hold gaps between segments that the kernel left
+//! unmapped in a main executable). A vtable of the host's in another segment is not claimed,
+//! and neither is anything when the segment cannot be found: those buffers take abi_stable's
+//! path, which is always right, only slower.
 
 use std::sync::OnceLock;
 
 use abi_stable::std_types::{RArc, RString, RVec};
 use plg_api::host::BufferOwner;
 
-use super::os::object_span_containing;
+use super::os::placement_of;
 
-/// The address span of the object (executable or shared library) holding this host's
-/// abi_stable vtables. Empty (`lo == hi`) when it could not be found: then it claims nothing.
+/// The address span of the segment holding this host's abi_stable vtables. Empty
+/// (`lo == hi`) when it could not be found: then it claims nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HostBuffers {
     lo: usize,
@@ -58,8 +60,11 @@ impl HostBuffers {
             let own = RVec::<u8>::new();
             // SAFETY: `RVec<u8>` is four words with the vtable pointer fourth (see above).
             let vtable = unsafe { word(&own, RVEC_VTABLE_WORD) };
-            match object_span_containing(vtable) {
-                Some((lo, hi)) if layout_is_as_read() => HostBuffers { lo, hi },
+            match placement_of(vtable) {
+                Some(found) if layout_is_as_read() => {
+                    let (lo, hi) = found.segment;
+                    HostBuffers { lo, hi }
+                }
                 _ => HostBuffers { lo: 0, hi: 0 },
             }
         })
@@ -71,7 +76,11 @@ impl HostBuffers {
     }
 }
 
-impl BufferOwner for HostBuffers {
+// SAFETY: a buffer is claimed only if its vtable lies in the segment that holds the vtable
+// of an `RVec` made by this code: a static of the host's own abi_stable, in a mapping of the
+// host's object, which no plugin's statics can share. Such a buffer is grown and freed only
+// by the host's code.
+unsafe impl BufferOwner for HostBuffers {
     #[inline(always)]
     fn owns_vec<T>(&self, v: &RVec<T>) -> bool {
         // SAFETY: `RVec<T>` is four words with the vtable pointer fourth, for every `T`.

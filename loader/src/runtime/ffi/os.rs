@@ -109,14 +109,24 @@ pub(crate) fn membarrier_expedited() -> bool {
     false
 }
 
-/// The span from the lowest to the highest address of the loaded object whose segments
-/// contain `addr`. The dynamic loader reserves that whole span for the object, so no other
-/// object (no plugin) is mapped inside it.
+/// Where `addr` lies among the loaded objects: the span from the lowest to the highest
+/// address of the object whose segments contain it, and the one segment (`PT_LOAD`) that does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Placement {
+    /// The whole object. For an object `dlopen` mapped, the dynamic loader reserves this span
+    /// and fills the gaps between segments with inaccessible mappings, so nothing else is
+    /// mapped inside it. (The kernel maps the main executable and may leave gaps.)
+    pub(super) object: (usize, usize),
+    /// The segment holding `addr`: one mapping, with nothing else inside it.
+    pub(super) segment: (usize, usize),
+}
+
+/// Finds [`Placement`] of `addr`; `None` if no loaded object's segment holds it.
 #[cfg(target_os = "linux")]
-pub(super) fn object_span_containing(addr: usize) -> Option<(usize, usize)> {
+pub(super) fn placement_of(addr: usize) -> Option<Placement> {
     struct Search {
         addr: usize,
-        found: Option<(usize, usize)>,
+        found: Option<Placement>,
     }
 
     extern "C" fn visit(
@@ -125,8 +135,8 @@ pub(super) fn object_span_containing(addr: usize) -> Option<(usize, usize)> {
         data: *mut libc::c_void,
     ) -> libc::c_int {
         // SAFETY: `dl_iterate_phdr` passes a valid `dl_phdr_info` for the duration of this
-        // callback, and `data` is the `Search` that `object_span_containing` passed, alive
-        // and not otherwise borrowed until `dl_iterate_phdr` returns.
+        // callback, and `data` is the `Search` that `placement_of` passed, alive and not
+        // otherwise borrowed until `dl_iterate_phdr` returns.
         let (info, search) = unsafe { (&*info, &mut *data.cast::<Search>()) };
         if info.dlpi_phdr.is_null() {
             return 0;
@@ -134,16 +144,26 @@ pub(super) fn object_span_containing(addr: usize) -> Option<(usize, usize)> {
         // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of a loaded object.
         let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
         let (mut lo, mut hi) = (usize::MAX, 0usize);
+        let mut segment = None;
         for h in headers.iter().filter(|h| h.p_type == libc::PT_LOAD) {
             let start = (info.dlpi_addr as usize).wrapping_add(h.p_vaddr as usize);
+            let end = start.saturating_add(h.p_memsz as usize);
             lo = lo.min(start);
-            hi = hi.max(start.saturating_add(h.p_memsz as usize));
+            hi = hi.max(end);
+            if start <= search.addr && search.addr < end {
+                segment = Some((start, end));
+            }
         }
-        if lo <= search.addr && search.addr < hi {
-            search.found = Some((lo, hi));
-            return 1;
+        match segment {
+            Some(segment) => {
+                search.found = Some(Placement {
+                    object: (lo, hi),
+                    segment,
+                });
+                1
+            }
+            None => 0,
         }
-        0
     }
 
     let mut search = Search { addr, found: None };
@@ -153,9 +173,9 @@ pub(super) fn object_span_containing(addr: usize) -> Option<(usize, usize)> {
     search.found
 }
 
-/// Not looked for here: nothing is claimed, every buffer takes abi_stable's path.
+/// Not looked for here.
 #[cfg(not(target_os = "linux"))]
-pub(super) fn object_span_containing(_addr: usize) -> Option<(usize, usize)> {
+pub(super) fn placement_of(_addr: usize) -> Option<Placement> {
     None
 }
 
@@ -415,7 +435,9 @@ mod tests {
     #[test]
     fn a_span_is_free_only_when_nothing_at_all_is_mapped_there() {
         let here = a_span_is_free_only_when_nothing_at_all_is_mapped_there as fn() as usize;
-        let own = object_span_containing(here).expect("this test's own executable");
+        let own = placement_of(here)
+            .expect("this test's own executable")
+            .object;
         assert!(!span_is_free(own));
         let len = 16 * 4096;
         // Another test thread may map something into the freed range before the check: that
