@@ -53,7 +53,8 @@
 //! [`PluginManager::unload`] refuses new calls, raises the plugin's stop flag (so
 //! `Context::is_cancelled` turns true inside it), waits (bounded) for calls in flight, runs
 //! `on_unload`, closes the library and then checks whether the library is really gone
-//! (`/proc/self/maps` on Linux, `dlopen(RTLD_NOLOAD)` on other Unixes), reporting it in
+//! (on Linux, nothing mapped any more where it was, else `/proc/self/maps`;
+//! `dlopen(RTLD_NOLOAD)` on other Unixes), reporting it in
 //! [`UnloadReport::unmapped`]. glibc keeps a library mapped while it has thread-local
 //! destructors registered; plg reports that rather than assuming success.
 //!

@@ -11,7 +11,8 @@
 //! - `pin_cell`: the hazard-pointer cell behind `Plugin` handles;
 //! - `layout`: abi_stable's layout check;
 //! - `open_images`: one open image per file;
-//! - `os`: `dlopen`, header sniffing, `membarrier(2)`, `/proc/self/maps`.
+//! - `os`: `dlopen`, header sniffing, `membarrier(2)`, where an object is mapped, whether a
+//!   span is free, `/proc/self/maps`.
 
 use std::{
     fs::File,

@@ -63,15 +63,6 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
-    /// What was loaded from content already hashed as `digest`.
-    pub(crate) fn known(digest: Digest) -> Self {
-        Origin {
-            manifest: Vec::new(),
-            library: None,
-            digest: std::sync::OnceLock::from(digest),
-        }
-    }
-
     /// Records the manifest and the file at `library` as they are now.
     #[cfg(feature = "isolation")]
     pub(crate) fn new(manifest: &Path, library: &Path) -> Self {
@@ -94,13 +85,21 @@ impl Origin {
         }
     }
 
+    /// [`opened`](Self::opened), with the content hash the caller already computed (so a
+    /// later reload can compare bytes rather than hash again).
+    pub(crate) fn opened_hashed(manifest: &Path, library: File, digest: Digest) -> Self {
+        let origin = Origin::opened(manifest, library);
+        let _ = origin.digest.set(digest);
+        origin
+    }
+
     /// The content hash of what was loaded, or `None` if it can no longer be read.
     pub(crate) fn digest(&self) -> Option<Digest> {
         if let Some(d) = self.digest.get() {
             return Some(*d);
         }
         let (file, stamp) = self.library.as_ref()?;
-        if Stamp::of(file).as_ref() != Some(stamp) {
+        if !stamp.still_holds(file) {
             return None;
         }
         let mut reader = file;
@@ -118,7 +117,7 @@ impl Origin {
     /// only by its hash, or a file rewritten since): then the caller hashes.
     pub(crate) fn same_content(&self, manifest: &[u8], library: &File) -> Option<bool> {
         let (loaded, stamp) = self.library.as_ref()?;
-        if Stamp::of(loaded).as_ref() != Some(stamp) {
+        if !stamp.still_holds(loaded) {
             return None;
         }
         if self.manifest != manifest {
@@ -128,7 +127,12 @@ impl Origin {
         if len != stamp.0 {
             return Some(false);
         }
-        same_bytes(loaded, library, len)
+        let same = same_bytes(loaded, library, len)?;
+        // Rewritten while being compared: what was loaded is gone.
+        if !stamp.still_holds(loaded) {
+            return None;
+        }
+        Some(same)
     }
 }
 
@@ -167,7 +171,7 @@ impl Origin {
         if let Some(known) = self.digest.get() {
             return known == digest;
         }
-        if let Some((_, Stamp(len, _))) = &self.library {
+        if let Some((_, Stamp(len, ..))) = &self.library {
             if *len != library_len {
                 return false;
             }
@@ -176,13 +180,47 @@ impl Origin {
     }
 }
 
+/// What tells whether an open file still holds the bytes it held: its length and
+/// modification time, and on Unix its device, inode and status-change time, which no
+/// program can set back (`cp -p` or `rsync -t --inplace` over a file keep the first two).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp(u64, Option<std::time::SystemTime>);
+struct Stamp(u64, Option<std::time::SystemTime>, [i64; 4]);
 
 impl Stamp {
     fn of(file: &File) -> Option<Stamp> {
+        Some(Stamp::with_links(file)?.0)
+    }
+
+    /// The stamp, and how many names the file has now.
+    fn with_links(file: &File) -> Option<(Stamp, u64)> {
         let m = file.metadata().ok()?;
-        Some(Stamp(m.len(), m.modified().ok()))
+        #[cfg(unix)]
+        let (identity, links) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                [m.dev() as i64, m.ino() as i64, m.ctime(), m.ctime_nsec()],
+                m.nlink(),
+            )
+        };
+        #[cfg(not(unix))]
+        let (identity, links) = ([0; 4], 1);
+        Some((Stamp(m.len(), m.modified().ok(), identity), links))
+    }
+
+    /// Whether `file`, stamped `self` earlier, still holds the same bytes. Losing its last
+    /// name (a new file renamed over it, as builds and `plg install` do) changes its
+    /// status-change time but not its bytes, and no program can open it by name to write it
+    /// after that: so for a file with no name left only the rest must match.
+    fn still_holds(&self, file: &File) -> bool {
+        match Stamp::with_links(file) {
+            Some((now, links)) => {
+                now.0 == self.0
+                    && now.1 == self.1
+                    && now.2[..2] == self.2[..2]
+                    && (now.2[2..] == self.2[2..] || links == 0)
+            }
+            None => false,
+        }
     }
 }
 
@@ -203,16 +241,19 @@ impl LiveDir {
     }
 
     /// Copies `library` to a new file here, named after the plugin and its content hash
-    /// (`NAME-HASH16[-N].so`) when the caller has one, or a number unique in this process
-    /// (`NAME-cN.so`), and returns its canonical path. The copy is written to a temporary name
-    /// and renamed into place, so a half-written copy never has a loadable name; a name
-    /// already taken (an image of the same bytes that stayed mapped) gets the next `-N`.
+    /// (`NAME-HASH16[-N].so`) when the caller has one, or a number and a random token
+    /// (`NAME-cN-TOKEN.so`), and returns its canonical path. The copy is written to a
+    /// temporary file of its own (created exclusively) and linked into place, which fails
+    /// rather than replace a name already taken, so a half-written copy never has a loadable
+    /// name and no two hosts (two containers both PID 1 sharing a plugins directory, say)
+    /// write or load each other's copy; a taken name gets the next `-N`.
     pub(crate) fn place(
         &self,
         name: &str,
         library: &Path,
         digest: Option<&Digest>,
     ) -> Result<PathBuf, LoadError> {
+        use std::hash::BuildHasher;
         if !self.dir.is_dir() {
             sweep_dead(self.dir.parent().unwrap_or(&self.dir));
             std::fs::create_dir_all(&self.dir).map_err(|e| IoError::new(&self.dir, e))?;
@@ -222,31 +263,43 @@ impl LiveDir {
             .and_then(|e| e.to_str())
             .unwrap_or(std::env::consts::DLL_EXTENSION);
         static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = std::hash::RandomState::new().hash_one(n) as u32;
         let stem = match digest {
             Some(digest) => format!("{name}-{}", hex::encode(&digest[..8])),
-            None => format!(
-                "{name}-c{}",
-                COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            ),
+            None => format!("{name}-c{n}-{token:08x}"),
         };
-        let tmp = self.dir.join(format!(".{stem}.partial"));
-        // std's copy uses copy_file_range (or a reflink) where the kernel offers it.
-        std::fs::copy(library, &tmp).map_err(|e| IoError::new(&tmp, e))?;
-        for n in 0u32.. {
-            let target = match n {
-                0 => self.dir.join(format!("{stem}.{ext}")),
-                n => self.dir.join(format!("{stem}-{n}.{ext}")),
-            };
-            if target.exists() {
-                continue;
+        let tmp = self.dir.join(format!(".{stem}.{token:08x}.partial"));
+        let copied = (|| {
+            let mut from = File::open(library)?;
+            let mut to = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            // `io::copy` between two files uses copy_file_range where the kernel offers it.
+            io::copy(&mut from, &mut to)?;
+            Ok(())
+        })();
+        let placed = copied.map_err(|e| IoError::new(&tmp, e)).and_then(|()| {
+            for n in 0u32.. {
+                let target = match n {
+                    0 => self.dir.join(format!("{stem}.{ext}")),
+                    n => self.dir.join(format!("{stem}-{n}.{ext}")),
+                };
+                match std::fs::hard_link(&tmp, &target) {
+                    Ok(()) => return Ok(target),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(IoError::new(&target, e)),
+                }
             }
-            std::fs::rename(&tmp, &target).map_err(|e| IoError::new(&tmp, e))?;
-            // Canonical, as the dynamic loader and `/proc/self/maps` spell it.
-            return target
-                .canonicalize()
-                .map_err(|e| IoError::new(&target, e).into());
-        }
-        unreachable!("u32 names run out")
+            unreachable!("u32 names run out")
+        });
+        let _ = std::fs::remove_file(&tmp);
+        let target = placed?;
+        // Canonical, as the dynamic loader and `/proc/self/maps` spell it.
+        target
+            .canonicalize()
+            .map_err(|e| IoError::new(&target, e).into())
     }
 
     /// Removes this process's directory if no copy is left in it (at the manager's drop).
@@ -355,8 +408,26 @@ mod tests {
         assert_eq!(same(b"{}", &write("last.so", &last)), Some(false));
         assert_eq!(same(b"{}", &write("short.so", &big[1..])), Some(false));
         assert_eq!(same(b"{ }", &write("again.so", &big)), Some(false));
-        // The loaded file rewritten in place: its bytes are gone, so the caller must hash.
-        std::fs::write(&loaded, b"rewritten").unwrap();
+        // A new file renamed over the loaded one (as builds do): the loaded bytes stay
+        // readable through the handle, and still compare.
+        let renamed = Origin::opened(&manifest, File::open(write("r.so", &big)).unwrap());
+        std::fs::rename(write("incoming.so", &last), tmp.path().join("r.so")).unwrap();
+        let fresh = File::open(write("fresh.so", &big)).unwrap();
+        assert_eq!(renamed.same_content(b"{}", &fresh), Some(true));
+        // The loaded file rewritten in place with the same length and its modification time
+        // put back (`cp -p`, `rsync -t --inplace`): its bytes are gone, so the caller hashes.
+        let mtime = std::fs::metadata(&loaded).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&loaded)
+                .unwrap();
+            f.write_all(&last).unwrap();
+            f.set_modified(mtime).unwrap();
+        }
+        assert_eq!(same(b"{}", &loaded), None);
         assert_eq!(same(b"{}", &write("after.so", &big)), None);
     }
 }

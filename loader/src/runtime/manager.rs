@@ -429,7 +429,7 @@ impl PluginManager {
             unmappable,
             schemas,
             match digest {
-                Some(d) => images::Origin::known(d),
+                Some(d) => images::Origin::opened_hashed(&local_path, file, d),
                 None => images::Origin::opened(&local_path, file),
             },
             copy,
