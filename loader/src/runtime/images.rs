@@ -3,7 +3,7 @@
 //!
 //! glibc matches a loaded library by its path string (and by file), so opening a rebuilt
 //! library at the path of a loaded one returns the *old* image. A hot upgrade therefore loads
-//! each new version from a copy with a path of its own: `PLUGINS_DIR/.plg/live/PID/` holds
+//! each new version from a copy with a path of its own: `PLUGINS_DIR/.plg/live/PID-NS/` holds
 //! them, one directory per process, so two hosts sharing a plugins directory never touch each
 //! other's copies. A copy is removed once its image is verifiably unmapped
 //! ([`Instance::unload`](super::plugin::Instance::unload)); a copy whose image stays mapped
@@ -224,7 +224,8 @@ impl Stamp {
     }
 }
 
-/// This process's directory of private copies, `PLUGINS_DIR/.plg/live/PID/`.
+/// This process's directory of private copies, `PLUGINS_DIR/.plg/live/PID-NS/` (see
+/// [`own_dir_name`]).
 #[derive(Debug, Clone)]
 pub(crate) struct LiveDir {
     dir: PathBuf,
@@ -233,10 +234,7 @@ pub(crate) struct LiveDir {
 impl LiveDir {
     pub(crate) fn new(plugins_dir: &Path) -> Self {
         LiveDir {
-            dir: plugins_dir
-                .join(".plg")
-                .join("live")
-                .join(std::process::id().to_string()),
+            dir: plugins_dir.join(".plg").join("live").join(own_dir_name()),
         }
     }
 
@@ -317,18 +315,51 @@ fn sweep_dead(live: &Path) {
     let Ok(entries) = std::fs::read_dir(live) else {
         return;
     };
+    let own = pid_namespace();
     for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let name = entry.file_name();
+        let Some((pid, namespace)) = name.to_str().and_then(parse_dir_name) else {
             continue;
         };
+        // A process of another PID namespace (another container sharing the directory)
+        // cannot be looked up from here: its directory is left alone.
+        if namespace.is_some() && namespace != own {
+            continue;
+        }
         if pid != std::process::id() && !process_runs(pid) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// This process's directory name: `PID-NS`, NS being its PID namespace's inode number where
+/// it can be read, else `PID`. Two containers sharing a plugins directory may both be PID 1;
+/// their namespaces tell them apart.
+fn own_dir_name() -> String {
+    match pid_namespace() {
+        Some(ns) => format!("{}-{ns}", std::process::id()),
+        None => std::process::id().to_string(),
+    }
+}
+
+/// `PID-NS` or `PID`, as [`own_dir_name`] writes them.
+fn parse_dir_name(name: &str) -> Option<(u32, Option<u64>)> {
+    match name.split_once('-') {
+        Some((pid, ns)) => Some((pid.parse().ok()?, Some(ns.parse().ok()?))),
+        None => Some((name.parse().ok()?, None)),
+    }
+}
+
+/// The inode number of this process's PID namespace (`/proc/self/ns/pid`), if readable.
+fn pid_namespace() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+        let link = link.to_str()?;
+        link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
 }
 
 #[cfg(target_os = "linux")]
@@ -376,15 +407,31 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let live = tmp.path().join(".plg/live");
         // pid_max is at most 2^22 on Linux: this pid cannot run.
-        std::fs::create_dir_all(live.join("4194305")).unwrap();
-        std::fs::create_dir_all(live.join("not-a-pid")).unwrap();
+        let own_ns = pid_namespace().expect("/proc/self/ns/pid");
+        let ours_dead = format!("4194305-{own_ns}");
+        let other_container = format!("4194305-{}", own_ns + 1);
+        for name in ["4194305", &ours_dead, &other_container, "not-a-pid", "1-x"] {
+            std::fs::create_dir_all(live.join(name)).unwrap();
+        }
         let lib = tmp.path().join("libx.so");
         std::fs::write(&lib, b"bytes").unwrap();
-        LiveDir::new(tmp.path())
+        let copy = LiveDir::new(tmp.path())
             .place("x", &lib, Some(&[0; 32]))
             .unwrap();
         assert!(!live.join("4194305").exists());
+        assert!(!live.join(&ours_dead).exists());
+        // Another PID namespace's process cannot be looked up from here: kept.
+        assert!(live.join(&other_container).exists());
         assert!(live.join("not-a-pid").exists());
+        assert!(live.join("1-x").exists());
+        let own = copy
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(own, format!("{}-{own_ns}", std::process::id()));
     }
 
     #[cfg(unix)]
