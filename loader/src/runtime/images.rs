@@ -21,11 +21,13 @@ use crate::error::{IoError, LoadError};
 /// The content hash of what a plugin was loaded from.
 pub(crate) type Digest = [u8; 32];
 
-/// The BLAKE3 hash of a plugin as loaded: its manifest's bytes, then its library's.
-pub(crate) fn digest(manifest_path: &Path, library: &Path) -> Result<Digest, LoadError> {
-    let manifest = std::fs::read(manifest_path).map_err(|e| IoError::new(manifest_path, e))?;
-    let mut file = File::open(library).map_err(|e| IoError::new(library, e))?;
-    hash(&manifest, &mut file).map_err(|e| IoError::new(library, e).into())
+/// The BLAKE3 hash of a plugin as loaded: its manifest's bytes, then its library's (`file`,
+/// open at `library`, read from its start).
+pub(crate) fn digest(manifest: &[u8], library: &Path, file: &File) -> Result<Digest, LoadError> {
+    let mut reader = file;
+    io::Seek::seek(&mut reader, io::SeekFrom::Start(0))
+        .and_then(|_| hash(manifest, &mut reader))
+        .map_err(|e| IoError::new(library, e).into())
 }
 
 fn hash(manifest: &[u8], library: &mut impl Read) -> io::Result<Digest> {
@@ -107,9 +109,7 @@ impl Origin {
         let d = hash(&self.manifest, &mut reader).ok()?;
         Some(*self.digest.get_or_init(|| d))
     }
-}
 
-impl Origin {
     /// Whether `manifest` and the open `library` hold the same bytes as what was loaded,
     /// compared byte for byte: a rebuild usually differs within its first pages (the ELF
     /// build ID is near the start), so this reads a fraction of what hashing the new library
@@ -162,7 +162,6 @@ fn same_bytes(_: &File, _: &File, _: u64) -> Option<bool> {
     None
 }
 
-/// An open file's length and last modification.
 impl Origin {
     /// Whether the content hashed as `digest`, whose library is `library_len` bytes long, is
     /// what this instance was loaded from. A library of another length differs without
@@ -382,9 +381,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let lib = tmp.path().join("libx.so");
         std::fs::write(&lib, b"bytes").unwrap();
-        let manifest = tmp.path().join("plugin.json");
-        std::fs::write(&manifest, b"{}").unwrap();
-        let d = digest(&manifest, &lib).unwrap();
+        let d = digest(b"{}", &lib, &File::open(&lib).unwrap()).unwrap();
         let live = LiveDir::new(tmp.path());
         let a = live.place("x", &lib, Some(&d)).unwrap();
         let b = live.place("x", &lib, Some(&d)).unwrap();
@@ -398,7 +395,7 @@ mod tests {
         );
         assert_eq!(std::fs::read(&b).unwrap(), b"bytes");
         std::fs::write(&lib, b"other").unwrap();
-        assert_ne!(digest(&manifest, &lib).unwrap(), d);
+        assert_ne!(digest(b"{}", &lib, &File::open(&lib).unwrap()).unwrap(), d);
     }
 
     #[cfg(target_os = "linux")]

@@ -157,7 +157,7 @@ impl PluginManager {
             Some(true) => return unchanged(),
             Some(false) => None,
             None => {
-                let digest = images::digest(&local_path, &library)?;
+                let digest = images::digest(&manifest_bytes, &library, &library_file)?;
                 let library_len = library_file.metadata().map_or(0, |m| m.len());
                 if old.loaded_from(&digest, library_len) {
                     return unchanged();
