@@ -405,11 +405,12 @@ impl Context {
     /// ```
     pub fn put<T: serde::Serialize + ?Sized>(
         &mut self,
-        key: impl Into<String>,
+        key: impl AsRef<str> + Into<String>,
         value: &T,
     ) -> Result<Option<Value>, ContextError> {
-        let key = key.into();
-        let value = crate::to_value(value).map_err(|e| ContextError::from_value_error(&key, e))?;
+        // Like `set`, the key is copied only when it is new.
+        let value =
+            crate::to_value(value).map_err(|e| ContextError::from_value_error(key.as_ref(), e))?;
         Ok(self.set(key, value))
     }
 

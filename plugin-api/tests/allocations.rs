@@ -46,6 +46,10 @@ fn setting_a_present_key_allocates_nothing_for_the_key() {
     assert_eq!(allocations_in(|| drop(ctx.set("greeting", value))), 0);
     assert_eq!(ctx.get::<i64>("greeting"), Ok(7));
 
+    // `put` serializes the value (an integer allocates nothing) and sets it like `set`.
+    assert_eq!(allocations_in(|| drop(ctx.put("greeting", &8_i64))), 0);
+    assert_eq!(ctx.get::<i64>("greeting"), Ok(8));
+
     let mut map = ValueMap::new();
     map.insert(String::from("k"), 1);
     assert_eq!(allocations_in(|| drop(map.insert("k", 2))), 0);

@@ -2,7 +2,7 @@
 //! before and after `execute`, errors name the JSON pointer, and a schema that does not
 //! compile is refused when the manifest is read (inline) or the plugin loads (a file).
 
-use plg_loader::{Context, ExecError, LoadError, Manifest, ManifestError, PluginManager};
+use plg_loader::{Context, ExecError, LoadError, Manifest, ManifestError, PluginManager, Reload};
 use plg_tests::TempPluginsDir;
 
 #[test]
@@ -97,4 +97,64 @@ fn a_schema_that_does_not_compile_is_refused() {
         Manifest::from_json(json, "x/plugin.json"),
         Err(ManifestError::Invalid { ref field, .. }) if field == "input_schema"
     ));
+}
+
+/// A schema kept in a file next to the manifest is part of the plugin: editing it is an
+/// upgrade, as editing the library is, and a broken edit keeps the old schema serving.
+#[test]
+fn a_reload_takes_an_edited_schema_file() {
+    let dir = TempPluginsDir::default();
+    dir.stage_with("hello", "hello", |m| {
+        m["input_schema"] = "in.schema.json".into();
+    });
+    let schema = dir.path().join("hello/1.2.0/in.schema.json");
+    let allow_up_to = |n: usize| {
+        let text =
+            format!(r#"{{"properties": {{"name": {{"type": "string", "maxLength": {n}}}}}}}"#);
+        std::fs::write(&schema, text).unwrap();
+    };
+    allow_up_to(10);
+    let manager = PluginManager::new(dir.path());
+    manager.load_matching("hello", None).unwrap();
+    let hello = manager.get("hello").unwrap();
+    let call = |name: &str| {
+        let mut ctx = Context::new();
+        ctx.set("name", name);
+        hello.execute(&mut ctx)
+    };
+    call("Ada").unwrap();
+
+    allow_up_to(2);
+    assert!(
+        matches!(manager.reload("hello"), Ok(Reload::Upgraded { .. })),
+        "an edited schema file is an upgrade"
+    );
+    assert!(
+        matches!(call("Ada"), Err(ExecError::InvalidInput { ref message, .. }) if message.contains("at /name")),
+        "the new schema applies"
+    );
+    assert!(matches!(
+        manager.reload("hello"),
+        Ok(Reload::Unchanged { .. })
+    ));
+
+    std::fs::write(&schema, r#"{"type": 12}"#).unwrap();
+    match manager.reload("hello") {
+        Err(e) => assert!(
+            matches!(
+                *e,
+                LoadError::Schema {
+                    field: "input_schema",
+                    ..
+                }
+            ),
+            "{e:?}"
+        ),
+        Ok(r) => panic!("a schema that does not compile was taken: {r:?}"),
+    }
+    assert!(
+        matches!(call("Ada"), Err(ExecError::InvalidInput { .. })),
+        "the old version, with its schema, keeps serving"
+    );
+    call("Al").unwrap();
 }

@@ -49,7 +49,8 @@ impl PluginManager {
                 is_plg_worker: true,
                 spares: self.spares.clone(),
             };
-            let origin = super::images::Origin::opened(local_path, file);
+            let description = super::provenance::description(manifest_path, &manifest, local_path);
+            let origin = super::provenance::Origin::opened(description, file);
             self.start_apart(
                 manifest,
                 manifest_path,
@@ -89,7 +90,9 @@ impl PluginManager {
                 spares: None,
             };
             let unknown = crate::manifest::preflight::Unmappable::Unknown;
-            let origin = super::images::Origin::new(manifest_path, &real_program);
+            let description =
+                super::provenance::description(manifest_path, &manifest, manifest_path);
+            let origin = super::provenance::Origin::new(description, &real_program);
             self.start_apart(
                 manifest,
                 manifest_path,
@@ -115,7 +118,7 @@ impl PluginManager {
         program: super::worker::Program,
         file: std::path::PathBuf,
         preflight: crate::manifest::preflight::Unmappable,
-        origin: super::images::Origin,
+        origin: super::provenance::Origin,
     ) -> Result<Arc<Instance>, LoadError> {
         let runtime = super::worker::start(
             &manifest,

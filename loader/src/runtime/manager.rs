@@ -13,10 +13,11 @@ use semver::{Version, VersionReq};
 use super::{
     events::{EventKind, Events, Subscription, DEFAULT_EVENT_CAPACITY},
     hooks::Hooks,
-    images,
+    live_dir,
     metrics::MetricsByVersion,
     open::{locate_library, open_checked},
     plugin::{Hook, Instance, Plugin, Slot, UnloadReport},
+    provenance,
     resolve::{self, Candidate},
     schemas::Schemas,
     worker::WorkerPolicy,
@@ -357,7 +358,7 @@ impl PluginManager {
         &self,
         manifest_path: &Path,
         manifest: Manifest,
-        copy_to: Option<(&images::LiveDir, Option<images::Digest>)>,
+        copy_to: Option<(&live_dir::LiveDir, Option<provenance::Digest>)>,
     ) -> Result<Plugin, LoadError> {
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = self.lookup(&manifest.name, &manifest.version) {
@@ -383,13 +384,13 @@ impl PluginManager {
 
     /// Opens, checks and starts one instance of a plugin: schemas, the source made local,
     /// the library opened and checked (from a private copy in `copy_to`'s directory when
-    /// given, with the content hash if the caller already computed it: see [`images`]),
+    /// given, with the content hash if the caller already computed it: see [`live_dir`]),
     /// `on_load`. The instance is not registered.
     pub(super) fn open_instance(
         &self,
         manifest: Manifest,
         manifest_path: &Path,
-        copy_to: Option<(&images::LiveDir, Option<images::Digest>)>,
+        copy_to: Option<(&live_dir::LiveDir, Option<provenance::Digest>)>,
     ) -> Result<Arc<Instance>, LoadError> {
         let schemas = Schemas::load(&manifest, manifest_path)?;
         if let Source::Exec { .. } = manifest.source {
@@ -420,6 +421,7 @@ impl PluginManager {
             }
         };
         let id = manifest.id();
+        let description = provenance::description(manifest_path, &manifest, &local_path);
         let calls = self.call_site(&manifest.name, &manifest.version);
         let dependencies = self.dependency_handles(&manifest)?;
         let instance = Instance::in_process(
@@ -429,8 +431,8 @@ impl PluginManager {
             unmappable,
             schemas,
             match digest {
-                Some(d) => images::Origin::opened_hashed(&local_path, file, d),
-                None => images::Origin::opened(&local_path, file),
+                Some(d) => provenance::Origin::opened_hashed(description, file, d),
+                None => provenance::Origin::opened(description, file),
             },
             copy,
             calls,

@@ -15,8 +15,8 @@ pub(crate) use super::ffi::Hook;
 use super::{
     ffi::{self, CallError, CallFailure, Library, PinCell},
     hooks::{CallInfo, Hooks},
-    images::{Digest, Origin},
     metrics::{CallMetrics, PluginMetrics},
+    provenance::{Digest, Origin},
     route::{self, Dependency, Registration},
     schemas::Schemas,
     threads::{self, Local, Pin, SHARED_STRIPE},
@@ -456,10 +456,10 @@ impl Instance {
         self.origin.holds(digest, library_len)
     }
 
-    /// Whether this instance was loaded from `manifest` and `library`'s bytes (see
-    /// [`Origin::same_content`](super::images::Origin::same_content)).
-    pub(crate) fn same_content(&self, manifest: &[u8], library: &std::fs::File) -> Option<bool> {
-        self.origin.same_content(manifest, library)
+    /// Whether this instance was loaded from `description` and `library`'s bytes (see
+    /// [`Origin::same_content`](super::provenance::Origin::same_content)).
+    pub(crate) fn same_content(&self, description: &[u8], library: &std::fs::File) -> Option<bool> {
+        self.origin.same_content(description, library)
     }
 
     /// Runs one of the plugin's optional entry points (`Ok` if it has none); it may call

@@ -2,7 +2,7 @@
 //! disk, with no failed call.
 //!
 //! The order is what makes it safe:
-//! 1. Load the new version from a private copy ([`images`]), with every load check,
+//! 1. Load the new version from a private copy ([`live_dir`]), with every load check,
 //!    `on_load` and the plugin's `self_test`. Any failure leaves the old version serving.
 //! 2. Hand the state over: the old version's `save_state` writes a context, the new
 //!    version's `restore_state` reads it. A failure refuses the upgrade.
@@ -22,11 +22,11 @@ use plg_api::Context;
 
 use super::{
     events::{EventKind, Retired},
-    images::{self, LiveDir},
+    live_dir::LiveDir,
     manager::PluginManager,
     open::locate_library,
     plugin::{Hook, Instance, Plugin},
-    UnloadReport,
+    provenance, UnloadReport,
 };
 use crate::{
     error::{IoError, LoadError, LookupError, UnloadError},
@@ -150,14 +150,13 @@ impl PluginManager {
         };
         // The bytes the old version was loaded from, compared with the new ones until they
         // differ; hashed only when the old bytes cannot be read back.
-        let manifest_bytes =
-            std::fs::read(&local_path).map_err(|e| IoError::new(&local_path, e))?;
+        let description = provenance::description(manifest_path, &manifest, &local_path);
         let library_file = File::open(&library).map_err(|e| IoError::new(&library, e))?;
-        let digest = match old.same_content(&manifest_bytes, &library_file) {
+        let digest = match old.same_content(&description, &library_file) {
             Some(true) => return unchanged(),
             Some(false) => None,
             None => {
-                let digest = images::digest(&manifest_bytes, &library, &library_file)?;
+                let digest = provenance::digest(&description, &library, &library_file)?;
                 let library_len = library_file.metadata().map_or(0, |m| m.len());
                 if old.loaded_from(&digest, library_len) {
                     return unchanged();
