@@ -81,6 +81,31 @@ fn a_new_plugin_loads_a_change_upgrades_and_a_removal_unloads() {
     assert!(manager.get("hello").is_err());
 }
 
+/// A schema file next to the manifest is part of the plugin: the watch upgrades on its edit.
+#[test]
+fn an_edited_schema_file_is_upgraded() {
+    let (dir, manager, events, _guard) = watched(WatchOptions::default());
+    let version_dir = dir.stage_with("hello", "hello", |m| {
+        m["input_schema"] = "in.schema.json".into();
+    });
+    let schema = version_dir.join("in.schema.json");
+    std::fs::write(&schema, r#"{"properties": {"name": {"maxLength": 10}}}"#).unwrap();
+    wait_for(
+        &events,
+        |k| matches!(k, EventKind::Loaded { plugin, .. } if plugin == "hello@1.2.0"),
+    );
+    assert_eq!(greet(&manager), "Hello, plg!");
+
+    std::fs::write(&schema, r#"{"properties": {"name": {"maxLength": 2}}}"#).unwrap();
+    wait_for(&events, |k| matches!(k, EventKind::Reloaded { .. }));
+    let mut ctx = Context::new();
+    ctx.set("name", "plg");
+    assert!(matches!(
+        manager.get("hello").unwrap().execute(&mut ctx),
+        Err(plg_loader::ExecError::InvalidInput { .. })
+    ));
+}
+
 #[test]
 fn a_half_written_library_is_never_loaded() {
     let (dir, manager, events, _guard) =
