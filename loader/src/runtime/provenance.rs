@@ -11,7 +11,7 @@ use std::{
 
 use crate::{
     error::{IoError, LoadError},
-    manifest::{Manifest, SchemaSource},
+    manifest::{read_manifest_file, Manifest, SchemaSource},
 };
 
 /// The bytes that describe a plugin besides its library, as a reload compares them: its
@@ -44,9 +44,11 @@ pub(crate) fn description(manifest_path: &Path, manifest: &Manifest, local_path:
     bytes
 }
 
+/// Read as manifests are: no link followed, nothing but a regular file, a bounded size (a
+/// schema "file" that is a link to `/dev/zero`, or a FIFO, must not hang or fill the host).
 fn append_file(bytes: &mut Vec<u8>, path: &Path) {
-    match std::fs::read(path) {
-        Ok(content) => bytes.extend_from_slice(&content),
+    match read_manifest_file(path) {
+        Ok(content) => bytes.extend_from_slice(content.as_bytes()),
         Err(_) => bytes.extend_from_slice(b"\0unreadable"),
     }
 }
@@ -347,6 +349,19 @@ mod tests {
             of(&manifest, &local_path),
             "a missing schema file counts"
         );
+        // Neither a link to an endless file nor a FIFO is read (either would hang the host).
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/dev/zero", tmp.path().join("in.json")).unwrap();
+            assert!(of(&manifest, &local_path).ends_with(b"unreadable"));
+            std::fs::remove_file(tmp.path().join("in.json")).unwrap();
+            let made = std::process::Command::new("mkfifo")
+                .arg(tmp.path().join("in.json"))
+                .status()
+                .unwrap();
+            assert!(made.success());
+            assert!(of(&manifest, &local_path).ends_with(b"unreadable"));
+        }
         manifest.input_schema = None;
         assert!(!of(&manifest, &local_path).ends_with(b"unreadable"));
     }
