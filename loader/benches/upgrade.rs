@@ -149,15 +149,25 @@ fn first_calls_served(
                 }
             }
         });
+        // Stops the caller however this thread leaves (a failed assertion must fail the
+        // bench, not leave the scope waiting for the caller forever).
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = StopOnDrop(&stop);
         for _ in 0..iters {
             *next += 1;
             dir.replace_library(version_dir, "hello", &builds[*next % 2]);
             *landed.lock().unwrap() = Some(Instant::now());
             let r = manager.reload("hello").unwrap();
             assert!(matches!(r, Reload::Upgraded { .. }));
-            total += first_served.recv().unwrap();
+            total += first_served
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the caller saw the new build");
         }
-        stop.store(true, Ordering::Relaxed);
     });
     total
 }

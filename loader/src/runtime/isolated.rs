@@ -16,14 +16,14 @@ impl PluginManager {
         &self,
         manifest: Manifest,
         manifest_path: &Path,
-        local: &Manifest,
-        local_path: &Path,
+        (local, local_path): (&Manifest, &Path),
         schemas: Option<Schemas>,
+        description: Vec<u8>,
     ) -> Result<Arc<Instance>, LoadError> {
         can_run_apart(&manifest)?;
         #[cfg(not(feature = "isolation"))]
         {
-            let _ = (manifest_path, local, local_path, schemas);
+            let _ = (manifest_path, local, local_path, schemas, description);
             Err(without_isolation(&manifest))
         }
         #[cfg(feature = "isolation")]
@@ -49,7 +49,6 @@ impl PluginManager {
                 is_plg_worker: true,
                 spares: self.spares.clone(),
             };
-            let description = super::provenance::description(manifest_path, &manifest, local_path);
             let origin = super::provenance::Origin::opened(description, file);
             self.start_apart(
                 manifest,

@@ -368,7 +368,7 @@ impl PluginManager {
             });
         }
         self.check_dependencies(&manifest, &[])?;
-        let instance = self.open_instance(manifest, manifest_path, copy_to)?;
+        let instance = self.open_instance(manifest, manifest_path, copy_to, None)?;
         let plugin = Plugin::pinned(instance);
         let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
         let versions = map.entry(plugin.name().to_owned()).or_default();
@@ -391,14 +391,25 @@ impl PluginManager {
         manifest: Manifest,
         manifest_path: &Path,
         copy_to: Option<(&live_dir::LiveDir, Option<provenance::Digest>)>,
+        described: Option<Vec<u8>>,
     ) -> Result<Arc<Instance>, LoadError> {
         let schemas = Schemas::load(&manifest, manifest_path)?;
         if let Source::Exec { .. } = manifest.source {
             return self.open_exec(manifest, manifest_path, schemas);
         }
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
+        // What the instance records as loaded: a reload's is the very snapshot it compared
+        // (and hashed, if it did); otherwise read now, before the library is opened.
+        let description = described
+            .unwrap_or_else(|| provenance::description(manifest_path, &manifest, &local_path));
         if self.worker_policy.isolates(&manifest) {
-            return self.open_in_worker(manifest, manifest_path, &local, &local_path, schemas);
+            return self.open_in_worker(
+                manifest,
+                manifest_path,
+                (&local, &local_path),
+                schemas,
+                description,
+            );
         }
         let library = locate_library(&local, &local_path)?;
         // A private copy is named by its content hash when the caller computed one; no load
@@ -421,7 +432,6 @@ impl PluginManager {
             }
         };
         let id = manifest.id();
-        let description = provenance::description(manifest_path, &manifest, &local_path);
         let calls = self.call_site(&manifest.name, &manifest.version);
         let dependencies = self.dependency_handles(&manifest)?;
         let instance = Instance::in_process(

@@ -18,8 +18,8 @@ use crate::{
 /// manifest file, the manifest its source resolved to when that is another file (a
 /// `remote_git` build's, at `local_path`), and each schema file the manifest names (its
 /// path, then its bytes). An edited schema file or outer manifest is then an upgrade, as an
-/// edited library is. A file that cannot be read counts as a marker of its own, so that the
-/// load that follows reports why.
+/// edited library is. A file that cannot be read counts as a marker of its own (the load
+/// that follows reports why).
 pub(crate) fn description(manifest_path: &Path, manifest: &Manifest, local_path: &Path) -> Vec<u8> {
     let mut bytes = Vec::new();
     append_file(&mut bytes, manifest_path);
@@ -35,22 +35,27 @@ pub(crate) fn description(manifest_path: &Path, manifest: &Manifest, local_path:
             _ => None,
         });
     for (label, path) in local.into_iter().chain(schema_files) {
-        // Separators, so that bytes cannot move between files unnoticed.
-        bytes.push(0xff);
-        bytes.extend_from_slice(&label);
-        bytes.push(0);
+        append_framed(&mut bytes, &label);
         append_file(&mut bytes, &path);
     }
     bytes
 }
 
-/// Read as manifests are: no link followed, nothing but a regular file, a bounded size (a
-/// schema "file" that is a link to `/dev/zero`, or a FIFO, must not hang or fill the host).
+/// One part of a description, framed so that no bytes can move between parts: a tag (1 read,
+/// 0 unreadable), then the length and the bytes. Read as manifests are: no link followed,
+/// nothing but a regular file, a bounded size (a schema "file" that is a link to
+/// `/dev/zero`, or a FIFO, must not hang or fill the host).
 fn append_file(bytes: &mut Vec<u8>, path: &Path) {
     match read_manifest_file(path) {
-        Ok(content) => bytes.extend_from_slice(content.as_bytes()),
-        Err(_) => bytes.extend_from_slice(b"\0unreadable"),
+        Ok(content) => append_framed(bytes, content.as_bytes()),
+        Err(_) => bytes.push(0),
     }
+}
+
+fn append_framed(bytes: &mut Vec<u8>, part: &[u8]) {
+    bytes.push(1);
+    bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(part);
 }
 
 /// The content hash of what a plugin was loaded from.
@@ -353,16 +358,16 @@ mod tests {
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/dev/zero", tmp.path().join("in.json")).unwrap();
-            assert!(of(&manifest, &local_path).ends_with(b"unreadable"));
+            assert!(of(&manifest, &local_path).ends_with(&[0]));
             std::fs::remove_file(tmp.path().join("in.json")).unwrap();
             let made = std::process::Command::new("mkfifo")
                 .arg(tmp.path().join("in.json"))
                 .status()
                 .unwrap();
             assert!(made.success());
-            assert!(of(&manifest, &local_path).ends_with(b"unreadable"));
+            assert!(of(&manifest, &local_path).ends_with(&[0]));
         }
         manifest.input_schema = None;
-        assert!(!of(&manifest, &local_path).ends_with(b"unreadable"));
+        assert!(of(&manifest, &local_path).ends_with(b"built again"));
     }
 }

@@ -167,7 +167,12 @@ impl PluginManager {
         self.check_dependencies(&manifest, &[])?;
         self.check_no_cycle(&manifest)?;
         let live = self.live_dir();
-        let new = self.open_instance(manifest, manifest_path, Some((&live, digest)))?;
+        let new = self.open_instance(
+            manifest,
+            manifest_path,
+            Some((&live, digest)),
+            Some(description),
+        )?;
         let started = self.start(old, &new);
         let state = match started {
             Ok(state) => state,
