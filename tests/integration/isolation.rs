@@ -7,8 +7,8 @@ use std::{
 };
 
 use plg_loader::{
-    Context, ExecError, HandshakeProblem, Isolation, LoadError, Plugin, PluginManager, Value,
-    WorkerError, WorkerPolicy, WorkerStop,
+    Context, ExecError, HandshakeProblem, Isolation, LoadError, Plugin, PluginManager, Reload,
+    Retired, Value, WorkerError, WorkerPolicy, WorkerStop,
 };
 use plg_tests::{worker_bin, Profile, TempPluginsDir};
 
@@ -1098,6 +1098,55 @@ fn the_python_sample_runs_as_an_exec_plugin_with_the_same_host_code() {
     ));
     let reports = manager.unload("greet-python", None).unwrap();
     assert_eq!(reports[0].worker, Some(WorkerStop::ShutDown));
+}
+
+/// An exec plugin is hot-upgraded like a library: the new program starts (a process of its
+/// own), handles move to it, and the old process is shut down. Unchanged bytes do nothing.
+#[test]
+fn an_edited_exec_plugin_is_upgraded_to_a_new_process() {
+    if !python_ready() {
+        eprintln!("skipped: python3 lacks grpcio (pip install grpcio grpcio-tools grpcio-health-checking)");
+        return;
+    }
+    let dir = TempPluginsDir::default();
+    let staged = dir.stage_files("greet-python");
+    let manager = PluginManager::local_only(dir.path());
+    let report = manager.load_all();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let python = manager.get("greet-python").unwrap();
+    let greet = || {
+        let mut ctx = Context::new();
+        ctx.set("name", "Ada");
+        python.execute(&mut ctx).unwrap();
+        ctx.get_str("greeting").unwrap().to_owned()
+    };
+    assert_eq!(greet(), "Hello, Ada!");
+    assert!(matches!(
+        manager.reload("greet-python"),
+        Ok(Reload::Unchanged { .. })
+    ));
+
+    // Saved as editors save: a new file renamed over the old one.
+    let program = staged.join("plugin.py");
+    let text = std::fs::read_to_string(&program).unwrap();
+    let edited = text.replace(r#"f"Hello, {name}!""#, r#"f"Howdy, {name}!""#);
+    assert_ne!(
+        text, edited,
+        "the sample's greeting moved; update this test"
+    );
+    let saving = staged.join(".plugin.py.partial");
+    std::fs::write(&saving, edited).unwrap();
+    std::fs::set_permissions(&saving, std::fs::metadata(&program).unwrap().permissions()).unwrap();
+    std::fs::rename(&saving, &program).unwrap();
+
+    match manager.reload("greet-python") {
+        Ok(Reload::Upgraded {
+            retired: Retired::Unloaded(report),
+            ..
+        }) => assert_eq!(report.worker, Some(WorkerStop::ShutDown)),
+        other => panic!("expected an upgrade that shut the old process down, got {other:?}"),
+    }
+    assert_eq!(greet(), "Howdy, Ada!", "the handle follows the upgrade");
 }
 
 #[test]

@@ -395,7 +395,7 @@ impl PluginManager {
     ) -> Result<Arc<Instance>, LoadError> {
         let schemas = Schemas::load(&manifest, manifest_path)?;
         if let Source::Exec { .. } = manifest.source {
-            return self.open_exec(manifest, manifest_path, schemas);
+            return self.open_exec(manifest, manifest_path, schemas, described);
         }
         let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
         // What the instance records as loaded: a reload's is the very snapshot it compared

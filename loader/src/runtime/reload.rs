@@ -24,13 +24,13 @@ use super::{
     events::{EventKind, Retired},
     live_dir::LiveDir,
     manager::PluginManager,
-    open::locate_library,
+    open::{locate_library, locate_program},
     plugin::{Hook, Instance, Plugin},
     provenance, UnloadReport,
 };
 use crate::{
     error::{IoError, LoadError, LookupError, UnloadError},
-    manifest::Manifest,
+    manifest::{Manifest, Source},
 };
 
 /// What [`PluginManager::reload`] did.
@@ -141,8 +141,19 @@ impl PluginManager {
         manifest_path: &Path,
         manifest: Manifest,
     ) -> Result<Reload, LoadError> {
-        let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
-        let library = locate_library(&local, &local_path)?;
+        // An exec plugin's program is run from where it is (a new process for the new
+        // version); any other source resolves to a library, loaded from a private copy.
+        let (local_path, library) = match manifest.source {
+            Source::Exec { .. } => (
+                manifest_path.to_owned(),
+                locate_program(&manifest, manifest_path)?,
+            ),
+            _ => {
+                let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
+                let library = locate_library(&local, &local_path)?;
+                (local_path, library)
+            }
+        };
         let unchanged = || {
             Ok(Reload::Unchanged {
                 plugin: old.id().to_owned(),
