@@ -1100,6 +1100,46 @@ fn the_python_sample_runs_as_an_exec_plugin_with_the_same_host_code() {
     assert_eq!(reports[0].worker, Some(WorkerStop::ShutDown));
 }
 
+/// A library run in a worker is hot-upgraded by a new worker: handles move once it serves,
+/// and the old worker is shut down.
+#[test]
+fn a_library_in_a_worker_is_upgraded_to_a_new_worker() {
+    let dir = TempPluginsDir::default();
+    let version_dir = dir.stage("hello");
+    let (manager, hello) = load(&dir, "hello", policy());
+    let greeting = |plugin: &Plugin| {
+        let mut ctx = Context::new();
+        ctx.set("name", "Ada");
+        plugin.execute(&mut ctx).unwrap();
+        ctx.get_str("greeting").unwrap().to_owned()
+    };
+    assert_eq!(greeting(&hello), "Hello, Ada!");
+    let howdy = plg_tests::build_edited(
+        "hello",
+        "1.2.0",
+        "-Howdy",
+        &[("Hello, {name}!", "Howdy, {name}!")],
+    );
+    dir.replace_library(&version_dir, "hello", &howdy);
+    match manager.reload("hello") {
+        Ok(Reload::Upgraded {
+            retired: Retired::Unloaded(report),
+            ..
+        }) => assert_eq!(report.worker, Some(WorkerStop::ShutDown)),
+        other => panic!("expected an upgrade that shut the old worker down, got {other:?}"),
+    }
+    assert_eq!(hello.isolation(), Isolation::Process);
+    assert_eq!(
+        greeting(&hello),
+        "Howdy, Ada!",
+        "the handle follows the upgrade"
+    );
+    assert!(matches!(
+        manager.reload("hello"),
+        Ok(Reload::Unchanged { .. })
+    ));
+}
+
 /// An exec plugin is hot-upgraded like a library: the new program starts (a process of its
 /// own), handles move to it, and the old process is shut down. Unchanged bytes do nothing.
 #[test]
