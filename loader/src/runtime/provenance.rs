@@ -23,6 +23,29 @@ use crate::{
 pub(crate) fn description(manifest_path: &Path, manifest: &Manifest, local_path: &Path) -> Vec<u8> {
     let mut bytes = Vec::new();
     append_file(&mut bytes, manifest_path);
+    append_rest(bytes, manifest_path, manifest, local_path)
+}
+
+/// [`description`], with the manifest's text as the caller read (and parsed) it: what is
+/// recorded as loaded is then exactly what was parsed.
+pub(crate) fn description_of(
+    manifest_text: &str,
+    manifest_path: &Path,
+    manifest: &Manifest,
+    local_path: &Path,
+) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    append_framed(&mut bytes, manifest_text.as_bytes());
+    append_rest(bytes, manifest_path, manifest, local_path)
+}
+
+/// The parts after the manifest: the built manifest, then the schema files.
+fn append_rest(
+    mut bytes: Vec<u8>,
+    manifest_path: &Path,
+    manifest: &Manifest,
+    local_path: &Path,
+) -> Vec<u8> {
     let dir = manifest_path.parent().unwrap_or(Path::new("."));
     let local = (local_path != manifest_path).then(|| (b"local".to_vec(), local_path.to_owned()));
     let schema_files = [&manifest.input_schema, &manifest.output_schema]
@@ -337,6 +360,11 @@ mod tests {
         let of = |m: &Manifest, local: &Path| description(&manifest_path, m, local);
         let before = of(&manifest, &local_path);
         assert_eq!(before, of(&manifest, &local_path));
+        assert_eq!(
+            before,
+            description_of("outer", &manifest_path, &manifest, &local_path),
+            "the manifest's text as read, or read here: the same description"
+        );
         assert_ne!(
             before,
             of(&manifest, &manifest_path),

@@ -30,7 +30,7 @@ use super::{
 };
 use crate::{
     error::{IoError, LoadError, LookupError, UnloadError},
-    manifest::{Manifest, Source},
+    manifest::{read_manifest_file, Manifest, Source},
 };
 
 /// What [`PluginManager::reload`] did.
@@ -100,10 +100,30 @@ impl PluginManager {
             Some(found) => Ok(found),
             None => self.newest_on_disk(name),
         };
-        let (manifest_path, manifest) = match found {
+        let (manifest_path, _) = match found {
             Ok(found) => found,
             Err(e) => return Err(self.refused(&old, &self.plugins_dir().path().join(name), e)),
         };
+        // Read once more, and only once: the text parsed here is what the upgrade loads and
+        // what the new version records as loaded (an edit landing after this read is a
+        // change the next reload sees).
+        let read = read_manifest_file(&manifest_path)
+            .and_then(|text| Manifest::from_json(&text, &manifest_path).map(|m| (text, m)));
+        let (manifest_text, manifest) = match read {
+            Ok(read) => read,
+            Err(e) => return Err(self.refused(&old, &manifest_path, e.into())),
+        };
+        if manifest.name != name {
+            let e = LoadError::NotInstalled {
+                name: name.to_owned(),
+                requirement: None,
+                plugins_dir: self.plugins_dir().path().to_owned(),
+                versions: Vec::new(),
+                broken: 0,
+                others: Box::default(),
+            };
+            return Err(self.refused(&old, &manifest_path, e));
+        }
         if !old.is_loaded() {
             let e = LoadError::Lookup(LookupError::NotLoaded {
                 name: name.to_owned(),
@@ -119,7 +139,7 @@ impl PluginManager {
             };
             return Err(self.refused(&old, &manifest_path, e));
         }
-        match self.upgrade(&old, &manifest_path, manifest) {
+        match self.upgrade(&old, &manifest_path, &manifest_text, manifest) {
             Ok(reload) => Ok(reload),
             Err(e) => Err(self.refused(&old, &manifest_path, e)),
         }
@@ -139,6 +159,7 @@ impl PluginManager {
         &self,
         old: &Arc<Instance>,
         manifest_path: &Path,
+        manifest_text: &str,
         manifest: Manifest,
     ) -> Result<Reload, LoadError> {
         // An exec plugin's program is run from where it is (a new process for the new
@@ -161,7 +182,8 @@ impl PluginManager {
         };
         // The bytes the old version was loaded from, compared with the new ones until they
         // differ; hashed only when the old bytes cannot be read back.
-        let description = provenance::description(manifest_path, &manifest, &local_path);
+        let description =
+            provenance::description_of(manifest_text, manifest_path, &manifest, &local_path);
         let library_file = File::open(&library).map_err(|e| IoError::new(&library, e))?;
         let digest = match old.same_content(&description, &library_file) {
             Some(true) => return unchanged(),
