@@ -114,15 +114,8 @@ impl PluginManager {
             Err(e) => return Err(self.refused(&old, &manifest_path, e.into())),
         };
         if manifest.name != name {
-            let e = LoadError::NotInstalled {
-                name: name.to_owned(),
-                requirement: None,
-                plugins_dir: self.plugins_dir().path().to_owned(),
-                versions: Vec::new(),
-                broken: 0,
-                others: Box::default(),
-            };
-            return Err(self.refused(&old, &manifest_path, e));
+            // Renamed since it was found: no manifest for `name` there any more.
+            return Err(self.refused(&old, &manifest_path, self.not_installed(name)));
         }
         if !old.is_loaded() {
             let e = LoadError::Lookup(LookupError::NotLoaded {
@@ -440,14 +433,18 @@ impl PluginManager {
         match (best, first_error) {
             (Some(found), _) => Ok(found),
             (None, Some(e)) => Err(e.into()),
-            (None, None) => Err(LoadError::NotInstalled {
-                name: name.to_owned(),
-                requirement: None,
-                plugins_dir: self.plugins_dir().path().to_owned(),
-                versions: Vec::new(),
-                broken: 0,
-                others: Box::default(),
-            }),
+            (None, None) => Err(self.not_installed(name)),
+        }
+    }
+
+    fn not_installed(&self, name: &str) -> LoadError {
+        LoadError::NotInstalled {
+            name: name.to_owned(),
+            requirement: None,
+            plugins_dir: self.plugins_dir().path().to_owned(),
+            versions: Vec::new(),
+            broken: 0,
+            others: Box::default(),
         }
     }
 
