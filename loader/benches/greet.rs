@@ -17,7 +17,7 @@ use std::{
 };
 
 use plg_loader::{Context, Plugin, PluginManager};
-use plg_tests::{target_dir, workspace_root, Profile, TempPluginsDir};
+use plg_tests::{build_edited_in, target_dir, workspace_root, Profile, TempPluginsDir};
 
 const CALLS: usize = 1_000_000;
 const ROUNDS: usize = 7;
@@ -83,37 +83,73 @@ fn go_ns_per_call((host, plugin): &(PathBuf, PathBuf)) -> Option<f64> {
     String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }
 
+/// `fixture-greet` as written (it writes into the buffer the previous call left), and a
+/// build of it that allocates a new string each call, as the Go plugin does.
+type Loaded = (TempPluginsDir, PluginManager, Plugin);
+
+fn plugins() -> (Loaded, Loaded) {
+    let dir = TempPluginsDir::new(Profile::Release);
+    dir.stage("fixture-greet");
+    let reuse = PluginManager::new(dir.path());
+    assert!(reuse.load_all().failed.is_empty());
+    let concat = build_edited_in(
+        Profile::Release,
+        "fixture-greet",
+        "0.1.0",
+        "-concat",
+        &[(
+            "let mut greeting = ctx.take_string(\"greeting\");\n    \
+             greeting.push_str(\"hello \");\n    \
+             greeting.push_str(ctx.get_str(\"name\")?);",
+            "let greeting = [\"hello \", ctx.get_str(\"name\")?].concat();",
+        )],
+    );
+    let concat_dir = TempPluginsDir::new(Profile::Release);
+    let manifest = concat_dir
+        .stage_library("fixture-greet", "0.1.0", &concat)
+        .join("plugin.json");
+    let allocating = PluginManager::new(concat_dir.path());
+    allocating.load_manifest(&manifest).unwrap();
+    let (a, b) = (
+        reuse.get("fixture-greet").unwrap(),
+        allocating.get("fixture-greet").unwrap(),
+    );
+    ((dir, reuse, a), (concat_dir, allocating, b))
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let dir = TempPluginsDir::new(Profile::Release);
-    dir.stage("fixture-greet");
-    let manager = PluginManager::new(dir.path());
-    assert!(manager.load_all().failed.is_empty());
-    let greet = manager.get("fixture-greet").unwrap();
+    let ((_dir, _reuse, greet), (_concat_dir, _allocating, greet_concat)) = plugins();
     let Some(go) = go_build() else {
         println!(
-            "greet: plg {:.1} ns/call; Go not measured (install golang-go: apt-get install golang-go)",
-            plg_ns_per_call(&greet)
+            "greet: plg {:.1} ns/call ({:.1} allocating a new string); Go not measured (install golang-go: apt-get install golang-go)",
+            plg_ns_per_call(&greet),
+            plg_ns_per_call(&greet_concat)
         );
         return;
     };
-    let mut ratios = Vec::new();
+    let (mut ratios, mut concat_ratios) = (Vec::new(), Vec::new());
     for block in 1..=BLOCKS {
         let plg = plg_ns_per_call(&greet);
+        let plg_concat = plg_ns_per_call(&greet_concat);
         let Some(go) = go_ns_per_call(&go) else {
             println!("greet: the Go host failed");
             return;
         };
         println!(
-            "greet block {block}: plg {plg:.1} ns/call, Go plugin.Lookup {go:.1} ns/call: ratio {:.2}x",
-            plg / go
+            "greet block {block}: plg {plg:.1} ns/call (a new string each call: {plg_concat:.1}), \
+             Go plugin.Lookup {go:.1} ns/call: ratio {:.2}x ({:.2}x)",
+            plg / go,
+            plg_concat / go
         );
         ratios.push(plg / go);
+        concat_ratios.push(plg_concat / go);
     }
     println!(
-        "greet: median block ratio {:.2}x (target <= 0.5x)",
-        median(ratios)
+        "greet: median block ratio {:.2}x (target <= 0.5x); allocating a new string each call {:.2}x",
+        median(ratios),
+        median(concat_ratios)
     );
 }

@@ -424,6 +424,40 @@ impl Context {
         self.values.insert(key, value)
     }
 
+    /// Takes the string under `key` out for reuse: it comes back emptied, with its buffer, and
+    /// an empty string stays under `key` until it is [`set`](Self::set) again. A plugin that
+    /// writes a string output on every call can write into the buffer the previous call left
+    /// (already the host's) instead of allocating a new one, and the host then has nothing to
+    /// copy: no allocation at all once the buffer is large enough. Without a string under
+    /// `key`, a new empty one.
+    ///
+    /// ```
+    /// # use plg_api::{Context, ContextError};
+    /// # fn main() -> Result<(), ContextError> {
+    /// let mut ctx = Context::new();
+    /// ctx.set("name", "Ada");
+    /// for _ in 0..2 {
+    ///     let mut greeting = ctx.take_string("greeting");
+    ///     greeting.push_str("hello ");
+    ///     greeting.push_str(ctx.get_str("name")?);
+    ///     ctx.set("greeting", greeting);
+    /// }
+    /// assert_eq!(ctx.get_str("greeting")?, "hello Ada");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn take_string(&mut self, key: &str) -> RString {
+        self.call_key = 0;
+        match self.values.get_mut(key) {
+            Some(Value::Str(s)) => {
+                let mut taken = std::mem::take(s);
+                taken.clear();
+                taken
+            }
+            _ => RString::new(),
+        }
+    }
+
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         self.call_key = 0;

@@ -65,3 +65,22 @@ fn a_new_key_is_allocated_once() {
     assert!((1..=2).contains(&n), "{n} allocations");
     assert_eq!(ctx.get::<i64>("b"), Ok(2));
 }
+
+#[test]
+fn writing_into_a_taken_string_allocates_nothing_once_it_is_large_enough() {
+    let mut ctx = Context::new();
+    ctx.set("name", "Ada");
+    let greet = |ctx: &mut Context| {
+        let mut greeting = ctx.take_string("greeting");
+        greeting.push_str("hello ");
+        greeting.push_str(ctx.get_str("name").unwrap());
+        drop(ctx.set("greeting", greeting));
+    };
+    greet(&mut ctx);
+    assert_eq!(allocations_in(|| greet(&mut ctx)), 0);
+    assert_eq!(ctx.get_str("greeting"), Ok("hello Ada"));
+    // Not a string there: a new one.
+    ctx.set("n", 1);
+    assert_eq!(ctx.take_string("n").as_str(), "");
+    assert_eq!(ctx.take_string("absent").as_str(), "");
+}

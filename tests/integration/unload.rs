@@ -40,6 +40,35 @@ fn unload_unmaps_and_handles_refuse_calls_afterwards() {
     ));
 }
 
+/// `fixture-greet` writes into the string the previous call left (`Context::take_string`):
+/// what a context keeps after the calls is the host's, and outlives the plugin's image.
+#[test]
+fn strings_written_into_a_reused_buffer_outlive_the_plugin() {
+    let (manager, greet, _d) = load_one("fixture-greet");
+    let mut ctx = Context::new();
+    for name in [
+        "Ada",
+        "a much longer name than the first, to make the buffer grow",
+        "Bo",
+    ] {
+        ctx.set("name", name);
+        greet.execute(&mut ctx).unwrap();
+        assert_eq!(ctx.get_str("greeting").unwrap(), format!("hello {name}"));
+    }
+    // Taken, then the call fails: the empty string left under the key is the host's too.
+    ctx.set("name", 5);
+    assert!(greet.execute(&mut ctx).is_err());
+    let reports = manager.unload("fixture-greet", None).unwrap();
+    #[cfg(target_os = "linux")]
+    assert_eq!(reports[0].unmapped, Some(true));
+    let _ = reports;
+    let mut kept = ctx.take_string("greeting");
+    kept.push_str("after the unload");
+    ctx.set("greeting", kept);
+    assert_eq!(ctx.get_str("greeting").unwrap(), "after the unload");
+    drop(ctx);
+}
+
 #[test]
 fn unload_cancels_a_call_in_flight_and_waits_for_it() {
     let (manager, hang, _d) = load_one("fixture-hang");
