@@ -105,9 +105,7 @@ fn plugins() -> (Loaded, Loaded) {
         )],
     );
     let concat_dir = TempPluginsDir::new(Profile::Release);
-    let manifest = concat_dir
-        .stage_library("fixture-greet", "0.1.0", &concat)
-        .join("plugin.json");
+    let manifest = concat_dir.stage_library("fixture-greet", "0.1.0", &concat);
     let allocating = PluginManager::new(concat_dir.path());
     allocating.load_manifest(&manifest).unwrap();
     let (a, b) = (
