@@ -431,6 +431,10 @@ impl Context {
     /// copy: no allocation at all once the buffer is large enough. Without a string under
     /// `key`, a new empty one.
     ///
+    /// Take it after the checks that can fail: a call that takes the string and then returns
+    /// an error leaves the empty string under `key` (in a worker, where values travel back
+    /// only on success, the caller keeps the old one).
+    ///
     /// ```
     /// # use plg_api::{Context, ContextError};
     /// # fn main() -> Result<(), ContextError> {
@@ -703,9 +707,15 @@ mod tests {
 
     #[test]
     fn every_mutation_forces_a_rehome() {
-        let ops: [fn(&mut Context); 10] = [
+        let ops: [fn(&mut Context); 12] = [
             |c| {
                 c.set("k", 2);
+            },
+            |c| {
+                c.take_string("k");
+            },
+            |c| {
+                c.take_string("absent");
             },
             |c| {
                 c.remove("k");

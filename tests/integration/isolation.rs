@@ -1187,6 +1187,10 @@ fn an_edited_exec_plugin_is_upgraded_to_a_new_process() {
         other => panic!("expected an upgrade that shut the old process down, got {other:?}"),
     }
     assert_eq!(greet(), "Howdy, Ada!", "the handle follows the upgrade");
+    assert!(matches!(
+        manager.reload("greet-python"),
+        Ok(Reload::Unchanged { .. })
+    ));
 }
 
 #[test]

@@ -45,28 +45,44 @@ fn unload_unmaps_and_handles_refuse_calls_afterwards() {
 #[test]
 fn strings_written_into_a_reused_buffer_outlive_the_plugin() {
     let (manager, greet, _d) = load_one("fixture-greet");
-    let mut ctx = Context::new();
+    // A fresh context: the first greeting's buffer is the plugin's own allocation, handed
+    // over at the end of the call; the next calls write into it.
+    let mut first = Context::new();
+    first.set("name", "Ada");
+    greet.execute(&mut first).unwrap();
+    let mut reused = Context::new();
     for name in [
         "Ada",
         "a much longer name than the first, to make the buffer grow",
         "Bo",
     ] {
-        ctx.set("name", name);
-        greet.execute(&mut ctx).unwrap();
-        assert_eq!(ctx.get_str("greeting").unwrap(), format!("hello {name}"));
+        reused.set("name", name);
+        greet.execute(&mut reused).unwrap();
+        assert_eq!(reused.get_str("greeting").unwrap(), format!("hello {name}"));
     }
     // Taken, then the call fails: the empty string left under the key is the host's too.
-    ctx.set("name", 5);
-    assert!(greet.execute(&mut ctx).is_err());
+    let mut failed = Context::new();
+    failed.set("name", "Ada");
+    greet.execute(&mut failed).unwrap();
+    failed.set("name", 5);
+    assert!(greet.execute(&mut failed).is_err());
+
     let reports = manager.unload("fixture-greet", None).unwrap();
     #[cfg(target_os = "linux")]
     assert_eq!(reports[0].unmapped, Some(true));
     let _ = reports;
-    let mut kept = ctx.take_string("greeting");
-    kept.push_str("after the unload");
-    ctx.set("greeting", kept);
-    assert_eq!(ctx.get_str("greeting").unwrap(), "after the unload");
-    drop(ctx);
+    // Each string grows (a reallocation through its buffer's functions) and is dropped, with
+    // the plugin gone: any of them still the plugin's would crash here.
+    for mut ctx in [first, reused, failed] {
+        let mut kept = ctx.take_string("greeting");
+        kept.push_str(&"after the unload ".repeat(64));
+        ctx.set("greeting", kept);
+        assert!(ctx
+            .get_str("greeting")
+            .unwrap()
+            .starts_with("after the unload"));
+        drop(ctx);
+    }
 }
 
 #[test]
