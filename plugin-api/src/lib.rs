@@ -84,7 +84,8 @@
 //! write to is left alone; one it wrote to is walked, and only the buffers that are not
 //! already the host's are copied. [`HostContext::end_call_with`](host::HostContext::end_call_with)
 //! lets a host tell its own buffers apart at a glance ([`host::BufferOwner`]); plg-loader
-//! does, so a call that writes one string costs the copy of that string.
+//! does, so a call that writes one string costs the copy of that string, and nothing when
+//! the plugin writes into the buffer it took back with [`Context::take_string`].
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 // No hand-written unsafe code. Two exceptions: abi_stable's derive for the plugin module

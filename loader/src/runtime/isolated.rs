@@ -68,7 +68,7 @@ impl PluginManager {
         manifest: Manifest,
         manifest_path: &Path,
         schemas: Option<Schemas>,
-        described: Option<Vec<u8>>,
+        description: Vec<u8>,
     ) -> Result<Arc<Instance>, LoadError> {
         can_run_apart(&manifest)?;
         let Source::Exec { args, env, .. } = &manifest.source else {
@@ -77,7 +77,7 @@ impl PluginManager {
         let real_program = super::open::locate_program(&manifest, manifest_path)?;
         #[cfg(not(feature = "isolation"))]
         {
-            let _ = (args, env, schemas, real_program, described);
+            let _ = (args, env, schemas, real_program, description);
             Err(without_isolation(&manifest))
         }
         #[cfg(feature = "isolation")]
@@ -90,9 +90,6 @@ impl PluginManager {
                 spares: None,
             };
             let unknown = crate::manifest::preflight::Unmappable::Unknown;
-            let description = described.unwrap_or_else(|| {
-                super::provenance::description(manifest_path, &manifest, manifest_path)
-            });
             let origin = super::provenance::Origin::new(description, &real_program);
             self.start_apart(
                 manifest,

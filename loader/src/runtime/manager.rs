@@ -394,14 +394,18 @@ impl PluginManager {
         described: Option<Vec<u8>>,
     ) -> Result<Arc<Instance>, LoadError> {
         let schemas = Schemas::load(&manifest, manifest_path)?;
-        if let Source::Exec { .. } = manifest.source {
-            return self.open_exec(manifest, manifest_path, schemas, described);
-        }
-        let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
         // What the instance records as loaded: a reload's is the very snapshot it compared
         // (and hashed, if it did); otherwise read now, before the library is opened.
-        let description = described
-            .unwrap_or_else(|| provenance::description(manifest_path, &manifest, &local_path));
+        let describe = |local_path: &Path| {
+            described
+                .unwrap_or_else(|| provenance::description(manifest_path, &manifest, local_path))
+        };
+        if let Source::Exec { .. } = manifest.source {
+            let description = describe(manifest_path);
+            return self.open_exec(manifest, manifest_path, schemas, description);
+        }
+        let (local, local_path) = self.localize(&manifest, manifest_path, false)?;
+        let description = describe(&local_path);
         if self.worker_policy.isolates(&manifest) {
             return self.open_in_worker(
                 manifest,

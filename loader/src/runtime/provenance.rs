@@ -116,10 +116,10 @@ fn hash(description: &[u8], library: &mut impl Read) -> io::Result<Digest> {
 
 /// What a plugin was loaded from, so that a reload can tell whether the version on disk is
 /// the same bytes. Hashing a library costs milliseconds, more than the rest of a load, so a
-/// load keeps the manifest's bytes and an open handle on the library file instead; the hash
-/// is computed the first time a reload asks. The handle still reads the loaded file after a
-/// new one is renamed over its path; if the file itself was rewritten since (its length or
-/// modification time changed), the loaded bytes are gone and the answer is `None`.
+/// load keeps the plugin's [`description`] and an open handle on the library file instead;
+/// the hash is computed only when a reload cannot compare bytes. The handle still reads the
+/// loaded file after a new one is renamed over its path; if the file itself was rewritten
+/// since (its [`Stamp`] changed), the loaded bytes are gone.
 #[derive(Debug)]
 pub(crate) struct Origin {
     /// The plugin's [`description`]: its manifest and the files the manifest names.
@@ -175,10 +175,9 @@ impl Origin {
     }
 
     /// Whether `description` (see [`description`]) and the open `library` hold the same bytes
-    /// as what was loaded,
-    /// compared byte for byte: a rebuild usually differs within its first pages (the ELF
-    /// build ID is near the start), so this reads a fraction of what hashing the new library
-    /// would. `None` when the loaded bytes cannot be read back (loaded from content known
+    /// as what was loaded, compared byte for byte: a rebuild usually differs within its first
+    /// page (the ELF build ID is near the start), so this reads a fraction of what hashing
+    /// the new library would. `None` when the loaded bytes cannot be read back (loaded from content known
     /// only by its hash, or a file rewritten since): then the caller hashes.
     pub(crate) fn same_content(&self, description: &[u8], library: &File) -> Option<bool> {
         let (loaded, stamp) = self.library.as_ref()?;
@@ -210,11 +209,14 @@ fn same_bytes(a: &File, b: &File, len: u64) -> Option<bool> {
     // build ID), and two reads of 4 KiB cost less than two of 64 KiB.
     const FIRST: usize = 4 * 1024;
     const PIECE: usize = 64 * 1024;
-    let (mut x, mut y) = (vec![0u8; PIECE], vec![0u8; PIECE]);
+    let (mut x, mut y) = (vec![0u8; FIRST], vec![0u8; FIRST]);
     let mut at = 0u64;
     while at < len {
-        let piece = if at == 0 { FIRST } else { PIECE };
-        let n = piece.min(usize::try_from(len - at).unwrap_or(piece));
+        if at > 0 && x.len() < PIECE {
+            x.resize(PIECE, 0);
+            y.resize(PIECE, 0);
+        }
+        let n = x.len().min(usize::try_from(len - at).unwrap_or(x.len()));
         a.read_exact_at(&mut x[..n], at).ok()?;
         b.read_exact_at(&mut y[..n], at).ok()?;
         if x[..n] != y[..n] {

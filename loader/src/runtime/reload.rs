@@ -14,7 +14,7 @@
 
 use std::{
     fs::File,
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, Weak},
 };
 
@@ -32,6 +32,27 @@ use crate::{
     error::{IoError, LoadError, LookupError, UnloadError},
     manifest::{read_manifest_file, Manifest, Source},
 };
+
+/// A manifest found on disk: where, as parsed, and the text that was parsed. A reload
+/// records that very text as what the new version was loaded from, so an edit landing after
+/// the read is a change the next reload sees, never one recorded and missed.
+pub(super) struct OnDisk {
+    pub(super) path: PathBuf,
+    pub(super) manifest: Manifest,
+    text: String,
+}
+
+impl OnDisk {
+    fn read(path: &Path) -> Result<Self, crate::error::ManifestError> {
+        let text = read_manifest_file(path)?;
+        let manifest = Manifest::from_json(&text, path)?;
+        Ok(OnDisk {
+            path: path.to_owned(),
+            manifest,
+            text,
+        })
+    }
+}
 
 /// What [`PluginManager::reload`] did.
 #[derive(Debug, Clone)]
@@ -81,17 +102,16 @@ impl PluginManager {
     /// (under the plugins directory), whatever else is on disk: how `plg dev` upgrades to the
     /// build it just staged.
     pub fn reload_from(&self, manifest_path: impl AsRef<Path>) -> Result<Reload, Arc<LoadError>> {
-        let path = manifest_path.as_ref();
-        let manifest = Manifest::from_path(path).map_err(|e| Arc::new(e.into()))?;
-        let name = manifest.name.clone();
-        self.reload_with(&name, Some((path.to_owned(), manifest)))
+        let found = OnDisk::read(manifest_path.as_ref()).map_err(|e| Arc::new(e.into()))?;
+        let name = found.manifest.name.clone();
+        self.reload_with(&name, Some(found))
     }
 
     /// [`reload`](Self::reload), to `target` (a manifest already read) when given.
     pub(super) fn reload_with(
         &self,
         name: &str,
-        target: Option<(std::path::PathBuf, Manifest)>,
+        target: Option<OnDisk>,
     ) -> Result<Reload, Arc<LoadError>> {
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         self.retire_drained();
@@ -100,23 +120,14 @@ impl PluginManager {
             Some(found) => Ok(found),
             None => self.newest_on_disk(name),
         };
-        let (manifest_path, _) = match found {
+        let OnDisk {
+            path: manifest_path,
+            manifest,
+            text: manifest_text,
+        } = match found {
             Ok(found) => found,
             Err(e) => return Err(self.refused(&old, &self.plugins_dir().path().join(name), e)),
         };
-        // Read once more, and only once: the text parsed here is what the upgrade loads and
-        // what the new version records as loaded (an edit landing after this read is a
-        // change the next reload sees).
-        let read = read_manifest_file(&manifest_path)
-            .and_then(|text| Manifest::from_json(&text, &manifest_path).map(|m| (text, m)));
-        let (manifest_text, manifest) = match read {
-            Ok(read) => read,
-            Err(e) => return Err(self.refused(&old, &manifest_path, e.into())),
-        };
-        if manifest.name != name {
-            // Renamed since it was found: no manifest for `name` there any more.
-            return Err(self.refused(&old, &manifest_path, self.not_installed(name)));
-        }
         if !old.is_loaded() {
             let e = LoadError::Lookup(LookupError::NotLoaded {
                 name: name.to_owned(),
@@ -410,18 +421,18 @@ impl PluginManager {
     }
 
     /// The manifest of the highest version of `name` under the plugins directory.
-    pub(super) fn newest_on_disk(
-        &self,
-        name: &str,
-    ) -> Result<(std::path::PathBuf, Manifest), LoadError> {
+    pub(super) fn newest_on_disk(&self, name: &str) -> Result<OnDisk, LoadError> {
         let found = self.plugins_dir().manifests_of(name);
-        let mut best: Option<(std::path::PathBuf, Manifest)> = None;
+        let mut best: Option<OnDisk> = None;
         let mut first_error = None;
         for path in found.manifests {
-            match Manifest::from_path(&path) {
-                Ok(m) if m.name == name => {
-                    if best.as_ref().is_none_or(|(_, b)| m.version > b.version) {
-                        best = Some((path, m));
+            match OnDisk::read(&path) {
+                Ok(m) if m.manifest.name == name => {
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| m.manifest.version > b.manifest.version)
+                    {
+                        best = Some(m);
                     }
                 }
                 Ok(_) => {}
@@ -433,18 +444,14 @@ impl PluginManager {
         match (best, first_error) {
             (Some(found), _) => Ok(found),
             (None, Some(e)) => Err(e.into()),
-            (None, None) => Err(self.not_installed(name)),
-        }
-    }
-
-    fn not_installed(&self, name: &str) -> LoadError {
-        LoadError::NotInstalled {
-            name: name.to_owned(),
-            requirement: None,
-            plugins_dir: self.plugins_dir().path().to_owned(),
-            versions: Vec::new(),
-            broken: 0,
-            others: Box::default(),
+            (None, None) => Err(LoadError::NotInstalled {
+                name: name.to_owned(),
+                requirement: None,
+                plugins_dir: self.plugins_dir().path().to_owned(),
+                versions: Vec::new(),
+                broken: 0,
+                others: Box::default(),
+            }),
         }
     }
 

@@ -198,8 +198,8 @@ impl PluginManager {
                     tracing::info!(plugin = name, error = %e, "not upgraded");
                 }
             }
-            (false, Ok((path, manifest))) => {
-                let result = self.load_live(&path, manifest);
+            (false, Ok(found)) => {
+                let result = self.load_live(&found.path, found.manifest);
                 if let Err(e) = &result {
                     tracing::info!(plugin = name, error = %e, "not loaded");
                 }
