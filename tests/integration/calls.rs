@@ -41,12 +41,12 @@ fn call_greet(caller: &Plugin, name: &str) -> Result<String, ExecError> {
     let mut ctx = Context::new();
     ctx.set("target", "fixture-greet");
     ctx.set("sub.name", name);
-    caller.execute(&mut ctx)?;
+    caller.execute(&mut ctx).map_err(|e| *e)?;
     Ok(ctx.get_str("reply.greeting").unwrap().to_owned())
 }
 
-fn failure_message(result: Result<(), ExecError>) -> String {
-    match result {
+fn failure_message(result: Result<(), Box<ExecError>>) -> String {
+    match result.map_err(|e| *e) {
         Err(ExecError::Failed { plugin, message }) => {
             assert_eq!(plugin, "fixture-caller@0.1.0");
             message
@@ -147,7 +147,7 @@ fn the_dependency_gets_the_callers_deadline_and_cancellation() {
     let mut ctx = Context::new();
     ctx.set("target", "fixture-hang");
     ctx.set_timeout(Duration::from_millis(100));
-    match caller.execute(&mut ctx) {
+    match caller.execute(&mut ctx).map_err(|e| *e) {
         Err(ExecError::DeadlineExceeded { plugin }) => assert_eq!(plugin, "fixture-caller@0.1.0"),
         other => panic!("expected DeadlineExceeded, got {other:?}"),
     }
@@ -160,7 +160,7 @@ fn the_dependency_gets_the_callers_deadline_and_cancellation() {
         std::thread::sleep(Duration::from_millis(50));
         token.cancel();
     });
-    match caller.execute(&mut ctx) {
+    match caller.execute(&mut ctx).map_err(|e| *e) {
         Err(ExecError::Cancelled { plugin }) => assert_eq!(plugin, "fixture-caller@0.1.0"),
         other => panic!("expected Cancelled, got {other:?}"),
     }
@@ -171,7 +171,7 @@ fn the_dependency_gets_the_callers_deadline_and_cancellation() {
     ctx.set("target", "fixture-hang");
     ctx.cancel_token().cancel();
     assert!(matches!(
-        caller.execute(&mut ctx),
+        caller.execute(&mut ctx).map_err(|e| *e),
         Err(ExecError::Cancelled { .. })
     ));
 }
@@ -369,7 +369,7 @@ fn a_dependency_upgraded_during_a_nested_call_drains_and_the_manager_tears_down(
     ));
     token.cancel();
     assert!(matches!(
-        nested.join().unwrap(),
+        nested.join().unwrap().map_err(|e| *e),
         Err(ExecError::Cancelled { .. })
     ));
 

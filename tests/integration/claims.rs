@@ -65,13 +65,14 @@ fn unload_cancels_looping_calls_drains_them_and_unmaps() {
         .into_iter()
         .flat_map(|t| t.join().unwrap())
         .collect();
-    assert!(outcomes
-        .iter()
-        .any(|o| matches!(o, Err(ExecError::Cancelled { .. }))));
+    assert!(outcomes.iter().any(|o| matches!(
+        o.as_ref().map_err(|e| &**e),
+        Err(ExecError::Cancelled { .. })
+    )));
     for o in &outcomes {
         assert!(
             matches!(
-                o,
+                o.as_ref().map_err(|e| &**e),
                 Ok(()) | Err(ExecError::Cancelled { .. }) | Err(ExecError::Unloaded { .. })
             ),
             "{o:?}"

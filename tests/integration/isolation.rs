@@ -34,7 +34,7 @@ fn load(dir: &TempPluginsDir, name: &str, policy: WorkerPolicy) -> (PluginManage
 fn call(plugin: &Plugin, what: &str) -> Result<Context, ExecError> {
     let mut ctx = Context::new();
     ctx.set("do", what);
-    plugin.execute(&mut ctx).map(|()| ctx)
+    plugin.execute(&mut ctx).map(|()| ctx).map_err(|e| *e)
 }
 
 fn pid(plugin: &Plugin) -> i64 {
@@ -51,6 +51,7 @@ fn sleeping_call(plugin: &Plugin, ms: i64) -> std::thread::JoinHandle<Result<i64
         plugin
             .execute(&mut ctx)
             .map(|()| ctx.get::<i64>("pid").unwrap())
+            .map_err(|e| *e)
     })
 }
 
@@ -205,7 +206,7 @@ fn a_call_past_its_deadline_fails_and_the_hung_worker_is_replaced() {
     ctx.set("do", "hang");
     ctx.set_timeout(Duration::from_millis(200));
     assert!(matches!(
-        plugin.execute(&mut ctx),
+        plugin.execute(&mut ctx).map_err(|e| *e),
         Err(ExecError::DeadlineExceeded { .. })
     ));
     // The hung worker is stopped after the kill grace: it exits itself (code 70), or the host,
@@ -238,7 +239,7 @@ fn a_cancelled_call_fails_as_cancelled() {
         token.cancel();
     });
     assert!(matches!(
-        plugin.execute(&mut ctx),
+        plugin.execute(&mut ctx).map_err(|e| *e),
         Err(ExecError::Cancelled { .. })
     ));
     canceller.join().unwrap();
@@ -301,7 +302,7 @@ fn a_worker_over_its_memory_limit_crashes_alone() {
     ctx.set("do", "alloc");
     ctx.set("bytes", 4i64 << 30);
     assert!(matches!(
-        plugin.execute(&mut ctx),
+        plugin.execute(&mut ctx).map_err(|e| *e),
         Err(ExecError::WorkerCrashed { .. })
     ));
     // The host and its other plugins keep serving.
@@ -354,7 +355,7 @@ fn each_limit_applies_in_the_worker_and_a_plugin_over_one_gets_a_typed_error() {
     let mut ctx = Context::new();
     ctx.set("do", "open");
     ctx.set("count", 200i64);
-    match plugin.execute(&mut ctx) {
+    match plugin.execute(&mut ctx).map_err(|e| *e) {
         Err(ExecError::Failed { message, .. }) => {
             assert!(message.contains("Too many open files"), "{message}")
         }
@@ -368,7 +369,7 @@ fn each_limit_applies_in_the_worker_and_a_plugin_over_one_gets_a_typed_error() {
     ctx.set("do", "spin");
     ctx.set("seconds", 30i64);
     assert!(matches!(
-        plugin.execute(&mut ctx),
+        plugin.execute(&mut ctx).map_err(|e| *e),
         Err(ExecError::WorkerCrashed { .. })
     ));
     noop.execute(&mut Context::new()).unwrap();
@@ -1001,7 +1002,10 @@ fn a_call_whose_new_connection_gets_no_hello_ends_at_its_deadline() {
     let outcome = plugin.execute(&mut ctx);
     signal(worker, rustix::process::Signal::CONT);
     assert!(
-        matches!(outcome, Err(ExecError::DeadlineExceeded { .. })),
+        matches!(
+            outcome.as_ref().map_err(|e| &**e),
+            Err(ExecError::DeadlineExceeded { .. })
+        ),
         "{outcome:?}"
     );
     holder.join().unwrap().unwrap();
@@ -1093,7 +1097,7 @@ fn the_python_sample_runs_as_an_exec_plugin_with_the_same_host_code() {
     let mut ctx = Context::new();
     ctx.set("name", 5);
     assert!(matches!(
-        python.execute(&mut ctx),
+        python.execute(&mut ctx).map_err(|e| *e),
         Err(ExecError::InvalidInput { .. })
     ));
     let reports = manager.unload("greet-python", None).unwrap();
@@ -1249,7 +1253,7 @@ fn the_go_plugin_written_with_go_plugin_serve_runs_with_the_same_host_code() {
     let mut ctx = Context::new();
     ctx.set("name", 5);
     assert!(matches!(
-        go.execute(&mut ctx),
+        go.execute(&mut ctx).map_err(|e| *e),
         Err(ExecError::InvalidInput { .. })
     ));
     let reports = manager.unload("greet-go", None).unwrap();

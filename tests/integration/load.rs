@@ -250,9 +250,9 @@ fn versions_load_side_by_side_and_lookups_follow_semver() {
     v1.execute(&mut ctx).unwrap();
     assert_eq!(
         v2.execute(&mut Context::new()),
-        Err(plg_loader::ExecError::Unloaded {
+        Err(Box::new(plg_loader::ExecError::Unloaded {
             plugin: "hello@2.0.0".into()
-        })
+        }))
     );
 }
 

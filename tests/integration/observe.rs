@@ -42,7 +42,7 @@ fn a_before_hook_can_refuse_or_change_a_call_and_the_after_hook_sees_each_result
     let counter = manager.get("counter").unwrap();
 
     let err = counter.execute(&mut Context::new()).unwrap_err();
-    match &err {
+    match &*err {
         ExecError::Rejected { hook, message, .. } => {
             assert_eq!((hook.as_str(), message.as_str()), ("gate", "no token"))
         }
@@ -83,7 +83,7 @@ fn metrics_count_calls_and_errors_by_kind_per_version() {
     let err = counter
         .execute(&mut Context::new().with_label("no-such-label"))
         .unwrap_err();
-    assert!(matches!(err, ExecError::InvalidInput { .. }));
+    assert!(matches!(*err, ExecError::InvalidInput { .. }));
 
     let metrics = manager.metrics();
     let of = |name: &str| metrics.iter().find(|m| m.plugin == name).unwrap();

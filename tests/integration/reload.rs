@@ -270,7 +270,7 @@ fn a_pinned_handle_stays_until_its_version_is_unloaded() {
         .unload("hello", Some(&semver::Version::new(1, 2, 0)))
         .unwrap();
     let err = pinned.execute(&mut Context::new()).unwrap_err();
-    assert!(matches!(err, ExecError::Unloaded { .. }), "{err:?}");
+    assert!(matches!(*err, ExecError::Unloaded { .. }), "{err:?}");
 }
 
 #[test]

@@ -26,9 +26,9 @@ fn unload_unmaps_and_handles_refuse_calls_afterwards() {
     assert!(!hello.is_loaded());
     assert_eq!(
         hello.execute(&mut Context::new()),
-        Err(ExecError::Unloaded {
+        Err(Box::new(ExecError::Unloaded {
             plugin: "hello@1.2.0".into()
-        })
+        }))
     );
     assert!(matches!(
         manager.get("hello"),
@@ -102,9 +102,9 @@ fn unload_cancels_a_call_in_flight_and_waits_for_it() {
     let reports = manager.unload("fixture-hang", None).unwrap();
     assert_eq!(
         worker.join().unwrap(),
-        Err(ExecError::Cancelled {
+        Err(Box::new(ExecError::Cancelled {
             plugin: "fixture-hang@0.1.0".into()
-        })
+        }))
     );
     #[cfg(target_os = "linux")]
     assert_eq!(reports[0].unmapped, Some(true));
@@ -132,13 +132,13 @@ fn a_call_that_ignores_cancellation_makes_unload_busy_not_unsafe() {
     // Still registered, but refusing new calls.
     assert_eq!(
         hang.execute(&mut Context::new()),
-        Err(ExecError::Unloaded {
+        Err(Box::new(ExecError::Unloaded {
             plugin: "fixture-hang@0.1.0".into()
-        })
+        }))
     );
     token.cancel();
     assert!(matches!(
-        worker.join().unwrap(),
+        worker.join().unwrap().map_err(|e| *e),
         Err(ExecError::Cancelled { .. })
     ));
     let reports = manager.unload("fixture-hang", None).unwrap();
@@ -215,7 +215,7 @@ fn dropping_the_manager_unloads_everything() {
     drop(manager);
     assert!(!hello.is_loaded());
     assert!(matches!(
-        hello.execute(&mut Context::new()),
+        hello.execute(&mut Context::new()).map_err(|e| *e),
         Err(ExecError::Unloaded { .. })
     ));
 }
@@ -347,7 +347,7 @@ fn refused_calls_never_keep_unload_busy_under_64_threads() {
                     // Bounded: a caller stops by itself if the test failed before `stop`.
                     let begun = std::time::Instant::now();
                     while !stop.load(Ordering::Relaxed) && begun.elapsed().as_secs() < 300 {
-                        match noop.execute(&mut Context::new()) {
+                        match noop.execute(&mut Context::new()).map_err(|e| *e) {
                             Ok(()) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }
@@ -391,7 +391,9 @@ fn dropping_the_manager_unloads_its_plugins_and_warns_about_handles_still_held()
         "{logs}"
     );
     assert!(matches!(
-        hello.execute(&mut plg_loader::Context::new()),
+        hello
+            .execute(&mut plg_loader::Context::new())
+            .map_err(|e| *e),
         Err(plg_loader::ExecError::Unloaded { .. })
     ));
 

@@ -101,7 +101,11 @@ fn an_edited_schema_file_is_upgraded() {
     let mut ctx = Context::new();
     ctx.set("name", "plg");
     assert!(matches!(
-        manager.get("hello").unwrap().execute(&mut ctx),
+        manager
+            .get("hello")
+            .unwrap()
+            .execute(&mut ctx)
+            .map_err(|e| *e),
         Err(plg_loader::ExecError::InvalidInput { .. })
     ));
 }

@@ -11,12 +11,12 @@ use tonic::Status;
 /// A call's outcome on the wire: the context's values, or the plugin's error; a failure that
 /// is not the plugin's is a status.
 pub(crate) fn outcome(
-    result: Result<(), ExecError>,
+    result: Result<(), Box<ExecError>>,
     ctx: &Context,
 ) -> Result<pb::execute_response::Outcome, Status> {
     Ok(match result {
         Ok(()) => pb::execute_response::Outcome::Values(to_wire(ctx.values())),
-        Err(e) => pb::execute_response::Outcome::Error(plugin_error(e)?),
+        Err(e) => pb::execute_response::Outcome::Error(plugin_error(*e)?),
     })
 }
 

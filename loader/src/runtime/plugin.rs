@@ -52,12 +52,12 @@ pub struct UnloadReport {
     pub worker: Option<super::worker::WorkerStop>,
 }
 
-/// Where calls to a plugin go. Today there is one runtime, the in-process library; a worker
-/// process or an executable plugin fits behind the same trait without changing callers.
 /// The result of a call inside plg-loader: the error boxed, so that the success path moves
 /// one register between layers instead of a large `Result` through memory.
 pub(crate) type Outcome = Result<(), Box<ExecError>>;
 
+/// Where calls to a plugin go: the in-process library, a worker process or an executable
+/// plugin, behind one trait so that callers do not change.
 pub(crate) trait Runtime: Send + Sync + fmt::Debug {
     fn execute(&self, id: &str, ctx: &mut Context) -> Outcome;
     /// [`execute`](Self::execute) on the fast path, with the call's pin slot (see
@@ -244,13 +244,34 @@ impl Runtime for InProcess {
     }
 }
 
+/// An instance's runtime: the in-process library as itself, so that the call fast path
+/// reaches it without a dynamic call, or any other behind the trait. Not boxed: it lives
+/// once per loaded version inside an `Arc`, and a box would add a load to every call.
+#[allow(clippy::large_enum_variant)]
+enum Runner {
+    InProcess(InProcess),
+    #[cfg_attr(not(feature = "isolation"), allow(dead_code))]
+    Other(Box<dyn Runtime>),
+}
+
+impl std::ops::Deref for Runner {
+    type Target = dyn Runtime;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Runner::InProcess(lib) => lib,
+            Runner::Other(runtime) => &**runtime,
+        }
+    }
+}
+
 /// One loaded library: a version of a plugin, as loaded once. [`Plugin`] handles point at an
 /// instance, and hot upgrade moves them to another.
 pub(crate) struct Instance {
     id: String,
     manifest: Arc<Manifest>,
     manifest_path: PathBuf,
-    runtime: Box<dyn Runtime>,
+    runtime: Runner,
     /// The compiled `input_schema` and `output_schema`, if the manifest declares any.
     schemas: Option<Schemas>,
     /// What it was loaded from, and its content hash on demand: a reload of the same bytes
@@ -302,7 +323,7 @@ impl Instance {
             id: manifest.id(),
             manifest: Arc::new(manifest),
             manifest_path,
-            runtime: Box::new(InProcess { lib, preflight }),
+            runtime: Runner::InProcess(InProcess { lib, preflight }),
             schemas,
             origin,
             copy,
@@ -326,7 +347,7 @@ impl Instance {
             id: manifest.id(),
             manifest: Arc::new(manifest),
             manifest_path,
-            runtime,
+            runtime: Runner::Other(runtime),
             schemas,
             origin,
             copy: None,
@@ -354,9 +375,11 @@ impl Instance {
     #[inline]
     fn call(&self, pin: Option<&Pin<'_>>, ctx: &mut Context) -> Outcome {
         let _running = self.route.enter();
-        let run = |ctx: &mut Context| match pin {
-            Some(pin) => self.runtime.execute_pinned(&self.id, pin, ctx),
-            None => self.runtime.execute(&self.id, ctx),
+        let run = |ctx: &mut Context| match (pin, &self.runtime) {
+            // Called directly, not through the trait object: the fast path inlines it.
+            (Some(pin), Runner::InProcess(lib)) => lib.execute_pinned(&self.id, pin, ctx),
+            (Some(pin), Runner::Other(runtime)) => runtime.execute_pinned(&self.id, pin, ctx),
+            (None, runtime) => runtime.execute(&self.id, ctx),
         };
         let Some(schemas) = &self.schemas else {
             return run(ctx);
@@ -603,17 +626,28 @@ impl Plugin {
     /// When the manifest declares `input_schema` or `output_schema`, the context is checked
     /// against them before and after the call: `ExecError::InvalidInput` (the plugin is not
     /// called) or `ExecError::InvalidOutput`, naming the JSON pointer of each mismatch.
-    pub fn execute(&self, ctx: &mut Context) -> Result<(), ExecError> {
-        match self.call(ctx) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(*e),
-        }
-    }
-
-    /// [`execute`](Self::execute), with the error boxed: what nested calls
-    /// ([`Context::call`]) use.
+    ///
+    /// The error is boxed, as `std::io::Error` and wasmtime's `anyhow::Error` are, so that a
+    /// call's result is one register: an [`ExecError`] is 72 bytes, and returning it by value
+    /// cost a no-op call a third of its time (BENCHMARKS.md). Match on `*err`; `?` converts a
+    /// `Box<ExecError>` into `Box<dyn Error>` or `anyhow::Error` as it is (to `downcast_ref`
+    /// that to `ExecError` later, convert first: `.map_err(|e| *e)?`).
+    ///
+    /// ```no_run
+    /// # fn demo(plugin: &plg_loader::Plugin) {
+    /// use plg_loader::{Context, ExecError};
+    /// let mut ctx = Context::new();
+    /// match plugin.execute(&mut ctx) {
+    ///     Ok(()) => {}
+    ///     Err(e) => match *e {
+    ///         ExecError::DeadlineExceeded { .. } => eprintln!("too slow"),
+    ///         other => eprintln!("{other}"),
+    ///     },
+    /// }
+    /// # }
+    /// ```
     #[inline]
-    pub(crate) fn call(&self, ctx: &mut Context) -> Outcome {
+    pub fn execute(&self, ctx: &mut Context) -> Result<(), Box<ExecError>> {
         let fast = threads::with_local(|local| {
             let pin = local.pin()?;
             Some(self.execute_pinned(local, &pin, ctx))

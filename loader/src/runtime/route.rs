@@ -77,6 +77,7 @@ impl Registration {
     }
 
     /// Marks this thread as running the registered instance until the scope is dropped.
+    #[inline]
     pub(crate) fn enter(&self) -> Scope {
         Scope(CURRENT.with(|c| c.replace(self.0)))
     }
@@ -99,6 +100,7 @@ impl Drop for Registration {
 pub(crate) struct Scope(u64);
 
 impl Drop for Scope {
+    #[inline]
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.0));
     }
@@ -175,7 +177,7 @@ fn route_call(target: &str, parent: &Context, sub: &mut Context) -> Result<(), P
     sub.set_cancel_token(parent.cancel_token().clone());
     let result = {
         let _nested = Nested::enter(depth);
-        dependency.handle.call(sub)
+        dependency.handle.execute(sub)
     };
     result.map_err(|e| PluginError::new(kind_of(&e), e))
 }
