@@ -4,7 +4,8 @@
 //! 1,000,000 calls; the median round's ns per call).
 //!
 //! This VM switches between a fast and a slow speed for seconds at a time, moving both
-//! sides alike, so the two are measured in interleaved blocks (plg's rounds, then Go's),
+//! sides alike, so the two are measured in many short interleaved blocks (a few rounds of
+//! each side, the order alternating from block to block so that a drift favours neither),
 //! and each block's ratio is printed along with the median of the block ratios.
 //!
 //! `cargo bench -p plg-loader --bench greet`. Needs Debian's `golang-go` (built offline,
@@ -20,8 +21,8 @@ use plg_loader::{Context, Plugin, PluginManager};
 use plg_tests::{build_edited_in, target_dir, workspace_root, Profile, TempPluginsDir};
 
 const CALLS: usize = 1_000_000;
-const ROUNDS: usize = 7;
-const BLOCKS: usize = 4;
+const ROUNDS: usize = 3;
+const BLOCKS: usize = 16;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -130,9 +131,12 @@ fn main() {
     };
     let (mut ratios, mut concat_ratios) = (Vec::new(), Vec::new());
     for block in 1..=BLOCKS {
+        let go_first = block % 2 == 0;
+        let go_before = if go_first { go_ns_per_call(&go) } else { None };
         let plg = plg_ns_per_call(&greet);
         let plg_concat = plg_ns_per_call(&greet_concat);
-        let Some(go) = go_ns_per_call(&go) else {
+        let go_after = if go_first { None } else { go_ns_per_call(&go) };
+        let Some(go) = go_before.or(go_after) else {
             println!("greet: the Go host failed");
             return;
         };

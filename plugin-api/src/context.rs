@@ -354,6 +354,7 @@ impl Context {
     }
 
     /// The string under `key`, borrowed.
+    #[inline]
     pub fn get_str(&self, key: &str) -> Result<&str, ContextError> {
         match self.values.get(key) {
             None => Err(ContextError::Missing {
@@ -450,6 +451,7 @@ impl Context {
     /// # Ok(())
     /// # }
     /// ```
+    #[inline]
     pub fn take_string(&mut self, key: &str) -> RString {
         self.call_key = 0;
         match self.values.get_mut(key) {
@@ -622,6 +624,7 @@ impl Context {
     /// Moves every buffer another library may have allocated (values, label, cancel token)
     /// into the calling library's memory; see [`Value::rehome`]. Public as
     /// [`HostContext::rehome`](crate::host::HostContext::rehome).
+    #[inline]
     pub(crate) fn rehome<O: BufferOwner>(&mut self, owner: &O) {
         self.call_key = 0;
         self.values.rehome(owner);

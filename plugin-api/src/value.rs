@@ -194,20 +194,34 @@ impl Value {
     }
 }
 
-#[inline]
+/// The test inline, the conversion out of line: after most calls every buffer is the host's,
+/// and the walk over a context is then a few comparisons an entry.
+#[inline(always)]
 pub(crate) fn rehome_string<O: BufferOwner>(s: &mut RString, owner: &O) {
     if !owner.owns_string(s) {
-        let taken = std::mem::take(s);
-        *s = RString::from(taken.into_string());
+        convert_string(s);
     }
 }
 
-#[inline]
+#[cold]
+#[inline(never)]
+fn convert_string(s: &mut RString) {
+    let taken = std::mem::take(s);
+    *s = RString::from(taken.into_string());
+}
+
+#[inline(always)]
 pub(crate) fn rehome_vec<T, O: BufferOwner>(v: &mut RVec<T>, owner: &O) {
     if !owner.owns_vec(v) {
-        let taken = std::mem::take(v);
-        *v = RVec::from(taken.into_vec());
+        convert_vec(v);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn convert_vec<T>(v: &mut RVec<T>) {
+    let taken = std::mem::take(v);
+    *v = RVec::from(taken.into_vec());
 }
 
 impl PartialEq for Value {
@@ -250,23 +264,26 @@ impl ValueMap {
         }
     }
 
+    #[inline]
     fn position(&self, key: &str) -> Option<usize> {
-        self.entries.iter().position(|e| e.0.as_str() == key)
+        self.entries.iter().position(|e| same_key(&e.0, key))
     }
 
     /// The value under `key`.
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries
             .iter()
-            .find(|e| e.0.as_str() == key)
+            .find(|e| same_key(&e.0, key))
             .map(|e| &e.1)
     }
 
     /// The value under `key`, mutably.
+    #[inline]
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         self.entries
             .iter_mut()
-            .find(|e| e.0.as_str() == key)
+            .find(|e| same_key(&e.0, key))
             .map(|e| &mut e.1)
     }
 
@@ -329,12 +346,44 @@ impl ValueMap {
     }
 
     /// See [`Value::rehome`].
+    #[inline]
     pub(crate) fn rehome<O: BufferOwner>(&mut self, owner: &O) {
         rehome_vec(&mut self.entries, owner);
         for e in self.entries.iter_mut() {
             rehome_string(&mut e.0, owner);
-            e.1.rehome(owner);
+            // Scalars and strings, most values, without a call.
+            match &mut e.1 {
+                Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
+                Value::Str(s) => rehome_string(s, owner),
+                nested => nested.rehome(owner),
+            }
         }
+    }
+}
+
+/// `key == wanted`, compared inline. Keys are short, and the call to `memcmp` that `==`
+/// makes for every candidate of the right length cost a lookup more than the comparison
+/// itself: two overlapping loads cover any key of 4 to 16 bytes.
+#[inline(always)]
+fn same_key(key: &RString, wanted: &str) -> bool {
+    let (a, b) = (key.as_bytes(), wanted.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    fn word4(s: &[u8]) -> u32 {
+        u32::from_ne_bytes([s[0], s[1], s[2], s[3]])
+    }
+    fn word8(s: &[u8]) -> u64 {
+        u64::from_ne_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
+    }
+    match n {
+        0 => true,
+        // Bytes 0, n/2 and n-1 are every byte of a key of 1 to 3 bytes.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => word4(a) == word4(b) && word4(&a[n - 4..]) == word4(&b[n - 4..]),
+        8..=16 => word8(a) == word8(b) && word8(&a[n - 8..]) == word8(&b[n - 8..]),
+        _ => a == b,
     }
 }
 
@@ -386,5 +435,29 @@ impl IntoIterator for ValueMap {
     >;
     fn into_iter(self) -> Self::IntoIter {
         self.entries.into_iter().map(|e| (e.0.into_string(), e.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_compare_equal_only_when_every_byte_is() {
+        for n in 0..=40usize {
+            let key: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(same_key(&RString::from(key.as_str()), &key), "length {n}");
+            for at in 0..n {
+                let mut other = key.clone().into_bytes();
+                other[at] = b'Z';
+                let other = String::from_utf8(other).unwrap();
+                assert!(
+                    !same_key(&RString::from(key.as_str()), &other),
+                    "{n} at {at}"
+                );
+            }
+            let longer = format!("{key}a");
+            assert!(!same_key(&RString::from(key.as_str()), &longer));
+        }
     }
 }
