@@ -4,13 +4,18 @@
 //! - `context_8_keys`: `execute` with an 8-key context vs cloning the same native
 //!   `HashMap<String, Value>`.
 //!
+//! After criterion, `noop_blocks` measures the no-op ratio again in 16 short interleaved
+//! blocks (a few rounds of each side, the order alternating), printing each block's ratio
+//! and their median: this VM switches between a fast and a slow speed for seconds at a
+//! time, which moves criterion's back-to-back estimates of the two sides apart.
+//!
 //! `cargo bench -p plg-loader --bench overhead`, then `python3 scripts/bench_ratios.py`.
 
 mod common;
 
 use std::{collections::HashMap, hint::black_box};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use plg_loader::{Context, PluginManager, Value};
 use plg_tests::{library, Profile, TempPluginsDir};
 
@@ -87,4 +92,72 @@ criterion_group! {
     config = common::criterion();
     targets = noop_execute, context_8_keys
 }
-criterion_main!(benches);
+/// Nanoseconds per call of `f`, the median of `ROUNDS` rounds of `CALLS` calls.
+fn ns_per_call(mut f: impl FnMut()) -> f64 {
+    const CALLS: u32 = 2_000_000;
+    const ROUNDS: usize = 3;
+    let mut per: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            for _ in 0..CALLS {
+                f();
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(CALLS)
+        })
+        .collect();
+    per.sort_by(f64::total_cmp);
+    per[ROUNDS / 2]
+}
+
+fn noop_blocks() {
+    const BLOCKS: usize = 16;
+    let raw = common::RawNoop::open(&library(Profile::Release, "fixture-not-plugin"));
+    let dir = TempPluginsDir::new(Profile::Release);
+    dir.stage("fixture-noop");
+    let manager = PluginManager::new(dir.path());
+    assert!(manager.load_all().failed.is_empty());
+    let plugin = manager.get("fixture-noop").unwrap();
+    let mut ctx = Context::new();
+    let mut ratios = Vec::new();
+    for block in 1..=BLOCKS {
+        let mut plg = || {
+            ns_per_call(|| {
+                let _ = black_box(black_box(&plugin).execute(black_box(&mut ctx)));
+            })
+        };
+        let base = || ns_per_call(|| black_box(raw.f)());
+        let (raw_ns, plg_ns) = if block % 2 == 0 {
+            let r = base();
+            (r, plg())
+        } else {
+            let p = plg();
+            (base(), p)
+        };
+        println!(
+            "noop_blocks block {block}: plg {plg_ns:.2} ns/call, raw dlsym'd call {raw_ns:.2} ns/call: ratio {:.2}x",
+            plg_ns / raw_ns
+        );
+        ratios.push(plg_ns / raw_ns);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "noop_blocks: median block ratio {:.2}x (blocks {:.2}x to {:.2}x; target <= 5x)",
+        ratios[BLOCKS / 2],
+        ratios[0],
+        ratios[BLOCKS - 1]
+    );
+}
+
+fn main() {
+    benches();
+    // The filter is the first argument that is not a flag (`cargo bench -- FILTER`).
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    let listing = std::env::args().any(|a| a == "--list");
+    if !listing && "noop_blocks".contains(filter.as_str()) || filter.starts_with("noop") {
+        noop_blocks();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}
