@@ -101,18 +101,19 @@ impl Hooks {
         self.0.is_empty()
     }
 
-    /// Runs every `before` hook; the first refusal stops the call.
+    /// Runs every `before` hook; the first refusal stops the call. `call` is built only when
+    /// there are hooks to see it.
     #[inline]
-    pub(crate) fn before(
+    pub(crate) fn before<'a>(
         &self,
         id: &str,
-        call: &CallInfo<'_>,
+        call: impl FnOnce() -> CallInfo<'a>,
         ctx: &mut Context,
     ) -> Result<(), Box<ExecError>> {
         if self.0.is_empty() {
             return Ok(());
         }
-        self.run_before(id, call, ctx)
+        self.run_before(id, &call(), ctx)
     }
 
     #[inline(never)]

@@ -93,7 +93,7 @@ pub(crate) type MetricsByVersion = std::sync::Mutex<
 /// rebuild hot-upgraded in place continues the same series).
 pub(crate) struct CallMetrics {
     /// Indexed by thread stripe, the last one shared.
-    stripes: Box<[Stripe]>,
+    stripes: Box<[Stripe; SHARED_STRIPE + 1]>,
     buckets: [AtomicU64; BUCKETS],
     sum_nanos: AtomicU64,
     max_nanos: AtomicU64,
@@ -108,7 +108,7 @@ impl fmt::Debug for CallMetrics {
 impl Default for CallMetrics {
     fn default() -> Self {
         Self {
-            stripes: (0..=SHARED_STRIPE).map(|_| Stripe::default()).collect(),
+            stripes: Box::new(std::array::from_fn(|_| Stripe::default())),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_nanos: AtomicU64::new(0),
             max_nanos: AtomicU64::new(0),

@@ -294,8 +294,9 @@ pub(crate) struct Instance {
 pub(crate) struct CallSite {
     pub(crate) hooks: Hooks,
     pub(crate) metrics: Option<Arc<CallMetrics>>,
-    /// Time one call in this many, per thread (when no hook needs every duration).
-    pub(crate) sample_every: u32,
+    /// A call is timed when this thread's call count masked with this is 0: every call
+    /// (0) when a hook needs the duration, else one in the sampling interval.
+    pub(crate) timing_mask: u32,
 }
 
 impl fmt::Debug for Instance {
@@ -664,18 +665,17 @@ impl Plugin {
     fn execute_pinned(&self, local: &Local, pin: &Pin<'_>, ctx: &mut Context) -> Outcome {
         // The clock is read only for hooks (they get the duration) and sampled metrics,
         // decided by the version that gets the call first.
-        let mut start: Option<Option<Instant>> = None;
+        let (mut start, mut decided) = (None, false);
         loop {
             let served = self.0.current.with(pin, |instance| {
                 let site = &instance.calls;
-                let start = *start.get_or_insert_with(|| {
-                    let timed = !site.hooks.is_empty()
-                        || (site.metrics.is_some() && local.sampled(site.sample_every));
-                    timed.then(Instant::now)
-                });
+                if !decided {
+                    decided = true;
+                    start = local.sampled(site.timing_mask).then(Instant::now);
+                }
                 let result = site
                     .hooks
-                    .before(&instance.id, &instance.call_info(), ctx)
+                    .before(&instance.id, || instance.call_info(), ctx)
                     .and_then(|()| instance.call(Some(pin), ctx));
                 match result {
                     // An upgrade retired this version between our read and our call, so the
@@ -708,7 +708,7 @@ impl Plugin {
             let result = instance
                 .calls
                 .hooks
-                .before(&instance.id, &instance.call_info(), ctx)
+                .before(&instance.id, || instance.call_info(), ctx)
                 .and_then(|()| instance.call(None, ctx));
             match result {
                 Err(e)

@@ -133,14 +133,13 @@ impl Local {
         self.stripe
     }
 
-    /// Counts a call on this thread and says whether it is one in `every` (for sampling),
-    /// a power of two.
+    /// Counts a call on this thread and says whether the count masked with `mask` is 0:
+    /// every call for 0, one in `2^k` for `2^k - 1` (for sampling).
     #[inline]
-    pub(crate) fn sampled(&self, every: u32) -> bool {
-        debug_assert!(every.is_power_of_two());
+    pub(crate) fn sampled(&self, mask: u32) -> bool {
         let n = self.tick.get().wrapping_add(1);
         self.tick.set(n);
-        n & every.wrapping_sub(1) == 0
+        n & mask == 0
     }
 
     /// The next free pin slot, until the returned guard is dropped; `None` if all
