@@ -632,14 +632,13 @@ impl Context {
         self.cancel.rehome(owner);
     }
 
-    /// Starts a call: records `key` (non-zero, unpredictable, different for every call). A
-    /// host calls this right before passing the context to a plugin. The log tag is already
-    /// empty (a context starts so and [`end_call`](Self::end_call) empties it) and the
-    /// plugin's shim sets it first thing. Public as
-    /// [`HostContext::begin_call`](crate::host::HostContext::begin_call).
+    /// Starts a call: records `key` (non-zero, unpredictable, different for every call) and
+    /// clears the log tag. A host calls this right before passing the context to a plugin.
+    /// Public as [`HostContext::begin_call`](crate::host::HostContext::begin_call).
     #[inline]
     pub(crate) fn begin_call(&mut self, key: u64) {
         self.call_key = key;
+        self.origin = RStr::from_str("");
     }
 
     /// Ends a call started with `key`: resets the log tag and, unless the context is provably

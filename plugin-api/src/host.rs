@@ -38,8 +38,8 @@ mod sealed {
 /// For plg hosts (plg-loader); plugins never need it. Sealed: implemented only for
 /// [`Context`]. See the [module docs](self) for why it is separate.
 pub trait HostContext: sealed::Sealed {
-    /// Starts a call: records `key` (non-zero, unpredictable, different for every call). A
-    /// host calls this right before passing the context to a plugin.
+    /// Starts a call: records `key` (non-zero, unpredictable, different for every call) and
+    /// clears the log tag. A host calls this right before passing the context to a plugin.
     fn begin_call(&mut self, key: u64);
 
     /// Ends a call started with `key`: resets the log tag and, unless the context is provably

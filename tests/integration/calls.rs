@@ -383,3 +383,59 @@ fn a_dependency_upgraded_during_a_nested_call_drains_and_the_manager_tears_down(
         .recv_timeout(Duration::from_secs(60))
         .expect("dropping the manager finished (no deadlock)");
 }
+
+/// Keeps a copy of every context its `before` sees for `fixture-greet`.
+#[derive(Default)]
+struct KeepContexts(Mutex<Vec<Context>>);
+
+impl CallHook for KeepContexts {
+    fn name(&self) -> &str {
+        "keep-contexts"
+    }
+    fn before(&self, call: &CallInfo<'_>, ctx: &mut Context) -> Result<(), Rejection> {
+        if call.plugin == "fixture-greet" {
+            self.0.lock().unwrap().push(ctx.clone());
+        }
+        Ok(())
+    }
+}
+
+/// The sub-context of a call between plugins is the plugin's making (`Context::new`, or a
+/// clone of its own context with its log tag). The host makes it its own before the
+/// dependency's hooks see it: a hook that keeps a copy can log with it, read it and drop it
+/// after both plugins are unloaded.
+#[test]
+fn a_hook_may_keep_a_nested_calls_context_past_the_unload() {
+    for clone_context in [false, true] {
+        let dir = staged(
+            serde_json::json!({"fixture-greet": "^0.1"}),
+            &["fixture-greet"],
+        );
+        let kept = Arc::new(KeepContexts::default());
+        let (manager, caller) = loaded(
+            &dir,
+            PluginManager::new(dir.path()).with_call_hook(Arc::clone(&kept)),
+        );
+        let mut ctx = Context::new();
+        ctx.set("target", "fixture-greet");
+        ctx.set("sub.name", "Ada");
+        ctx.set("clone_context", clone_context);
+        caller.execute(&mut ctx).unwrap();
+        assert_eq!(ctx.get_str("reply.greeting"), Ok("hello Ada"));
+        for name in ["fixture-caller", "fixture-greet"] {
+            let reports = manager.unload(name, None).unwrap();
+            #[cfg(target_os = "linux")]
+            assert_eq!(reports[0].unmapped, Some(true), "{name}: {reports:?}");
+            let _ = reports;
+        }
+        let kept = std::mem::take(&mut *kept.0.lock().unwrap());
+        assert_eq!(kept.len(), 1, "clone_context {clone_context}");
+        for mut copy in kept {
+            assert_eq!(copy.origin(), "", "clone_context {clone_context}");
+            copy.info("logged from a context a hook kept, after the unload");
+            assert_eq!(copy.get_str("name"), Ok("Ada"));
+            copy.set("name", "Grace");
+            drop(copy);
+        }
+    }
+}

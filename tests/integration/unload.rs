@@ -238,6 +238,10 @@ fn no_plugin_memory_survives_in_the_context_after_unload() {
         let _ = reports;
 
         let json = serde_json::to_string(ctx.values()).unwrap();
+        // The log tag and sink are the host's again: logging after the unload reads no
+        // plugin memory.
+        assert_eq!(ctx.origin(), "", "{trick}");
+        ctx.info("logged after the unload");
         ctx.set("after", "unload");
         let copy = ctx.clone();
         ctx.cancel_token().cancel();

@@ -41,8 +41,8 @@ mod open_images;
 mod os;
 mod pin_cell;
 
+pub(crate) use entry::{adopt, CallError, CallFailure};
 use entry::{call_and_rehome, EntryFn, PluginFn, RouterFn, StopFn};
-pub(crate) use entry::{CallError, CallFailure};
 use gate::{Gate, CLOSING};
 use layout::{check_module_layout, summarize_layout_errors};
 use open_images::{release_image, ImageKey, OPEN_IMAGES};

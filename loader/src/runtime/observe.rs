@@ -28,10 +28,11 @@ impl PluginManager {
         self
     }
 
-    /// Measures the latency of one call in `every` per thread ([`SAMPLE_EVERY`](crate::SAMPLE_EVERY) by default;
+    /// Measures the latency of about one call in `every` per thread ([`SAMPLE_EVERY`](crate::SAMPLE_EVERY) by default;
     /// 1 times every call, at the cost of two clock reads per call). `every` is rounded up to
-    /// a power of two (so choosing a call is a mask, not a division). Calls and errors are
-    /// always counted exactly.
+    /// a power of two (so choosing a call is a mask, not a division), and calls are chosen
+    /// from a scrambled count, so a plugin whose calls alternate with another's on one
+    /// thread is still sampled. Calls and errors are always counted exactly.
     pub fn with_latency_sampling(mut self, every: u32) -> Self {
         self.sample_every = every.max(1).checked_next_power_of_two().unwrap_or(1 << 31);
         self

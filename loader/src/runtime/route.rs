@@ -175,6 +175,9 @@ fn route_call(target: &str, parent: &Context, sub: &mut Context) -> Result<(), P
     };
     sub.set_deadline(deadline);
     sub.set_cancel_token(parent.cancel_token().clone());
+    // The sub-context is the plugin's making: make it the host's before the dependency's
+    // hooks see it.
+    super::ffi::adopt(sub, super::plugin::HOST_SINK);
     let result = {
         let _nested = Nested::enter(depth);
         dependency.handle.execute(sub)

@@ -133,13 +133,18 @@ impl Local {
         self.stripe
     }
 
-    /// Counts a call on this thread and says whether the count masked with `mask` is 0:
-    /// every call for 0, one in `2^k` for `2^k - 1` (for sampling).
+    /// Counts a call on this thread and says whether to time it: every call for `mask` 0,
+    /// about one in `2^k` for `2^k - 1`. The count is scrambled (Fibonacci hashing) before
+    /// the mask: the count is the thread's, shared by every plugin it calls, and a plugin
+    /// called on every second or fourth count (calls that alternate between two plugins,
+    /// or a call and the nested call it makes) would otherwise never, or always, land on a
+    /// multiple of `2^k`.
     #[inline]
     pub(crate) fn sampled(&self, mask: u32) -> bool {
         let n = self.tick.get().wrapping_add(1);
         self.tick.set(n);
-        n & mask == 0
+        let scrambled = (u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32;
+        scrambled & mask == 0
     }
 
     /// The next free pin slot, until the returned guard is dropped; `None` if all
@@ -284,6 +289,38 @@ mod tests {
             drop(pins);
             assert!(local.pin().is_some());
         })
+        .unwrap();
+    }
+
+    #[test]
+    fn every_stride_of_calls_gets_its_share_of_samples() {
+        // One thread's calls, taken every `stride`-th (a plugin whose calls alternate with
+        // another's, or with nested calls): each stride still gets about one in 64 timed.
+        std::thread::spawn(|| {
+            with_local(|local| {
+                for stride in [1u32, 2, 3, 4, 8, 64] {
+                    let mut timed = 0;
+                    for i in 0..64_000u32 {
+                        let t = local.sampled(63);
+                        if i % stride == 0 && t {
+                            timed += 1;
+                        }
+                    }
+                    let calls = 64_000 / stride;
+                    let expected = calls / 64;
+                    assert!(
+                        timed > expected / 2 && timed < expected * 2,
+                        "stride {stride}: {timed} of {calls} timed, expected about {expected}"
+                    );
+                }
+                assert!(
+                    (0..100).all(|_| local.sampled(0)),
+                    "mask 0 times every call"
+                );
+            })
+            .unwrap();
+        })
+        .join()
         .unwrap();
     }
 

@@ -111,6 +111,17 @@ pub(super) unsafe fn call_and_rehome(
     }
 }
 
+/// Makes a context a plugin built the host's before any host code sees it: its buffers moved
+/// into host memory, the host's log `sink`, no log tag. For the sub-context of a call between
+/// plugins, which the dependency's `before` hooks get before the call starts: one the plugin
+/// made with `Context::new`, `clone` or a swap carries the plugin's log sink, its log tag or
+/// its buffers, and a hook that kept a copy would reach into the plugin's image after an
+/// unload.
+pub(crate) fn adopt(ctx: &mut Context, sink: LogSink) {
+    ctx.end_call_with(0, HostBuffers::get());
+    ctx.set_log_sink(sink);
+}
+
 /// A non-zero key no plugin can predict: each thread walks a Weyl sequence (adding an odd
 /// constant) from a random start, so keys never repeat within 2^64 calls on a thread.
 fn next_call_key() -> u64 {
