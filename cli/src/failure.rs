@@ -44,8 +44,9 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.downcast_ref::<ExecError>().is_some()
-        || error.downcast_ref::<Box<ExecError>>().is_some()
+    // `execute`'s error arrives boxed through `?`; an unboxed one may come from elsewhere.
+    if error.downcast_ref::<Box<ExecError>>().is_some()
+        || error.downcast_ref::<ExecError>().is_some()
     {
         5
     } else if let Some(e) = error.downcast_ref::<LoadError>() {

@@ -100,7 +100,6 @@ pub fn run(g: &Global, a: RunArgs, out: &Output) -> Result<(), Failure> {
     }
     let manager = PluginManager::new(g.plugins_dir()?).with_worker_policy(policy);
     let plugin = manager.load_matching(&a.plugin.name, a.plugin.requirement.as_deref())?;
-    // Unboxed, so that the exit code's downcast finds an `ExecError`.
-    plugin.execute(&mut ctx).map_err(|e| *e)?;
+    plugin.execute(&mut ctx)?;
     out.json(ctx.values())
 }
